@@ -1,0 +1,97 @@
+# OCI images for the five components, built from this flake and nixpkgs so nothing is pulled
+# from a registry: layered, running as the non-root user 65532, tagged with the flake revision.
+# Names come from component.toml ([[images]] nix_package and the repository of default_ref).
+{
+  pkgs,
+  fluoLib,
+  components,
+  tag,
+  binaries,
+  stream,
+}:
+let
+  uid = "65532";
+  build = if stream then pkgs.dockerTools.streamLayeredImage else pkgs.dockerTools.buildLayeredImage;
+
+  # /etc/passwd and /etc/group, so tools that look the user up find it.
+  user = pkgs.runCommand "fluo-image-user" { } ''
+    mkdir -p $out/etc
+    echo "fluo:x:${uid}:${uid}:fluo:/nonexistent:/sbin/nologin" > $out/etc/passwd
+    echo "fluo:x:${uid}:" > $out/etc/group
+  '';
+
+  # What each image runs. Manifests add arguments (config files, data paths) with `args`.
+  recipes = {
+    image-fluo-bff = {
+      entrypoint = [ "${binaries.fluo-bff}/bin/fluo-bff" ];
+      ports = [ 8080 ];
+    };
+    image-fluo-worker = {
+      entrypoint = [ "${binaries.fluo-worker}/bin/fluo-worker" ];
+      ports = [ 8081 ];
+    };
+    image-nats = {
+      entrypoint = [ "${pkgs.nats-server}/bin/nats-server" ];
+      ports = [
+        4222
+        6222
+        8222
+      ];
+    };
+    image-nats-exporter = {
+      entrypoint = [ "${pkgs.prometheus-nats-exporter}/bin/prometheus-nats-exporter" ];
+      ports = [ 7777 ];
+    };
+    image-prometheus = {
+      entrypoint = [ "${pkgs.prometheus}/bin/prometheus" ];
+      ports = [ 9090 ];
+    };
+    image-grafana = {
+      entrypoint = [
+        "${pkgs.grafana}/bin/grafana"
+        "server"
+        "--homepath"
+        "${pkgs.grafana}/share/grafana"
+      ];
+      ports = [ 3000 ];
+      env = [ "GF_PATHS_DATA=/var/lib/grafana" ];
+    };
+  };
+
+  mkImage =
+    image:
+    let
+      recipe =
+        recipes.${image.nixPackage}
+          or (throw "nix/images.nix has no recipe for nix_package '${image.nixPackage}' (component ${image.component})");
+    in
+    build {
+      name = image.repository;
+      inherit tag;
+      contents = [
+        user
+        pkgs.cacert
+      ];
+      config = {
+        User = "${uid}:${uid}";
+        Entrypoint = recipe.entrypoint;
+        ExposedPorts = builtins.listToAttrs (
+          map (port: {
+            name = "${toString port}/tcp";
+            value = { };
+          }) recipe.ports
+        );
+        Env = [ "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt" ] ++ recipe.env or [ ];
+        Labels = {
+          "org.opencontainers.image.title" = image.name;
+          "org.opencontainers.image.revision" = tag;
+        };
+      };
+    };
+in
+builtins.listToAttrs (
+  map (image: {
+    name = image.nixPackage;
+    value = mkImage image;
+  }) (fluoLib.allImages components)
+)

@@ -1,0 +1,279 @@
+# Cases for the flake wiring: the root flake and the five component sub-flakes, evaluated with a
+# stub nixpkgs. Output names and app records must not need nixpkgs (a throwing stub proves it);
+# programs, scripts and images are checked with fake derivations.
+{ fluoLib, root }:
+let
+  rev = "0123456789abcdef0123456789abcdef01234567";
+  componentRev = "89abcdef0123456789abcdef0123456789abcdef";
+  components = fluoLib.readComponents (root + "/infra");
+  componentNames = builtins.attrNames components;
+  sorted = builtins.sort builtins.lessThan;
+  lines = text: builtins.filter builtins.isString (builtins.split "\n" text);
+
+  fakeDrv = name: {
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+  fakePkgs =
+    fluoLib.genAttrs [
+      "cacert"
+      "nats-server"
+      "prometheus-nats-exporter"
+      "prometheus"
+      "grafana"
+      "skopeo"
+      "gzip"
+      "coreutils"
+      "cargo"
+      "rustc"
+      "clippy"
+      "rustfmt"
+      "cargo-nextest"
+      "git"
+      "kubectl"
+    ] fakeDrv
+    // {
+      stdenv.cc = fakeDrv "cc";
+      rustPlatform.buildRustPackage = args: fakeDrv args.pname // { inherit (args) cargoBuildFlags; };
+      dockerTools = {
+        streamLayeredImage =
+          args:
+          fakeDrv "stream-${baseNameOf args.name}"
+          // {
+            inherit (args) name tag config;
+          };
+        buildLayeredImage = args: fakeDrv "${baseNameOf args.name}.tar.gz" // { inherit (args) name tag; };
+      };
+      runCommand = name: _: _: fakeDrv name;
+      writeShellApplication = args: fakeDrv args.name // { inherit (args) text runtimeInputs; };
+    };
+
+  throwingNixpkgs.legacyPackages = throw "nixpkgs was evaluated";
+  fakeNixpkgs.legacyPackages = fluoLib.genAttrs fluoLib.systems (_: fakePkgs);
+
+  rootFlakeFile = import (root + "/flake.nix");
+  rootFlakeWith =
+    nixpkgs:
+    let
+      self =
+        rootFlakeFile.outputs { inherit self nixpkgs; }
+        // {
+          outPath = root;
+          inherit rev;
+        };
+    in
+    self;
+
+  subFlakeFile = name: import (root + "/infra/components/${name}/flake.nix");
+  subFlakeWith =
+    nixpkgs: name:
+    let
+      self =
+        (subFlakeFile name).outputs {
+          inherit self;
+          fluo = rootFlakeWith nixpkgs;
+        }
+        // {
+          outPath = root + "/infra/components/${name}";
+          rev = componentRev;
+        };
+    in
+    self;
+
+  pure = rootFlakeWith throwingNixpkgs;
+  faked = rootFlakeWith fakeNixpkgs;
+
+  contextWith =
+    revSource:
+    import (root + "/nix/context.nix") {
+      self = faked;
+      nixpkgs = fakeNixpkgs;
+      system = "x86_64-linux";
+      inherit revSource;
+    };
+  scriptOf = ctx: name: app: (import (root + "/nix/mk-app.nix") ctx).script name app;
+  rootApps = fluoLib.rootApps components;
+  rootCtx = contextWith faked;
+  store = name: "/nix/store/00000000000000000000000000000000-${name}";
+in
+{
+  testFlakeInputs = {
+    expr = {
+      root = rootFlakeFile.inputs.nixpkgs.url;
+      components = map (name: (subFlakeFile name).inputs.fluo.url) componentNames;
+    };
+    expected = {
+      root = "github:NixOS/nixpkgs/nixos-26.05";
+      components = map (_: "path:../../..") componentNames;
+    };
+  };
+
+  testRootOutputNamesNeedNoNixpkgs = {
+    expr = {
+      top = builtins.attrNames pure;
+      packages = builtins.mapAttrs (_: builtins.attrNames) pure.packages;
+      apps = builtins.mapAttrs (_: builtins.attrNames) pure.apps;
+      checks = builtins.mapAttrs (_: builtins.attrNames) pure.checks;
+      devShells = builtins.mapAttrs (_: builtins.attrNames) pure.devShells;
+    };
+    expected = {
+      top = [
+        "apps"
+        "checks"
+        "devShells"
+        "formatter"
+        "lib"
+        "outPath"
+        "packages"
+        "rev"
+      ];
+      packages = fluoLib.genAttrs fluoLib.systems (_: sorted (fluoLib.packageNames components));
+      apps = fluoLib.genAttrs fluoLib.systems (_: builtins.attrNames rootApps);
+      checks = fluoLib.genAttrs fluoLib.systems (system: sorted (fluoLib.checkNames system));
+      devShells = fluoLib.genAttrs fluoLib.systems (_: [ "default" ]);
+    };
+  };
+
+  testRootAppsNeedNoNixpkgs = {
+    expr = builtins.mapAttrs (_: app: {
+      inherit (app) type;
+      inherit (app.meta) description;
+    }) pure.apps.x86_64-linux;
+    expected = builtins.mapAttrs (_: app: {
+      type = "app";
+      inherit (app) description;
+    }) rootApps;
+  };
+
+  testRootLibIsPure = {
+    expr = {
+      order = pure.lib.dependencyOrder (pure.lib.readComponents (root + "/infra"));
+      hasMkComponentFlake = pure.lib ? mkComponentFlake;
+    };
+    expected = {
+      order = fluoLib.dependencyOrder components;
+      hasMkComponentFlake = true;
+    };
+  };
+
+  testSubFlakeAppsNeedNoNixpkgs = {
+    expr = fluoLib.genAttrs componentNames (
+      name:
+      builtins.mapAttrs (
+        _: apps: builtins.mapAttrs (_: app: app.meta.description) apps
+      ) (subFlakeWith throwingNixpkgs name).apps
+    );
+    expected = fluoLib.genAttrs componentNames (
+      name:
+      fluoLib.genAttrs fluoLib.systems (
+        _: builtins.mapAttrs (_: app: app.description) (fluoLib.componentApps components name)
+      )
+    );
+  };
+
+  testPrograms = {
+    expr = [
+      faked.apps.x86_64-linux.deploy-all.program
+      (subFlakeWith fakeNixpkgs "nats").apps.aarch64-darwin.rollback.program
+    ];
+    expected = [
+      "${store "fluo-deploy-all"}/bin/fluo-deploy-all"
+      "${store "fluo-rollback"}/bin/fluo-rollback"
+    ];
+  };
+
+  testBinaryPackagesBuildOneBinary = {
+    expr = builtins.mapAttrs (_: p: p.cargoBuildFlags) (
+      builtins.intersectAttrs (fluoLib.genAttrs fluoLib.binaries (_: null)) faked.packages.x86_64-linux
+    );
+    expected = fluoLib.genAttrs fluoLib.binaries (name: [
+      "--package"
+      name
+      "--bin"
+      name
+    ]);
+  };
+
+  testImagesAreTaggedNonRootAndNamedFromComponentToml = {
+    expr = map (image: {
+      inherit (faked.packages.x86_64-linux.${image.nixPackage}) name tag;
+      user = faked.packages.x86_64-linux.${image.nixPackage}.config.User;
+    }) (fluoLib.allImages components);
+    expected = map (image: {
+      name = image.repository;
+      tag = rev;
+      user = "65532:65532";
+    }) (fluoLib.allImages components);
+  };
+
+  testBffImageRunsTheBffBinary = {
+    expr = faked.packages.x86_64-linux.image-fluo-bff.config.Entrypoint;
+    expected = [ "${store "fluo-bff"}/bin/fluo-bff" ];
+  };
+
+  # A darwin host cannot run the Linux stream script: it gets a tarball built for Linux.
+  testDarwinImagesAreTarballs = {
+    expr = {
+      inherit (faked.packages.aarch64-darwin.image-nats) outPath name;
+    };
+    expected = {
+      outPath = store "nats.tar.gz";
+      name = "fluo/nats";
+    };
+  };
+
+  testDirtyTreeTagsImagesDirty = {
+    expr = (rootFlakeWith fakeNixpkgs).packages.x86_64-linux.image-nats.tag == rev
+      && (contextWith { dirtyRev = "abc-dirty"; }).packages.image-nats.tag == "dirty";
+    expected = true;
+  };
+
+  testStatusAllScriptThroughTheFlake = {
+    expr = builtins.elem ''exec ${store "fluo-deploy"}/bin/fluo-deploy status "$@"'' (
+      lines (scriptOf rootCtx "status-all" rootApps.status-all).text
+    );
+    expected = true;
+  };
+
+  testDeployAllPublishesTheBuiltImages = {
+    expr = builtins.elem "    sources=(${
+      builtins.concatStringsSep " " (
+        map (image: "${image.repository}:${rev}=${store "stream-${baseNameOf image.repository}"}") (
+          fluoLib.allImages components
+        )
+      )
+    })" (lines (scriptOf rootCtx "deploy-all" rootApps.deploy-all).text);
+    expected = true;
+  };
+
+  testHealthHasItsBinariesOnPath = {
+    expr = map (p: p.name) (scriptOf rootCtx "health" rootApps.health).runtimeInputs;
+    expected = [
+      "fluo-health"
+      "fluo-smoke"
+    ];
+  };
+
+  testTestAllHasTheTestToolsOnPath = {
+    expr = map (p: p.name) (scriptOf rootCtx "test-all" rootApps.test-all).runtimeInputs;
+    expected = rootApps.test-all.tools;
+  };
+
+  testComponentDeployUsesTheComponentRevision = {
+    expr =
+      let
+        ctx = contextWith { rev = componentRev; };
+        text = (scriptOf ctx "deploy" (fluoLib.componentApps components "bff").deploy).text;
+      in
+      map (line: builtins.elem line (lines text)) [
+        "export FLUO_COMMIT=\${FLUO_COMMIT:-${componentRev}}"
+        "    image_args=(--image fluo-bff=fluo/fluo-bff:${componentRev})"
+        ''exec ${store "fluo-deploy"}/bin/fluo-deploy deploy bff "''${image_args[@]}" "$@"''
+      ];
+    expected = [
+      true
+      true
+      true
+    ];
+  };
+}
