@@ -19,7 +19,7 @@ let
     filter = path: type: type == "directory" || fluoLib.hasSuffix ".nix" path;
   };
 
-  libTestFailures = import ./lib/tests { root = self.outPath; };
+  libTestFailures = (import ./lib/tests { root = self.outPath; }).failures;
 
   all = {
     cargo-test = rust.mkWorkspaceCheck pkgs {

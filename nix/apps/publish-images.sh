@@ -81,7 +81,7 @@ fluo_require() {
 
 # fluo_load_image LOADER CONTEXT REF SOURCE
 fluo_load_image() {
-  local loader=$1 context=$2 ref=$3 source=$4 archive status
+  local loader=$1 context=$2 ref=$3 source=$4 dir status
   echo "fluo: loading image $ref into $context ($loader)" >&2
   case $loader in
     docker)
@@ -90,14 +90,14 @@ fluo_load_image() {
       ;;
     kind)
       fluo_require kind "load images into a kind cluster" || return
-      archive=$(mktemp "${TMPDIR:-/tmp}/fluo-image.XXXXXX.tar")
+      dir=$(mktemp -d) || return
       status=0
-      if fluo_image_tar "$source" >"$archive"; then
-        kind load image-archive "$archive" --name "${context#kind-}" >&2 || status=$?
+      if fluo_image_tar "$source" >"$dir/image.tar"; then
+        kind load image-archive "$dir/image.tar" --name "${context#kind-}" >&2 || status=$?
       else
         status=$?
       fi
-      rm -f "$archive"
+      rm -rf "$dir"
       return "$status"
       ;;
     k3s)
@@ -110,18 +110,18 @@ fluo_load_image() {
 
 # fluo_push_image REF SOURCE
 fluo_push_image() {
-  local ref=$1 source=$2 archive status
+  local ref=$1 source=$2 dir status
   fluo_require skopeo "push images to the registry" || return
   echo "fluo: pushing image $ref" >&2
-  archive=$(mktemp "${TMPDIR:-/tmp}/fluo-image.XXXXXX.tar")
+  dir=$(mktemp -d) || return
   status=0
   # The source is an archive this build produced, so there is no signature policy to apply.
-  if fluo_image_tar "$source" >"$archive"; then
-    skopeo copy --insecure-policy "docker-archive:$archive" "docker://$ref" >&2 || status=$?
+  if fluo_image_tar "$source" >"$dir/image.tar"; then
+    skopeo copy --insecure-policy "docker-archive:$dir/image.tar" "docker://$ref" >&2 || status=$?
   else
     status=$?
   fi
-  rm -f "$archive"
+  rm -rf "$dir"
   return "$status"
 }
 

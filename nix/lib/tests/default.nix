@@ -1,8 +1,7 @@
 # Tests of the pure FLUO Nix library and of the flake wiring, runTests-style: every case is
-# { expr; expected; }. Evaluates to the list of failures ([] = all pass), so
-#   nix-instantiate --eval --strict nix/lib/tests
-# prints [] when everything passes (scripts/test-nix checks that), and checks.nix-lib fails
-# the flake check otherwise. No nixpkgs needed: the flake is evaluated with a stub.
+# { expr; expected; }. Evaluates to { cases = [names]; failures = [...]; } (failures [] = all
+# pass): scripts/test-nix runs it with `nix-instantiate --eval --strict`, checks.nix-lib fails
+# the flake check on any failure. No nixpkgs needed: the flake is evaluated with a stub.
 {
   root ? ../../..,
 }:
@@ -25,4 +24,7 @@ let
         }
       ];
 in
-builtins.concatMap failure (builtins.attrNames cases)
+{
+  cases = builtins.attrNames cases;
+  failures = builtins.concatMap failure (builtins.attrNames cases);
+}

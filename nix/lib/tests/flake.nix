@@ -97,6 +97,38 @@ let
   store = name: "/nix/store/00000000000000000000000000000000-${name}";
 in
 {
+  # The nixpkgs pin every machine agrees on (shared/nix-pin.md); `nix flake lock` cannot run here.
+  testFlakeLockPin = {
+    expr =
+      let
+        lock = builtins.fromJSON (builtins.readFile (root + "/flake.lock"));
+      in
+      {
+        inherit (lock) version root;
+        rootInputs = lock.nodes.${lock.root}.inputs;
+        inherit (lock.nodes.nixpkgs) locked original;
+      };
+    expected = {
+      version = 7;
+      root = "root";
+      rootInputs.nixpkgs = "nixpkgs";
+      locked = {
+        type = "github";
+        owner = "NixOS";
+        repo = "nixpkgs";
+        rev = "5880666fd9eb563038431edb35c2d0aa595884e6";
+        narHash = "sha256-OURZPknrTjQrlNyxPdqzyqmU/81Wes1CUP/Ft1Rv/YI=";
+        lastModified = 1787204541;
+      };
+      original = {
+        type = "github";
+        owner = "NixOS";
+        repo = "nixpkgs";
+        ref = "nixos-26.05";
+      };
+    };
+  };
+
   testFlakeInputs = {
     expr = {
       root = rootFlakeFile.inputs.nixpkgs.url;

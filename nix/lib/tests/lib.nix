@@ -126,7 +126,17 @@ let
     };
   tag = "0123456789abcdef0123456789abcdef01234567";
 in
-{
+# One case per SOP-002 app: it exists and runs the intended binary (or script) with its flags.
+builtins.listToAttrs (
+  map (name: {
+    name = "testSopApp-${name}";
+    value = {
+      expr = if rootApps ? ${name} then project rootApps.${name} sopApps.${name} else "missing";
+      expected = sopApps.${name};
+    };
+  }) (builtins.attrNames sopApps)
+)
+// {
   testComponentNames = {
     expr = builtins.attrNames components;
     expected = [
@@ -380,10 +390,6 @@ in
     );
   };
 
-  testSopAppsMapToBinaryAndFlags = {
-    expr = builtins.mapAttrs (name: expected: project rootApps.${name} expected) sopApps;
-    expected = sopApps;
-  };
 
   testDeployAppsPublishEveryImage = {
     expr = map (name: imageNamesOf rootApps.${name}) [
