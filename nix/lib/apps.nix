@@ -37,7 +37,7 @@ let
       environment
     ] { images = images.allImages components; inherit environment; };
   # What `nix run .#test-all` puts on PATH: the tools scripts/test-all needs (names in nixpkgs;
-  # "cc" is the C toolchain cargo links with).
+  # "cc" is the C toolchain cargo links with; nix itself is the caller's).
   testTools = [
     "cargo"
     "rustc"
@@ -49,6 +49,7 @@ let
     "nats-server"
     "prometheus"
     "kubectl"
+    "shellcheck"
   ];
 in
 {

@@ -31,6 +31,7 @@ let
       "cargo-nextest"
       "git"
       "kubectl"
+      "shellcheck"
     ] fakeDrv
     // {
       stdenv.cc = fakeDrv "cc";
