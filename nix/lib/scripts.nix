@@ -4,10 +4,16 @@ let
   inherit (import ./strings.nix) concatMapStrings escapeShellArg escapeShellArgs;
   images = import ./images.nix;
 
+  optionalString = condition: s: if condition then s else "";
+
   exports =
     { infraDir, commit }:
-    "export FLUO_INFRA_DIR=\${FLUO_INFRA_DIR:-${escapeShellArg infraDir}}\n"
-    + (if commit == null then "" else "export FLUO_COMMIT=\${FLUO_COMMIT:-${escapeShellArg commit}}\n");
+    ''
+      export FLUO_INFRA_DIR=''${FLUO_INFRA_DIR:-${escapeShellArg infraDir}}
+    ''
+    + optionalString (commit != null) ''
+      export FLUO_COMMIT=''${FLUO_COMMIT:-${escapeShellArg commit}}
+    '';
 
   # One `case` branch per environment: registry, kube context, --image flags, images to publish.
   environmentBranch =
@@ -18,31 +24,31 @@ let
     }:
     envName: env:
     let
-      refOf =
+      imageArgs = images.imageArgs {
+        inherit (app) images;
+        inherit tag;
+        inherit (env) registry;
+      };
+      source =
         image:
-        images.imageRef {
-          inherit (image) repository;
-          inherit tag;
-          inherit (env) registry;
-        };
+        "${
+          images.imageRef {
+            inherit (image) repository;
+            inherit tag;
+            inherit (env) registry;
+          }
+        }=${imageSources.${image.nixPackage}}";
     in
-    "  ${escapeShellArg envName})\n"
-    + "    registry=${escapeShellArg env.registry}\n"
-    + "    context=\${context:-${escapeShellArg env.context}}\n"
-    + "    image_args=(${
-      escapeShellArgs (
-        images.imageArgs {
-          inherit (app) images;
-          inherit tag;
-          inherit (env) registry;
-        }
-      )
-    })\n"
-    + "    sources=(${
-      escapeShellArgs (map (image: "${refOf image}=${imageSources.${image.nixPackage}}") app.images)
-    })\n"
-    + "    ;;\n";
+    ''
+      ${escapeShellArg envName})
+        registry=${escapeShellArg env.registry}
+        context=''${context:-${escapeShellArg env.context}}
+        image_args=(${escapeShellArgs imageArgs})
+        sources=(${escapeShellArgs (map source app.images)})
+        ;;
+    '';
 
+  # Deploy apps: resolve the environment, publish the images, then pass their refs.
   publishingPreamble =
     {
       name,
@@ -59,26 +65,29 @@ let
         else
           { ${app.environment} = environments.${app.environment}; };
       known = builtins.concatStringsSep ", " (builtins.attrNames environments);
+      branches = concatMapStrings (
+        envName: environmentBranch { inherit app tag imageSources; } envName selected.${envName}
+      ) (builtins.attrNames selected);
+      envLine =
+        if app.environment == null then
+          ''env_name=$(fluo_arg_value --env "''${FLUO_ENV:-local}" "$@")''
+        else
+          "env_name=${escapeShellArg app.environment}";
     in
-    "# shellcheck source=/dev/null\n"
-    + "source ${escapeShellArg publishLib}\n"
-    + (
-      if app.environment == null then
-        "env_name=$(fluo_arg_value --env \"\${FLUO_ENV:-local}\" \"$@\")\n"
-      else
-        "env_name=${escapeShellArg app.environment}\n"
-    )
-    + "context=$(fluo_arg_value --context '' \"$@\")\n"
-    + "case $env_name in\n"
-    + concatMapStrings (envName: environmentBranch { inherit app tag imageSources; } envName selected.${envName}) (
-      builtins.attrNames selected
-    )
-    + "  *)\n"
-    + "    echo \"${name}: unknown environment '$env_name' (this build knows: ${known})\" >&2\n"
-    + "    exit 2\n"
-    + "    ;;\n"
-    + "esac\n"
-    + "fluo_publish_images ${escapeShellArg tag} \"$registry\" \"$context\" \"\${sources[@]}\"\n";
+    ''
+      # shellcheck source=/dev/null
+      source ${escapeShellArg publishLib}
+      ${envLine}
+      context=$(fluo_arg_value --context "" "$@")
+      case $env_name in
+      ${branches}*)
+        echo "${name}: unknown environment '$env_name' (this build knows: ${known})" >&2
+        exit 2
+        ;;
+      esac
+      fluo_publish_images ${escapeShellArg tag} "$registry" "$context" "''${sources[@]}"
+    '';
+
 in
 {
   appScript =
@@ -95,39 +104,51 @@ in
       source,
       packages,
     }:
-    if app.kind == "binary" then
+    let
+      binaryCommand = escapeShellArgs ([ (exe app.binary) ] ++ app.args);
+    in
+    if app.kind == "binary" && app.images == [ ] then
       exports { inherit infraDir commit; }
-      + (
-        if app.images == [ ] then
-          "exec ${escapeShellArgs ([ (exe app.binary) ] ++ app.args)} \"$@\"\n"
-        else
-          publishingPreamble {
-            inherit
-              name
-              app
-              tag
-              environments
-              imageSources
-              publishLib
-              ;
-          }
-          + "exec ${escapeShellArgs ([ (exe app.binary) ] ++ app.args)} \"\${image_args[@]}\" \"$@\"\n"
-      )
+      + ''
+        exec ${binaryCommand} "$@"
+      ''
+    else if app.kind == "binary" then
+      exports { inherit infraDir commit; }
+      + publishingPreamble {
+        inherit
+          name
+          app
+          tag
+          environments
+          imageSources
+          publishLib
+          ;
+      }
+      + ''
+        exec ${binaryCommand} "''${image_args[@]}" "$@"
+      ''
     else if app.kind == "script" then
-      exports { inherit infraDir commit; } + "exec bash ${escapeShellArg "${source}/${app.script}"} \"$@\"\n"
+      exports { inherit infraDir commit; }
+      + ''
+        exec bash ${escapeShellArg "${source}/${app.script}"} "$@"
+      ''
     else if app.kind == "checkout-script" then
-      "if ! root=$(git rev-parse --show-toplevel 2>/dev/null); then\n"
-      + "  echo ${escapeShellArg "${name}: run this inside a FLUO git checkout (it tests the working tree)"} >&2\n"
-      + "  exit 2\n"
-      + "fi\n"
-      + "if [ ! -x \"$root/${app.script}\" ]; then\n"
-      + "  echo \"${name}: $root/${app.script} is missing or not executable: is this a FLUO checkout?\" >&2\n"
-      + "  exit 2\n"
-      + "fi\n"
-      + "cd \"$root\"\n"
-      + "exec \"$root/${app.script}\" \"$@\"\n"
+      ''
+        if ! root=$(git rev-parse --show-toplevel 2>/dev/null); then
+          echo "${name}: run this inside a FLUO git checkout (it tests the working tree)" >&2
+          exit 2
+        fi
+        if [ ! -x "$root/${app.script}" ]; then
+          echo "${name}: $root/${app.script} is missing or not executable: is this a FLUO checkout?" >&2
+          exit 2
+        fi
+        cd "$root"
+        exec "$root/${app.script}" "$@"
+      ''
     else if app.kind == "build-all" then
-      concatMapStrings (p: "printf '%s\\t%s\\n' ${escapeShellArg p.name} ${escapeShellArg p.path}\n") packages
+      concatMapStrings (package: ''
+        printf '%s\t%s\n' ${escapeShellArg package.name} ${escapeShellArg package.path}
+      '') packages
     else
       throw "app ${name}: unknown kind '${app.kind}'";
 }

@@ -269,7 +269,7 @@ in
   };
 
   testDeployAllPublishesTheBuiltImages = {
-    expr = builtins.elem "    sources=(${
+    expr = builtins.elem "  sources=(${
       builtins.concatStringsSep " " (
         map (image: "${image.repository}:${rev}=${store "stream-${baseNameOf image.repository}"}") (
           fluoLib.allImages components
@@ -300,7 +300,7 @@ in
       in
       map (line: builtins.elem line (lines text)) [
         "export FLUO_COMMIT=\${FLUO_COMMIT:-${componentRev}}"
-        "    image_args=(--image fluo-bff=fluo/fluo-bff:${componentRev})"
+        "  image_args=(--image fluo-bff=fluo/fluo-bff:${componentRev})"
         ''exec ${store "fluo-deploy"}/bin/fluo-deploy deploy bff "''${image_args[@]}" "$@"''
       ];
     expected = [

@@ -544,13 +544,13 @@ builtins.listToAttrs (
       in
       map (line: builtins.elem line text) [
         "env_name=staging"
-        "  staging)"
-        "    registry=registry.fluo.example/fluo"
-        "    image_args=(--image nats=registry.fluo.example/fluo/nats:${tag} --image nats-exporter=registry.fluo.example/fluo/prometheus-nats-exporter:${tag} --image prometheus=registry.fluo.example/fluo/prometheus:${tag} --image grafana=registry.fluo.example/fluo/grafana:${tag} --image fluo-bff=registry.fluo.example/fluo/fluo-bff:${tag} --image fluo-worker=registry.fluo.example/fluo/fluo-worker:${tag})"
+        "staging)"
+        "  registry=registry.fluo.example/fluo"
+        "  image_args=(--image nats=registry.fluo.example/fluo/nats:${tag} --image nats-exporter=registry.fluo.example/fluo/prometheus-nats-exporter:${tag} --image prometheus=registry.fluo.example/fluo/prometheus:${tag} --image grafana=registry.fluo.example/fluo/grafana:${tag} --image fluo-bff=registry.fluo.example/fluo/fluo-bff:${tag} --image fluo-worker=registry.fluo.example/fluo/fluo-worker:${tag})"
         ''fluo_publish_images ${tag} "$registry" "$context" "''${sources[@]}"''
         ''exec /fake/fluo-deploy/bin/fluo-deploy deploy --all --env staging "''${image_args[@]}" "$@"''
         # a fixed environment has exactly one branch
-        "  local)"
+        "local)"
       ];
     expected = [
       true
@@ -570,10 +570,10 @@ builtins.listToAttrs (
       in
       map (line: builtins.elem line text) [
         ''env_name=$(fluo_arg_value --env "''${FLUO_ENV:-local}" "$@")''
-        "  local)"
-        "  staging)"
-        "  production)"
-        "    sources=(${
+        "local)"
+        "staging)"
+        "production)"
+        "  sources=(${
           builtins.concatStringsSep " " (
             map (image: "${image.repository}:${tag}=/fake/${image.nixPackage}") (fluoLib.allImages components)
           )
