@@ -24,9 +24,12 @@ in
 {
   apps = perSystem (
     ctx:
+    let
+      known = builtins.concatStringsSep ", " (builtins.attrNames ctx.components);
+    in
     if ctx.components ? ${name} then
       builtins.mapAttrs (import ./mk-app.nix ctx).app (fluoLib.componentApps ctx.components name)
     else
-      throw "mkComponentFlake: no component '${name}' in infra/components (known: ${builtins.concatStringsSep ", " (builtins.attrNames ctx.components)})"
+      throw "mkComponentFlake: no component '${name}' in infra/components (known: ${known})"
   );
 }

@@ -11,7 +11,8 @@
 }:
 let
   uid = "65532";
-  build = if stream then pkgs.dockerTools.streamLayeredImage else pkgs.dockerTools.buildLayeredImage;
+  build =
+    if stream then pkgs.dockerTools.streamLayeredImage else pkgs.dockerTools.buildLayeredImage;
 
   # /etc/passwd and /etc/group, so tools that look the user up find it.
   user = pkgs.runCommand "fluo-image-user" { } ''
@@ -62,8 +63,10 @@ let
     image:
     let
       recipe =
-        recipes.${image.nixPackage}
-          or (throw "nix/images.nix has no recipe for nix_package '${image.nixPackage}' (component ${image.component})");
+        recipes.${image.nixPackage} or (throw (
+          "nix/images.nix has no recipe for nix_package '${image.nixPackage}'"
+          + " (component ${image.component})"
+        ));
     in
     build {
       name = image.repository;

@@ -18,7 +18,13 @@ rec {
 
   # What cargo reads to build: documentation or infra/ edits do not rebuild the binaries.
   buildSrc = sourceOf "fluo-rust-src" (
-    rel: _: rel == "Cargo.toml" || rel == "Cargo.lock" || rel == "rust" || fluoLib.hasPrefix "rust/" rel
+    rel: _:
+    builtins.elem rel [
+      "Cargo.toml"
+      "Cargo.lock"
+      "rust"
+    ]
+    || fluoLib.hasPrefix "rust/" rel
   );
 
   # Tests also read infra/, scripts/ and tests/ fixtures: everything but build outputs.

@@ -24,6 +24,18 @@ fluo_arg_value() {
   printf '%s\n' "$value"
 }
 
+# fluo_wants_help ARG...: true when the user asked for help (then nothing is published).
+fluo_wants_help() {
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      -h | --help) return 0 ;;
+      --) return 1 ;;
+    esac
+  done
+  return 1
+}
+
 # fluo_loader_for_context CONTEXT -> docker | kind | k3s | none (FLUO_IMAGE_LOADER overrides).
 fluo_loader_for_context() {
   local context=$1

@@ -80,8 +80,7 @@ in
     deploy-staging = deployTo components "staging";
     deploy-production = deployTo components "production";
     deploy-all =
-      fluoDeploy
-        "Publish the built images and deploy all components (environment from --env or FLUO_ENV, default local)"
+      fluoDeploy "Publish the built images and deploy all components (--env, FLUO_ENV or local)"
         [
           "deploy"
           "--all"

@@ -11,8 +11,9 @@ rec {
     let
       withoutDigest = builtins.head (builtins.split "@" ref);
       match = builtins.match "(.*/)?([^/:]+)(:[^/]*)?" withoutDigest;
+      prefix = builtins.elemAt match 0;
     in
-    (if builtins.elemAt match 0 == null then "" else builtins.elemAt match 0) + builtins.elemAt match 1;
+    (if prefix == null then "" else prefix) + builtins.elemAt match 1;
 
   # Every image of the given components, in dependency order.
   imagesOf =
@@ -25,7 +26,9 @@ rec {
           inherit component;
           repository = repositoryOf image.defaultRef;
         };
-      selected = builtins.filter (name: builtins.elem name names) (order.dependencyOrder components);
+      selected = builtins.filter (name: builtins.elem name names) (
+        order.dependencyOrder components
+      );
     in
     builtins.concatLists (map (name: map (withOrigin name) components.${name}.images) selected);
 

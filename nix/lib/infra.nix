@@ -31,11 +31,17 @@ rec {
       file = "infra/components/${dirName}/component.toml";
       toml = readToml (dir + "/component.toml");
       name = required file toml "component" "name";
-      image = entry: {
-        name = entry.name or (throw "${file}: an [[images]] entry has no 'name'");
-        nixPackage = entry.nix_package or (throw "${file}: image '${entry.name}' has no 'nix_package'");
-        defaultRef = entry.default_ref or (throw "${file}: image '${entry.name}' has no 'default_ref'");
-      };
+      image =
+        entry:
+        let
+          imageKey =
+            key: entry.${key} or (throw "${file}: an [[images]] entry has no '${key}'");
+        in
+        {
+          name = imageKey "name";
+          nixPackage = imageKey "nix_package";
+          defaultRef = imageKey "default_ref";
+        };
     in
     if name != dirName then
       throw "${file}: [component] name = \"${name}\" must equal its directory name \"${dirName}\""

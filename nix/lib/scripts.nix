@@ -56,7 +56,6 @@ let
       tag,
       environments,
       imageSources,
-      publishLib,
     }:
     let
       selected =
@@ -75,8 +74,6 @@ let
           "env_name=${escapeShellArg app.environment}";
     in
     ''
-      # shellcheck source=/dev/null
-      source ${escapeShellArg publishLib}
       ${envLine}
       context=$(fluo_arg_value --context "" "$@")
       case $env_name in
@@ -114,6 +111,13 @@ in
       ''
     else if app.kind == "binary" then
       exports { inherit infraDir commit; }
+      + ''
+        # shellcheck source=/dev/null
+        source ${escapeShellArg publishLib}
+        if fluo_wants_help "$@"; then
+          exec ${binaryCommand} "$@"
+        fi
+      ''
       + publishingPreamble {
         inherit
           name
@@ -121,7 +125,6 @@ in
           tag
           environments
           imageSources
-          publishLib
           ;
       }
       + ''

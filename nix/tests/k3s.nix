@@ -69,11 +69,13 @@ let
   };
   bff = builtins.head (fluoLib.imagesOf components [ "bff" ]);
   secondBffRef = "${bff.repository}:second";
+  refForSecondDeploy =
+    image: if image.nixPackage == bff.nixPackage then secondBffRef else builtRef image;
   secondDeployImages = fluoLib.escapeShellArgs (
     builtins.concatLists (
       map (image: [
         "--image"
-        "${image.name}=${if image.nixPackage == bff.nixPackage then secondBffRef else builtRef image}"
+        "${image.name}=${refForSecondDeploy image}"
       ]) (fluoLib.allImages components)
     )
   );

@@ -7,7 +7,8 @@
 }:
 let
   fluoLib = import ../.;
-  cases = import ./lib.nix { inherit fluoLib root; } // import ./flake.nix { inherit fluoLib root; };
+  cases =
+    import ./lib.nix { inherit fluoLib root; } // import ./flake.nix { inherit fluoLib root; };
   failure =
     name:
     let

@@ -35,7 +35,8 @@ let
     ] fakeDrv
     // {
       stdenv.cc = fakeDrv "cc";
-      rustPlatform.buildRustPackage = args: fakeDrv args.pname // { inherit (args) cargoBuildFlags; };
+      rustPlatform.buildRustPackage =
+        args: fakeDrv args.pname // { inherit (args) cargoBuildFlags; };
       dockerTools = {
         streamLayeredImage =
           args:
@@ -43,7 +44,12 @@ let
           // {
             inherit (args) name tag config;
           };
-        buildLayeredImage = args: fakeDrv "${baseNameOf args.name}.tar.gz" // { inherit (args) name tag; };
+        buildLayeredImage =
+          args:
+          fakeDrv "${baseNameOf args.name}.tar.gz"
+          // {
+            inherit (args) name tag;
+          };
       };
       runCommand = name: _: _: fakeDrv name;
       writeShellApplication = args: fakeDrv args.name // { inherit (args) text runtimeInputs; };
@@ -216,8 +222,8 @@ in
   };
 
   testBinaryPackagesBuildOneBinary = {
-    expr = builtins.mapAttrs (_: p: p.cargoBuildFlags) (
-      builtins.intersectAttrs (fluoLib.genAttrs fluoLib.binaries (_: null)) faked.packages.x86_64-linux
+    expr = fluoLib.genAttrs fluoLib.binaries (
+      name: faked.packages.x86_64-linux.${name}.cargoBuildFlags
     );
     expected = fluoLib.genAttrs fluoLib.binaries (name: [
       "--package"

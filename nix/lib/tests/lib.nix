@@ -114,7 +114,9 @@ let
       infraDir = "/fake/infra";
       commit = "0123456789abcdef0123456789abcdef01234567";
       tag = "0123456789abcdef0123456789abcdef01234567";
-      imageSources = fluoLib.genAttrs (fluoLib.imagePackageNames components) (name: "/fake/${name}");
+      imageSources = fluoLib.genAttrs (fluoLib.imagePackageNames components) (
+        name: "/fake/${name}"
+      );
       publishLib = "/fake/publish-images.sh";
       source = "/fake/src";
       packages = [
@@ -212,7 +214,10 @@ builtins.listToAttrs (
     expr =
       let
         waves = fluoLib.deployWaves components;
-        indexOf = name: builtins.head (builtins.filter (i: builtins.elem name (builtins.elemAt waves i)) (builtins.genList (i: i) (builtins.length waves)));
+        waveNumbers = builtins.genList (i: i) (builtins.length waves);
+        indexOf =
+          name:
+          builtins.head (builtins.filter (i: builtins.elem name (builtins.elemAt waves i)) waveNumbers);
       in
       builtins.all (
         name: builtins.all (dep: indexOf dep < indexOf name) components.${name}.dependsOn
