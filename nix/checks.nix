@@ -24,6 +24,9 @@ let
   all = {
     cargo-test = rust.mkWorkspaceCheck pkgs {
       pname = "fluo-cargo-test";
+      # Only the tests are needed: no release build first, tests in the dev profile.
+      dontCargoBuild = true;
+      checkType = "debug";
       useNextest = true;
       cargoTestFlags = [ "--workspace" ];
       nativeCheckInputs = [
