@@ -26,12 +26,14 @@ let
         name = "vm";
         context = "default";
       };
-      access = builtins.removeAttrs local.access [
-        "ingress_url"
-        "ingress_host"
-      ] // {
-        mode = "port-forward";
-      };
+      access =
+        builtins.removeAttrs local.access [
+          "ingress_url"
+          "ingress_host"
+        ]
+        // {
+          mode = "port-forward";
+        };
     }
   );
   vmInfra = pkgs.runCommand "fluo-infra-vm" { } ''
@@ -58,15 +60,17 @@ let
   # Checklist steps that run the flake itself (this test is part of `nix flake check`); the
   # deploy's --reason is recorded as the reason for skipping them.
   skips = "--skip tests --skip flake-check --skip build";
-  fluoEnv = "export KUBECONFIG=${kubeconfig} FLUO_COMMIT=${
-    if commit == null then "unknown-dirty" else commit
-  };";
+  testCommit = if commit == null then "unknown-dirty" else commit;
+  # For the apps and for fluo-deploy called directly (the second deploy and history).
+  fluoEnv = "export KUBECONFIG=${kubeconfig} FLUO_INFRA_DIR=${vmInfra} FLUO_COMMIT=${testCommit};";
   order = fluoLib.dependencyOrder components;
-  builtRef = image: fluoLib.imageRef {
-    inherit (image) repository;
-    inherit tag;
-    registry = "";
-  };
+  builtRef =
+    image:
+    fluoLib.imageRef {
+      inherit (image) repository;
+      inherit tag;
+      registry = "";
+    };
   bff = builtins.head (fluoLib.imagesOf components [ "bff" ]);
   secondBffRef = "${bff.repository}:second";
   refForSecondDeploy =
