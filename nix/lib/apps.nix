@@ -18,24 +18,29 @@ let
     // fields;
 
   fluoDeploy =
-    description: args: extra:
+    fields:
     app (
       {
         kind = "binary";
         binary = "fluo-deploy";
-        inherit description args;
       }
-      // extra
+      // fields
     );
 
   deployTo =
     components: environment:
-    fluoDeploy "Publish the built images and deploy all components to ${environment}" [
-      "deploy"
-      "--all"
-      "--env"
-      environment
-    ] { images = images.allImages components; inherit environment; };
+    fluoDeploy {
+      description = "Publish the built images and deploy all components to ${environment}";
+      args = [
+        "deploy"
+        "--all"
+        "--env"
+        environment
+      ];
+      images = images.allImages components;
+      inherit environment;
+    };
+
   # What `nix run .#test-all` puts on PATH: the tools scripts/test-all needs (names in nixpkgs;
   # "cc" is the C toolchain cargo links with; nix itself is the caller's).
   testTools = [
@@ -75,33 +80,48 @@ in
       kind = "build-all";
       description = "Build every package and image and print their store paths";
     };
-    status-all = fluoDeploy "Show every component's release, readiness and images" [ "status" ] { };
+    status-all = fluoDeploy {
+      description = "Show every component's release, readiness and images";
+      args = [ "status" ];
+    };
     deploy-local = deployTo components "local";
     deploy-staging = deployTo components "staging";
     deploy-production = deployTo components "production";
-    deploy-all =
-      fluoDeploy "Publish the built images and deploy all components (--env, FLUO_ENV or local)"
-        [
-          "deploy"
-          "--all"
-        ]
-        { images = images.allImages components; };
-    delete-all = fluoDeploy "Delete every component in reverse dependency order (history kept)" [
-      "delete"
-      "--all"
-    ] { };
-    rollback-to-previous =
-      fluoDeploy "Roll every component back to the state before the latest deploy (needs --reason)"
-        [ "rollback-to-previous" ]
-        { };
-    graceful-shutdown = fluoDeploy "Scale every component to zero in reverse dependency order" [
-      "shutdown"
-    ] { };
-    logs-all = fluoDeploy "Show the logs of every component" [ "logs" ] { };
-    history = fluoDeploy "Show the release history (audit trail); --verify checks the hash chain" [
-      "history"
-    ] { };
-    monitor = fluoDeploy "Watch error rates, restarts and backlog after a deploy" [ "monitor" ] { };
+    deploy-all = fluoDeploy {
+      description = "Publish the built images and deploy all components (--env, FLUO_ENV or local)";
+      args = [
+        "deploy"
+        "--all"
+      ];
+      images = images.allImages components;
+    };
+    delete-all = fluoDeploy {
+      description = "Delete every component in reverse dependency order (history kept)";
+      args = [
+        "delete"
+        "--all"
+      ];
+    };
+    rollback-to-previous = fluoDeploy {
+      description = "Roll every component back to the state before the latest deploy (needs --reason)";
+      args = [ "rollback-to-previous" ];
+    };
+    graceful-shutdown = fluoDeploy {
+      description = "Scale every component to zero in reverse dependency order";
+      args = [ "shutdown" ];
+    };
+    logs-all = fluoDeploy {
+      description = "Show the logs of every component";
+      args = [ "logs" ];
+    };
+    history = fluoDeploy {
+      description = "Show the release history (audit trail); --verify checks the hash chain";
+      args = [ "history" ];
+    };
+    monitor = fluoDeploy {
+      description = "Watch error rates, restarts and backlog after a deploy";
+      args = [ "monitor" ];
+    };
     validate = app {
       kind = "binary";
       description = "Run the pre-deployment gate (checklist, manifests, policy, environment rules)";
@@ -127,18 +147,38 @@ in
   componentApps =
     components: name:
     let
-      deploy = fluoDeploy "Publish the built images of ${name} and deploy it" [ "deploy" name ] {
+      deploy = fluoDeploy {
+        description = "Publish the built images of ${name} and deploy it";
+        args = [
+          "deploy"
+          name
+        ];
         images = images.imagesOf components [ name ];
       };
     in
     {
       default = deploy;
       inherit deploy;
-      rollback = fluoDeploy "Roll ${name} back to its previous revision (needs --reason; --to N)" [
-        "rollback"
-        name
-      ] { };
-      status = fluoDeploy "Show ${name}'s release, readiness and images" [ "status" name ] { };
-      logs = fluoDeploy "Show ${name}'s logs" [ "logs" name ] { };
+      rollback = fluoDeploy {
+        description = "Roll ${name} back to its previous revision (needs --reason; --to N)";
+        args = [
+          "rollback"
+          name
+        ];
+      };
+      status = fluoDeploy {
+        description = "Show ${name}'s release, readiness and images";
+        args = [
+          "status"
+          name
+        ];
+      };
+      logs = fluoDeploy {
+        description = "Show ${name}'s logs";
+        args = [
+          "logs"
+          name
+        ];
+      };
     };
 }
