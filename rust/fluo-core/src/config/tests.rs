@@ -1,0 +1,263 @@
+use super::*;
+
+/// A throwaway infra tree: two components and one environment, editable per test.
+struct Tree(tempfile::TempDir);
+
+const NATS: &str = "[component]\nname = \"nats\"\nsop_order = 1\n\n[rollout]\ntimeout = \"2m\"\n\n\
+[[images]]\nname = \"nats\"\nnix_package = \"image-nats\"\ndefault_ref = \"fluo/nats:2.10\"\n";
+const BFF: &str = "[component]\nname = \"bff\"\nsop_order = 2\ndepends_on = [\"nats\"]\n\n[rollout]\ntimeout = \"90s\"\n\n\
+[[health]]\nname = \"bff-health\"\nservice = \"fluo-bff\"\nport = 8080\npath = \"/health\"\n";
+const LOCAL: &str = "[environment]\nname = \"local\"\ncontext = \"kube-emulator\"\nnamespace = \"fluo\"\n\n\
+[replicas]\nbff = 2\n\n[access]\nmode = \"direct\"\n[access.urls]\nbff = \"http://127.0.0.1:8080\"\n\n\
+[[windows]]\ndays = [\"Tue\", \"Wed\"]\nstart = \"09:00\"\nend = \"16:00\"\n\n\
+[validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
+[monitoring]\nduration = \"30m\"\ninterval = \"30s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 100\n";
+
+impl Tree {
+    fn new() -> Self {
+        let tree = Tree(tempfile::tempdir().unwrap());
+        tree.write("components/nats/component.toml", NATS);
+        tree.write("components/bff/component.toml", BFF);
+        tree.write(
+            "components/bff/manifests/deploy.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fluo-bff\n",
+        );
+        tree.write("environments/local.toml", LOCAL);
+        tree
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.0.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    fn edit(&self, rel: &str, from: &str, to: &str) {
+        let p = self.0.path().join(rel);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "fixture {rel} has no {from:?}");
+        std::fs::write(p, text.replacen(from, to, 1)).unwrap();
+    }
+    fn load_err(&self) -> String {
+        Config::load(self.path(), "local").unwrap_err().to_string()
+    }
+}
+
+#[test]
+fn loads_a_valid_tree() {
+    let tree = Tree::new();
+    let config = Config::load(tree.path(), "local").unwrap();
+    assert_eq!(config.component_names(), ["nats", "bff"]);
+    let bff = config.component("bff").unwrap();
+    assert_eq!(bff.spec.rollout.timeout, Duration::from_secs(90));
+    assert_eq!(bff.manifests.len(), 1);
+    assert_eq!(bff.spec.health[0].port, 8080);
+    assert_eq!(config.environment.replicas["bff"], 2);
+    assert_eq!(config.environment.access.mode, AccessMode::Direct);
+    assert_eq!(config.environment.strategy, Strategy::default());
+    assert_eq!(config.graph.sequential_order(), ["nats", "bff"]);
+    let window = &config.environment.windows[0];
+    let tuesday_noon = "2026-11-24T12:00:00Z".parse().unwrap();
+    let tuesday_late = "2026-11-24T16:00:00Z".parse().unwrap();
+    let monday_noon = "2026-11-23T12:00:00Z".parse().unwrap();
+    assert!(window.contains(tuesday_noon));
+    assert!(!window.contains(tuesday_late));
+    assert!(!window.contains(monday_noon));
+}
+
+#[test]
+fn the_repository_infra_tree_loads_for_every_environment() {
+    let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+    for env in ["local", "staging", "production"] {
+        let config = Config::load(&infra, env).unwrap_or_else(|e| panic!("{env}: {e}"));
+        assert_eq!(
+            config.graph.sequential_order(),
+            ["nats", "prometheus", "grafana", "bff", "workers"]
+        );
+        assert_eq!(config.environment.environment.name, env);
+    }
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let tree = Tree::new();
+    tree.edit(
+        "components/bff/component.toml",
+        "sop_order = 2",
+        "sop_order = 2\nreplica = 3",
+    );
+    let err = tree.load_err();
+    assert!(err.contains("components/bff/component.toml"), "{err}");
+    assert!(err.contains("unknown field `replica`"), "{err}");
+    assert!(err.contains("line 5"), "{err}");
+}
+
+#[test]
+fn unknown_key_in_environment_is_rejected() {
+    let tree = Tree::new();
+    tree.edit(
+        "environments/local.toml",
+        "[monitoring]",
+        "[monitoring]\nmax_eror_ratio = 0.1",
+    );
+    let err = tree.load_err();
+    assert!(
+        err.contains("environments/local.toml") && err.contains("unknown field `max_eror_ratio`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_types_and_values_name_the_key() {
+    let cases = [
+        (
+            "components/bff/component.toml",
+            "timeout = \"90s\"",
+            "timeout = \"soon\"",
+            "invalid duration \"soon\"",
+        ),
+        (
+            "components/bff/component.toml",
+            "sop_order = 2",
+            "sop_order = \"2\"",
+            "sop_order",
+        ),
+        (
+            "components/bff/component.toml",
+            "name = \"bff\"",
+            "name = \"api\"",
+            "`component.name` = \"api\": must equal its directory name `bff`",
+        ),
+        (
+            "components/bff/component.toml",
+            "port = 8080",
+            "port = 0",
+            "`health.port` = 0",
+        ),
+        (
+            "components/bff/component.toml",
+            "path = \"/health\"",
+            "path = \"health\"",
+            "must start with `/`",
+        ),
+        (
+            "components/bff/component.toml",
+            "sop_order = 2",
+            "sop_order = 1",
+            "already used by component `nats`",
+        ),
+        (
+            "environments/local.toml",
+            "bff = 2",
+            "bff = -1",
+            "`replicas.bff` = -1: must be 0 or more",
+        ),
+        (
+            "environments/local.toml",
+            "bff = 2",
+            "api = 2",
+            "`replicas.api` = 2: unknown component (known: bff, nats)",
+        ),
+        (
+            "environments/local.toml",
+            "end = \"16:00\"",
+            "end = \"08:00\"",
+            "must be after start 09:00",
+        ),
+        (
+            "environments/local.toml",
+            "\"Wed\"",
+            "\"Someday\"",
+            "Someday",
+        ),
+        (
+            "environments/local.toml",
+            "mode = \"direct\"",
+            "mode = \"tunnel\"",
+            "tunnel",
+        ),
+        (
+            "environments/local.toml",
+            "namespace = \"fluo\"",
+            "namespace = \"Fluo_NS\"",
+            "must be a DNS-1123 label",
+        ),
+        (
+            "environments/local.toml",
+            "namespace = \"fluo\"",
+            "namespace = \"fluo-system\"",
+            "reserved",
+        ),
+        (
+            "environments/local.toml",
+            "name = \"local\"",
+            "name = \"prod\"",
+            "must equal the file name `local`",
+        ),
+        (
+            "environments/local.toml",
+            "max_error_ratio = 0.05",
+            "max_error_ratio = 5.0",
+            "must be between 0 and 1",
+        ),
+        (
+            "environments/local.toml",
+            "\"http://127.0.0.1:8080\"",
+            "\"127.0.0.1:8080\"",
+            "`access.urls.bff`",
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let tree = Tree::new();
+        tree.edit(file, from, to);
+        let err = tree.load_err();
+        assert!(err.contains(file), "{to}: {err}");
+        assert!(
+            err.contains(expected),
+            "{to}: expected {expected:?} in: {err}"
+        );
+    }
+}
+
+#[test]
+fn dependency_errors_are_named() {
+    let tree = Tree::new();
+    tree.edit("components/bff/component.toml", "[\"nats\"]", "[\"natz\"]");
+    assert!(
+        tree.load_err()
+            .contains("component `bff` depends on unknown component `natz`")
+    );
+
+    let tree = Tree::new();
+    tree.edit(
+        "components/nats/component.toml",
+        "sop_order = 1",
+        "sop_order = 1\ndepends_on = [\"bff\"]",
+    );
+    assert_eq!(tree.load_err(), "dependency cycle: nats -> bff -> nats");
+}
+
+#[test]
+fn bad_manifest_names_file_and_line() {
+    let tree = Tree::new();
+    tree.write(
+        "components/bff/manifests/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: [x\n",
+    );
+    let err = tree.load_err();
+    assert!(err.contains("components/bff/manifests/svc.yaml:"), "{err}");
+    assert!(err.contains("invalid YAML"), "{err}");
+}
+
+#[test]
+fn unknown_environment_lists_known_ones() {
+    let tree = Tree::new();
+    let err = Config::load(tree.path(), "qa").unwrap_err().to_string();
+    assert!(err.starts_with("unknown environment `qa`"), "{err}");
+    assert!(err.ends_with("(known: local)"), "{err}");
+    let err = Config::load(tree.path(), "../local")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("unknown environment `../local`"), "{err}");
+}
