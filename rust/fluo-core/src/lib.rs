@@ -1,1 +1,11 @@
-//! placeholder until the crate lands
+//! fluo-core: the library behind every FLUO deployment command.
+//!
+//! Configuration and planning (`config`, `manifest`, `plan`) are pure; the Kubernetes
+//! operations talk to the API server with kube-rs.
+
+pub mod config;
+pub mod manifest;
+pub mod plan;
+
+/// Namespace holding release records and the deploy lock.
+pub const SYSTEM_NAMESPACE: &str = "fluo-system";
