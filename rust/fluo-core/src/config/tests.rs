@@ -69,7 +69,7 @@ fn loads_a_valid_tree() {
 #[test]
 fn the_repository_infra_tree_loads_for_every_environment() {
     let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
-    for env in ["local", "staging", "production"] {
+    for env in ["local", "rehearsal", "staging", "production"] {
         let config = Config::load(&infra, env).unwrap_or_else(|e| panic!("{env}: {e}"));
         assert_eq!(
             config.graph.sequential_order(),
@@ -90,7 +90,7 @@ fn unknown_key_names_file_and_key() {
     let err = tree.load_err();
     assert!(err.contains("components/bff/component.toml"), "{err}");
     assert!(err.contains("unknown field `replica`"), "{err}");
-    assert!(err.contains("line 5"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
 }
 
 #[test]
@@ -142,10 +142,10 @@ fn wrong_types_and_values_name_the_key() {
             "must start with `/`",
         ),
         (
-            "components/bff/component.toml",
-            "sop_order = 2",
+            "components/nats/component.toml",
             "sop_order = 1",
-            "already used by component `nats`",
+            "sop_order = 2",
+            "`component.sop_order` = 2: already used by component `bff`",
         ),
         (
             "environments/local.toml",
