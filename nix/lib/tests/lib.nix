@@ -365,6 +365,11 @@ builtins.listToAttrs (
         registry = "";
         namespace = "fluo";
       };
+      rehearsal = {
+        context = "kube-emulator";
+        registry = "";
+        namespace = "fluo";
+      };
       staging = {
         context = "fluo-staging";
         registry = "registry.fluo.example/fluo";
