@@ -1,0 +1,188 @@
+//! Reaching the FLUO endpoints the way the environment's `[access]` says.
+//!
+//! Endpoint names are those of `[access.urls]`: `bff`, `nats-monitor`, `prometheus`, `grafana`,
+//! `worker`. Resolution order for a name:
+//! 1. `[access.urls] name = URL` when present (any mode; `direct` mode requires it);
+//! 2. mode `ingress`: the BFF through `ingress_url` with `Host: ingress_host` (the only service
+//!    the ingress exposes);
+//! 3. otherwise a port-forward made with kube-rs to the Service and port of the component's first
+//!    `[[health]]` entry (`fluo_core::portforward`), kept open for the whole run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fluo_core::config::{AccessMode, Config};
+use fluo_core::portforward::PortForward;
+use tokio::sync::OnceCell;
+
+use crate::endpoint::Endpoint;
+
+pub const BFF: &str = "bff";
+pub const NATS_MONITOR: &str = "nats-monitor";
+pub const PROMETHEUS: &str = "prometheus";
+pub const GRAFANA: &str = "grafana";
+pub const WORKER: &str = "worker";
+
+/// Endpoint name -> the component whose first `[[health]]` entry names its Service and port.
+const ENDPOINT_COMPONENTS: [(&str, &str); 5] = [
+    (BFF, "bff"),
+    (NATS_MONITOR, "nats"),
+    (PROMETHEUS, "prometheus"),
+    (GRAFANA, "grafana"),
+    (WORKER, "workers"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown endpoint {0:?} (known: bff, nats-monitor, prometheus, grafana, worker)")]
+    Unknown(String),
+    #[error("access.mode is \"direct\" but access.urls.{0} is not set in {1}")]
+    MissingUrl(String, String),
+    #[error(
+        "endpoint {name} needs a port-forward but component {component} has no [[health]] entry naming its service"
+    )]
+    NoService { name: String, component: String },
+    #[error("endpoint {0} needs a port-forward, which needs a Kubernetes client (kubeconfig)")]
+    NoCluster(String),
+    #[error("port-forward for endpoint {name}: {source}")]
+    PortForward {
+        name: String,
+        #[source]
+        source: fluo_core::portforward::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A Service and port inside the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTarget {
+    pub service: String,
+    pub port: u16,
+}
+
+/// The cluster to reach: a client and the environment's namespace.
+#[derive(Clone)]
+pub struct Cluster {
+    pub client: kube::Client,
+    pub namespace: String,
+}
+
+/// Resolves endpoint names to [`Endpoint`]s; port-forwards live as long as the resolver.
+pub struct Resolver {
+    mode: AccessMode,
+    ingress: Option<(String, String)>,
+    urls: BTreeMap<String, String>,
+    services: BTreeMap<String, ServiceTarget>,
+    environment_file: String,
+    cluster: Option<Cluster>,
+    forwards: BTreeMap<String, OnceCell<Arc<PortForward>>>,
+}
+
+impl Resolver {
+    pub fn from_config(config: &Config, cluster: Option<Cluster>) -> Self {
+        let access = &config.environment.access;
+        let services = ENDPOINT_COMPONENTS
+            .iter()
+            .filter_map(|(name, component)| {
+                let health = config.component(component)?.spec.health.first()?;
+                Some((
+                    (*name).to_owned(),
+                    ServiceTarget {
+                        service: health.service.clone(),
+                        port: health.port,
+                    },
+                ))
+            })
+            .collect();
+        let ingress = access.ingress_url.clone().map(|url| {
+            let host = access
+                .ingress_host
+                .clone()
+                .unwrap_or_else(|| "fluo-api.localhost".to_owned());
+            (url, host)
+        });
+        Self {
+            mode: access.mode,
+            ingress,
+            urls: access.urls.clone(),
+            services,
+            environment_file: config.environment_file.display().to_string(),
+            cluster,
+            forwards: ENDPOINT_COMPONENTS
+                .iter()
+                .map(|(name, _)| ((*name).to_owned(), OnceCell::new()))
+                .collect(),
+        }
+    }
+
+    pub fn mode(&self) -> AccessMode {
+        self.mode
+    }
+
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// The Service and port of an endpoint (from the components' `[[health]]` entries).
+    pub fn service(&self, name: &str) -> Option<&ServiceTarget> {
+        self.services.get(name)
+    }
+
+    pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        let Some(forward) = self.forwards.get(name) else {
+            return Err(Error::Unknown(name.to_owned()));
+        };
+        if let Some(url) = self.urls.get(name) {
+            return Ok(Endpoint::direct(url));
+        }
+        match (self.mode, &self.ingress) {
+            (AccessMode::Direct, _) => {
+                return Err(Error::MissingUrl(
+                    name.to_owned(),
+                    self.environment_file.clone(),
+                ));
+            }
+            (AccessMode::Ingress, Some((url, host))) if name == BFF => {
+                return Ok(Endpoint::ingress(url, host));
+            }
+            _ => {}
+        }
+        let target = self.services.get(name).ok_or_else(|| Error::NoService {
+            name: name.to_owned(),
+            component: component_of(name).to_owned(),
+        })?;
+        let cluster = self
+            .cluster
+            .as_ref()
+            .ok_or_else(|| Error::NoCluster(name.to_owned()))?;
+        let forward = forward
+            .get_or_try_init(|| async {
+                PortForward::to_service(
+                    cluster.client.clone(),
+                    &cluster.namespace,
+                    &target.service,
+                    target.port,
+                )
+                .await
+                .map(Arc::new)
+                .map_err(|source| Error::PortForward {
+                    name: name.to_owned(),
+                    source,
+                })
+            })
+            .await?;
+        Ok(Endpoint::forwarded(
+            &forward.url(),
+            &format!("pod/{}:{}", forward.pod(), forward.pod_port()),
+        ))
+    }
+}
+
+fn component_of(name: &str) -> &'static str {
+    ENDPOINT_COMPONENTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+        .unwrap_or("?")
+}

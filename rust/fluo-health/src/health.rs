@@ -1,0 +1,271 @@
+//! The health run: which checks exist, which run, and how each is built from the configuration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluo_core::config::Config;
+
+use crate::access::{self, Resolver};
+use crate::check::{self, Check};
+use crate::checks::{self, pods::ComponentServices, prometheus::Expectations};
+use crate::report::Report;
+
+/// The checks of SOP-002 "Mandatory Health Checks", by the name `--check` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckName {
+    Pods,
+    Bff,
+    Nats,
+    Workers,
+    Grafana,
+    Prometheus,
+    Logs,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 7] = [
+        CheckName::Pods,
+        CheckName::Bff,
+        CheckName::Nats,
+        CheckName::Workers,
+        CheckName::Grafana,
+        CheckName::Prometheus,
+        CheckName::Logs,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Pods => "pods",
+            CheckName::Bff => "bff",
+            CheckName::Nats => "nats",
+            CheckName::Workers => "workers",
+            CheckName::Grafana => "grafana",
+            CheckName::Prometheus => "prometheus",
+            CheckName::Logs => "logs",
+        }
+    }
+
+    /// Checks that read the cluster itself (not just endpoints).
+    pub fn needs_cluster(self) -> bool {
+        matches!(self, CheckName::Pods | CheckName::Logs)
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CheckName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CheckName::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown check {s:?} (known: {})",
+                    CheckName::ALL.map(CheckName::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// How the run behaves beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--check`: run only these. None: every check the access allows (see [`selected`]).
+    pub only: Option<BTreeSet<CheckName>>,
+    /// Per-check timeout.
+    pub timeout: Duration,
+    /// Bearer token for Grafana's search API (when anonymous access is off).
+    pub grafana_token: Option<String>,
+    pub prometheus: Expectations,
+}
+
+impl Options {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            only: None,
+            timeout,
+            grafana_token: None,
+            prometheus: Expectations {
+                jobs: Vec::new(),
+                metric_prefixes: vec!["fluo_bff_".to_owned()],
+            },
+        }
+    }
+}
+
+/// The checks to run and the ones left out with why. Without `--check`, cluster checks (pods,
+/// logs) run only when a cluster is configured; that is reported, never silent.
+pub fn selected(
+    options: &Options,
+    has_cluster: bool,
+) -> (Vec<CheckName>, BTreeMap<CheckName, String>) {
+    match &options.only {
+        Some(only) => (only.iter().copied().collect(), BTreeMap::new()),
+        None => {
+            let (run, left): (Vec<_>, Vec<_>) = CheckName::ALL
+                .into_iter()
+                .partition(|c| has_cluster || !c.needs_cluster());
+            let left = left
+                .into_iter()
+                .map(|c| {
+                    (
+                        c,
+                        "no cluster access (access.mode direct, no kubeconfig)".to_owned(),
+                    )
+                })
+                .collect();
+            (run, left)
+        }
+    }
+}
+
+/// Run the selected checks concurrently and report.
+pub async fn run(config: &Config, resolver: Arc<Resolver>, options: &Options) -> Report {
+    let (names, not_run) = selected(options, resolver.cluster().is_some());
+    let http = reqwest::Client::builder()
+        .timeout(options.timeout)
+        .build()
+        .expect("a default reqwest client builds");
+    let checks: Vec<Check> = names
+        .iter()
+        .map(|name| build(*name, config, &resolver, &http, options))
+        .collect();
+    let outcomes = check::run_all(checks).await;
+    let mut report = Report::new("health", &config.environment.environment.name, outcomes);
+    report.not_run = not_run
+        .into_iter()
+        .map(|(name, why)| (name.as_str().to_owned(), why))
+        .collect();
+    report
+}
+
+fn build(
+    name: CheckName,
+    config: &Config,
+    resolver: &Arc<Resolver>,
+    http: &reqwest::Client,
+    options: &Options,
+) -> Check {
+    let resolver = Arc::clone(resolver);
+    let http = http.clone();
+    let timeout = options.timeout;
+    match name {
+        CheckName::Bff => {
+            let paths: Vec<String> = config
+                .component("bff")
+                .map(|c| c.spec.health.iter().map(|h| h.path.clone()).collect())
+                .unwrap_or_else(|| vec!["/health".to_owned()]);
+            Check::new(name.as_str(), timeout, async move {
+                let ep = endpoint(&resolver, access::BFF).await?;
+                checks::bff::probe(&http, &ep, &paths).await
+            })
+        }
+        CheckName::Nats => Check::new(name.as_str(), timeout, async move {
+            let ep = endpoint(&resolver, access::NATS_MONITOR).await?;
+            checks::nats::probe(&http, &ep).await
+        }),
+        CheckName::Workers => Check::new(name.as_str(), timeout, async move {
+            let ep = endpoint(&resolver, access::BFF).await?;
+            checks::worker::probe(&http, &ep, timeout).await
+        }),
+        CheckName::Grafana => {
+            let token = options.grafana_token.clone();
+            Check::new(name.as_str(), timeout, async move {
+                let ep = endpoint(&resolver, access::GRAFANA).await?;
+                checks::grafana::probe(&http, &ep, token.as_deref()).await
+            })
+        }
+        CheckName::Prometheus => {
+            let expect = options.prometheus.clone();
+            Check::new(name.as_str(), timeout, async move {
+                let ep = endpoint(&resolver, access::PROMETHEUS).await?;
+                checks::prometheus::probe(&http, &ep, &expect).await
+            })
+        }
+        CheckName::Pods => {
+            let components = component_services(config);
+            Check::new(name.as_str(), timeout, async move {
+                let cluster = resolver.cluster().ok_or_else(no_cluster)?;
+                checks::pods::probe(cluster, &components).await
+            })
+        }
+        CheckName::Logs => Check::new(name.as_str(), timeout, async move {
+            let cluster = resolver.cluster().ok_or_else(no_cluster)?;
+            checks::logs::probe(cluster).await
+        }),
+    }
+}
+
+async fn endpoint(resolver: &Resolver, name: &str) -> Result<crate::endpoint::Endpoint, String> {
+    resolver.endpoint(name).await.map_err(|e| e.to_string())
+}
+
+fn no_cluster() -> String {
+    "needs a Kubernetes client: give --kubeconfig or set KUBECONFIG".to_owned()
+}
+
+/// Each component with the Services named by its `[[health]]` entries.
+fn component_services(config: &Config) -> Vec<ComponentServices> {
+    config
+        .components
+        .iter()
+        .filter(|c| !c.spec.health.is_empty())
+        .map(|c| ComponentServices {
+            component: c.name().to_owned(),
+            services: c.spec.health.iter().map(|h| h.service.clone()).collect(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_names_parse_and_unknown_names_list_the_known() {
+        assert_eq!("nats".parse::<CheckName>(), Ok(CheckName::Nats));
+        assert_eq!(
+            "natz".parse::<CheckName>(),
+            Err("unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs)".into())
+        );
+    }
+
+    #[test]
+    fn without_a_cluster_cluster_checks_are_reported_as_not_run() {
+        let options = Options::new(Duration::from_secs(5));
+        let (run, left) = selected(&options, false);
+        assert_eq!(
+            run,
+            [
+                CheckName::Bff,
+                CheckName::Nats,
+                CheckName::Workers,
+                CheckName::Grafana,
+                CheckName::Prometheus
+            ]
+        );
+        assert_eq!(
+            left.keys().copied().collect::<Vec<_>>(),
+            [CheckName::Pods, CheckName::Logs]
+        );
+        assert_eq!(selected(&options, true).0, CheckName::ALL);
+    }
+
+    #[test]
+    fn explicit_selection_runs_exactly_that() {
+        let mut options = Options::new(Duration::from_secs(5));
+        options.only = Some([CheckName::Logs, CheckName::Bff].into());
+        let (run, left) = selected(&options, false);
+        assert_eq!(run, [CheckName::Bff, CheckName::Logs]);
+        assert!(left.is_empty());
+    }
+}
