@@ -9,3 +9,4 @@ pub mod plan;
 
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
+pub mod portforward;
