@@ -10,3 +10,6 @@ pub mod plan;
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
 pub mod portforward;
+pub mod readiness;
+pub mod release;
+pub mod render;
