@@ -1,0 +1,135 @@
+//! Prometheus metrics of the BFF, all prefixed `fluo_bff_`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Latency buckets from 0.5 ms to 10 s: submissions take around a millisecond when healthy and
+/// up to the NATS timeout when not.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `fluo_bff_http_requests_total{route,method,status}`
+    pub requests: IntCounterVec,
+    /// `fluo_bff_http_request_duration_seconds{route,method}`
+    pub latency: HistogramVec,
+    /// `fluo_bff_jobs_submitted_total{type}`: jobs accepted (202) and queued.
+    pub jobs_submitted: IntCounterVec,
+    /// `fluo_bff_job_submit_failures_total{reason}`: valid submissions not queued.
+    pub submit_failures: IntCounterVec,
+    /// `fluo_bff_nats_connected`: 1 while the NATS connection is up.
+    pub nats_connected: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(version: &str, commit: &str) -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "fluo_bff_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "fluo_bff_http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let jobs_submitted = IntCounterVec::new(
+            Opts::new(
+                "fluo_bff_jobs_submitted_total",
+                "Jobs accepted and queued, by type",
+            ),
+            &["type"],
+        )
+        .expect("valid metric");
+        let submit_failures = IntCounterVec::new(
+            Opts::new(
+                "fluo_bff_job_submit_failures_total",
+                "Valid job submissions that could not be queued, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let nats_connected = IntGauge::new(
+            "fluo_bff_nats_connected",
+            "1 while the connection to NATS is up",
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "fluo_bff_build_info",
+                "Version and commit of the running BFF",
+            ),
+            &["version", "commit"],
+        )
+        .expect("valid metric");
+        build_info.with_label_values(&[version, commit]).set(1);
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(jobs_submitted.clone()),
+            Box::new(submit_failures.clone()),
+            Box::new(nats_connected.clone()),
+            Box::new(build_info),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            jobs_submitted,
+            submit_failures,
+            nats_connected,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding into memory cannot fail");
+        String::from_utf8(buffer).expect("the text encoder writes UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_metrics_with_labels() {
+        let metrics = Metrics::new("0.1.0", "abc123");
+        metrics
+            .requests
+            .with_label_values(&["/api/jobs", "POST", "202"])
+            .inc();
+        metrics
+            .latency
+            .with_label_values(&["/api/jobs", "POST"])
+            .observe(0.002);
+        metrics.jobs_submitted.with_label_values(&["test"]).inc();
+        let text = metrics.render();
+        assert!(text.contains(
+            "fluo_bff_http_requests_total{method=\"POST\",route=\"/api/jobs\",status=\"202\"} 1"
+        ));
+        assert!(text.contains("fluo_bff_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/jobs\",le=\"0.0025\"} 1"));
+        assert!(text.contains("fluo_bff_jobs_submitted_total{type=\"test\"} 1"));
+        assert!(text.contains("fluo_bff_build_info{commit=\"abc123\",version=\"0.1.0\"} 1"));
+    }
+}

@@ -1,0 +1,55 @@
+//! Request metrics and fault injection around every route.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ApiError;
+use crate::state::AppState;
+
+/// Counts every request and observes its latency, labelled by route template (so
+/// `/api/jobs/{id}` is one series, not one per job).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// FLUO_BFF_FAULT_5XX_RATIO: answer a share of requests (except /metrics) with 500.
+pub async fn inject_faults(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() != "/metrics" && state.fault.should_fail() {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "injected fault (FLUO_BFF_FAULT_5XX_RATIO={})",
+                state.fault.ratio()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}

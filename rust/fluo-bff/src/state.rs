@@ -1,0 +1,44 @@
+//! What every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::fault::Fault;
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub backend: Backend,
+    pub metrics: Metrics,
+    pub fault: Fault,
+    /// Set on SIGTERM so /ready fails while in-flight requests drain.
+    pub shutting_down: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(config: Config, backend: Backend) -> Self {
+        let metrics = Metrics::new(&config.version, &config.commit);
+        let fault = Fault::new(config.fault_5xx_ratio);
+        AppState(Arc::new(Shared {
+            config,
+            backend,
+            metrics,
+            fault,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,40 @@
+//! A real local FLUO stack for tests and developers.
+//!
+//! [`Stack::start`] runs, on free loopback ports and in a temp dir:
+//! - `nats-server` with JetStream (Debian package `nats-server`),
+//! - the BFF (`fluo-bff`) and one worker (`fluo-worker`), built from this workspace,
+//! - `prometheus` (Debian package `prometheus`) scraping the BFF and the worker like the
+//!   cluster's Prometheus does (jobs [`BFF_JOB`] and [`WORKER_JOB`], 1 s interval).
+//!
+//! It waits until each piece is ready and kills everything on drop. Pieces can be stopped
+//! (SIGTERM), killed (SIGKILL) and started again on the same ports and data dir, which is what
+//! failure tests need:
+//!
+//! ```no_run
+//! use fluo_teststack::{Component, Stack};
+//! # async fn demo() -> fluo_teststack::Result<()> {
+//! let mut stack = Stack::builder().nats().bff().worker().start().await?;
+//! let health = reqwest::get(format!("{}/health", stack.bff_url())).await;
+//! stack.stop_nats().await?;
+//! stack.start_nats().await?;
+//! stack.wait_ready(Component::Bff).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A missing `nats-server` or `prometheus` is an error saying
+//! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
+//! running executable's target dir unless `FLUO_BFF_BIN` / `FLUO_WORKER_BIN` point at binaries;
+//! `NATS_SERVER_BIN` / `PROMETHEUS_BIN` override the system programs.
+
+mod binaries;
+mod error;
+mod ports;
+mod process;
+mod prometheus_config;
+mod stack;
+mod wait;
+
+pub use error::{Error, INSTALL_HINT, Result};
+pub use prometheus_config::{BFF_JOB, WORKER_JOB};
+pub use stack::{Component, Sample, Stack, StackBuilder};
+pub use wait::eventually;
