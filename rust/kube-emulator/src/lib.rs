@@ -1,1 +1,196 @@
-//! placeholder until the crate lands
+//! kube-emulator: an emulated Kubernetes API server with the controllers and kubelet behaviour
+//! the FLUO suite relies on, faithful enough for kubectl 1.32 and kube-rs.
+//!
+//! Start one in-process with [`Emulator::start`], or run the `kube-emulator serve` binary.
+
+pub mod admission;
+pub mod api;
+pub mod controllers;
+pub mod discovery;
+pub mod faults;
+pub mod kubeconfig;
+pub mod logs;
+pub mod managed;
+pub mod openapi;
+pub mod patch;
+pub mod pods;
+pub mod portforward;
+pub mod registry;
+pub mod resources;
+pub mod schema;
+pub mod selectors;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use faults::Faults;
+
+/// How to run an emulator.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Name of the cluster, user and context in the written kubeconfig.
+    pub context: String,
+    /// Default delay before a pod's containers start and become ready.
+    pub ready_after: Duration,
+    /// Injected faults (none by default); can be changed later with [`Emulator::set_faults`].
+    pub faults: Faults,
+    /// Watch events kept for resourceVersion replay; older versions get 410 Gone.
+    pub watch_history: usize,
+    /// How often idle watches that asked for bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            context: "kube-emulator".into(),
+            ready_after: Duration::from_millis(200),
+            faults: Faults::default(),
+            watch_history: 4096,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running emulator. Dropping it (or [`Emulator::shutdown`]) stops the server and controllers.
+pub struct Emulator {
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    store: Arc<store::Store>,
+    faults: Arc<RwLock<Faults>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    controllers: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Binds, bootstraps the cluster, starts the controllers and writes a kubeconfig into a
+    /// temporary directory owned by the emulator.
+    pub async fn start(opts: Options) -> anyhow::Result<Emulator> {
+        let dir = tempfile::Builder::new()
+            .prefix("kube-emulator")
+            .tempdir()
+            .context("creating the kubeconfig directory")?;
+        let path = dir.path().join("kubeconfig");
+        let mut emu = Self::start_with_kubeconfig(opts, &path).await?;
+        emu._dir = Some(dir);
+        Ok(emu)
+    }
+
+    /// Like [`Emulator::start`] but writes the kubeconfig to `kubeconfig_out`.
+    pub async fn start_with_kubeconfig(
+        opts: Options,
+        kubeconfig_out: &Path,
+    ) -> anyhow::Result<Emulator> {
+        opts.faults.validate().context("invalid fault options")?;
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("binding {}", opts.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let store = store::Store::new(opts.watch_history);
+        registry::bootstrap(&store);
+        let faults = Arc::new(RwLock::new(opts.faults.clone()));
+        let app = Arc::new(api::App {
+            store: store.clone(),
+            faults: faults.clone(),
+            server_address: addr.to_string(),
+            bookmark_interval: opts.bookmark_interval,
+        });
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut server_stop = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, api::router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "kube-emulator server stopped");
+            }
+        });
+        let controllers = tokio::spawn(controllers::run(
+            store.clone(),
+            controllers::Controllers::new(opts.ready_after),
+            stop_rx,
+        ));
+        kubeconfig::write(kubeconfig_out, &format!("http://{addr}"), &opts.context)?;
+        Ok(Emulator {
+            addr,
+            kubeconfig: kubeconfig_out.to_path_buf(),
+            _dir: None,
+            store,
+            faults,
+            stop,
+            server: Some(server),
+            controllers: Some(controllers),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A client for this emulator with default namespace `default`.
+    pub async fn client(&self) -> kube::Client {
+        let uri: http::Uri = self.url().parse().expect("emulator url is a valid URI");
+        let config = kube::Config::new(uri);
+        kube::Client::try_from(config).expect("a plain-http kube client can always be built")
+    }
+
+    /// Replaces the injected faults while running.
+    pub fn set_faults(&self, faults: Faults) -> anyhow::Result<()> {
+        faults.validate().context("invalid fault options")?;
+        *self.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+        Ok(())
+    }
+
+    /// Direct access to the store, for tests that inspect raw state.
+    pub fn store(&self) -> &Arc<store::Store> {
+        &self.store
+    }
+
+    /// Stops the server (open watches end) and the controllers, and waits for both.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for handle in [self.server.take(), self.controllers.take()]
+            .into_iter()
+            .flatten()
+        {
+            handle.abort();
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for handle in [self.server.take(), self.controllers.take()]
+            .into_iter()
+            .flatten()
+        {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The HTTP surface: routes kube-apiserver paths to discovery, OpenAPI and the resource verbs.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, StatusCode, header};
+use serde_json::Value;
+
+use crate::faults::{self, Faults};
+use crate::registry::{
+    self, DeleteOptions, FieldValidation, ListOptions, Part, PatchType, WriteOptions,
+};
+use crate::resources::{self, ResourceDef};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, Result};
+use crate::store::Store;
+use crate::{discovery, logs, managed, openapi, portforward, table, watch};
+
+/// Shared server state.
+pub struct App {
+    pub store: Arc<Store>,
+    pub faults: Arc<RwLock<Faults>>,
+    pub server_address: String,
+    pub bookmark_interval: Duration,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(handle).with_state(app)
+}
+
+fn json_response(code: StatusCode, v: &Value, content_type: &str) -> Response {
+    (
+        code,
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(v: &Value) -> Response {
+    json_response(StatusCode::OK, v, "application/json")
+}
+
+/// A parsed resource path.
+pub struct Target {
+    pub def: &'static ResourceDef,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+enum Route {
+    Version,
+    Health,
+    CoreVersions,
+    Groups,
+    Group(String),
+    ResourceList(String, String),
+    OpenApiIndex,
+    OpenApiDoc(String, String),
+    Resource(Target),
+}
+
+fn parse_route(path: &str) -> Result<Route> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["version"] => return Ok(Route::Version),
+        ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
+        ["api"] => return Ok(Route::CoreVersions),
+        ["apis"] => return Ok(Route::Groups),
+        ["apis", g] => return Ok(Route::Group((*g).to_string())),
+        ["openapi", "v3"] => return Ok(Route::OpenApiIndex),
+        ["openapi", "v3", "api", v] => {
+            return Ok(Route::OpenApiDoc(String::new(), (*v).to_string()));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return Ok(Route::OpenApiDoc((*g).to_string(), (*v).to_string()));
+        }
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    if rest.is_empty() {
+        return Ok(Route::ResourceList(group.to_string(), version.to_string()));
+    }
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, more @ ..] if !matches!(*plural, "status" | "finalize") => {
+            (Some((*ns).to_string()), [&[*plural][..], more].concat())
+        }
+        _ => (None, rest.to_vec()),
+    };
+    let def = resources::by_plural(group, version, rest[0]).ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !def.namespaced {
+        return Err(ApiError::no_route());
+    }
+    let name = rest.get(1).map(|s| (*s).to_string());
+    let sub = rest.get(2).map(|s| (*s).to_string());
+    if rest.len() > 3
+        || sub
+            .as_deref()
+            .is_some_and(|s| !def.subresources.contains(&s))
+    {
+        return Err(ApiError::no_route());
+    }
+    if def.namespaced && namespace.is_none() && name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    Ok(Route::Resource(Target {
+        def,
+        namespace,
+        name,
+        sub,
+    }))
+}
+
+/// Query parameters as (key, value) pairs; later duplicates are kept for multi-valued keys.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("true" | "1"))
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> &str {
+    h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let params = Params(
+        Query::<Vec<(String, String)>>::try_from_uri(req.uri())
+            .map(|q| q.0)
+            .unwrap_or_default(),
+    );
+    let route = match parse_route(&path) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let accept = header_str(req.headers(), header::ACCEPT).to_string();
+    match route {
+        Route::Version => ok(&discovery::version()),
+        Route::Health => (StatusCode::OK, "ok").into_response(),
+        Route::CoreVersions if discovery::wants_aggregated(&accept) => json_response(
+            StatusCode::OK,
+            &discovery::aggregated(true),
+            discovery::AGGREGATED_V2,
+        ),
+        Route::CoreVersions => ok(&discovery::core_versions(&app.server_address)),
+        Route::Groups if discovery::wants_aggregated(&accept) => json_response(
+            StatusCode::OK,
+            &discovery::aggregated(false),
+            discovery::AGGREGATED_V2,
+        ),
+        Route::Groups => ok(&discovery::group_list()),
+        Route::Group(g) => match discovery::group(&g) {
+            Some(doc) => ok(&doc),
+            None => ApiError::no_route().into_response(),
+        },
+        Route::ResourceList(g, v) => match discovery::resource_list(&g, &v) {
+            Some(doc) => ok(&doc),
+            None => ApiError::no_route().into_response(),
+        },
+        Route::OpenApiIndex => ok(&openapi::index()),
+        Route::OpenApiDoc(g, v) => match openapi::document(&g, &v) {
+            Some(doc) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::CACHE_CONTROL, "public, immutable"),
+                ],
+                doc.to_string(),
+            )
+                .into_response(),
+            None => ApiError::no_route().into_response(),
+        },
+        Route::Resource(target) => {
+            let faults = app.faults.read().unwrap_or_else(|p| p.into_inner()).clone();
+            if !faults.latency.is_zero() {
+                tokio::time::sleep(faults.latency).await;
+            }
+            if let Some(e) = faults.outcome(faults::sample()) {
+                return e.into_response();
+            }
+            match serve_resource(&app, target, params, req, &faults).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            }
+        }
+    }
+}
+
+fn write_options(params: &Params, headers: &HeaderMap) -> Result<WriteOptions> {
+    let dry_run = match params.all("dryRun").as_slice() {
+        [] => false,
+        ["All"] => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun value: {other:?}; the only supported value is \"All\""
+            )));
+        }
+    };
+    let field_manager = match params.get("fieldManager") {
+        Some(m) if m.len() > 128 => {
+            return Err(ApiError::bad_request(
+                "fieldManager: Too long: must have at most 128 bytes",
+            ));
+        }
+        Some(m) => m.to_string(),
+        None => String::new(),
+    };
+    Ok(WriteOptions {
+        dry_run,
+        field_manager,
+        field_validation: FieldValidation::parse(params.get("fieldValidation"))?,
+    })
+    .map(|mut o: WriteOptions| {
+        o.field_manager = if o.field_manager.is_empty() {
+            managed::manager_from_user_agent(
+                headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok()),
+            )
+        } else {
+            o.field_manager
+        };
+        o
+    })
+}
+
+fn list_options(params: &Params) -> Result<ListOptions> {
+    Ok(ListOptions {
+        labels: LabelSelector::parse(params.get("labelSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        fields: FieldSelector::parse(params.get("fieldSelector").unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        limit: match params.get("limit") {
+            Some(l) => Some(
+                l.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+            ),
+            None => None,
+        },
+        continue_token: params.get("continue").map(str::to_string),
+    })
+}
+
+fn written_response(w: registry::Written) -> Response {
+    let code = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = json_response(code, &w.object, "application/json");
+    for warning in w.warnings {
+        let v = format!("299 - \"{}\"", warning.replace('"', "\\\""));
+        if let Ok(h) = http::HeaderValue::from_str(&v) {
+            resp.headers_mut().append(header::WARNING, h);
+        }
+    }
+    resp
+}
+
+fn typed(def: &ResourceDef, mut obj: Value) -> Value {
+    obj["apiVersion"] = Value::String(def.api_version());
+    obj["kind"] = Value::String(def.kind.to_string());
+    obj
+}
+
+async fn read_body(req: Request) -> Result<bytes::Bytes> {
+    axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))
+}
+
+fn parse_object(body: &[u8], content_type: &str) -> Result<Value> {
+    let yaml = content_type.contains("yaml");
+    let parsed = if yaml {
+        serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: {e}")))
+}
+
+async fn serve_resource(
+    app: &Arc<App>,
+    t: Target,
+    params: Params,
+    req: Request,
+    faults: &Faults,
+) -> Result<Response> {
+    let store = &app.store;
+    let def = t.def;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let accept = header_str(&headers, header::ACCEPT).to_string();
+    let content_type = header_str(&headers, header::CONTENT_TYPE).to_string();
+    match (method, t.name.as_deref(), t.sub.as_deref()) {
+        (Method::GET, None, None) if params.flag("watch") => {
+            let lo = list_options(&params)?;
+            let opts = watch::WatchOptions {
+                namespace: t.namespace.clone(),
+                labels: lo.labels,
+                fields: lo.fields,
+                resource_version: params.get("resourceVersion").map(str::to_string),
+                timeout: params
+                    .get("timeoutSeconds")
+                    .and_then(|s| s.parse().ok())
+                    .map(Duration::from_secs),
+                bookmarks: params.flag("allowWatchBookmarks"),
+                send_initial_events: params.flag("sendInitialEvents"),
+                close_after: faults.watch_close_after,
+                bookmark_interval: app.bookmark_interval,
+            };
+            let stream = watch::start(store.clone(), def, opts);
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CACHE_CONTROL, "no-cache, private")
+                .body(Body::from_stream(stream))
+                .expect("static response parts"))
+        }
+        (Method::GET, None, None) => {
+            let lo = list_options(&params)?;
+            let list = registry::list(store, def, t.namespace.as_deref(), &lo)?;
+            if table::wants_table(&accept) {
+                let items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
+                let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("");
+                let include = params.get("includeObject").unwrap_or("Metadata");
+                let t = table::render(def, &items, include, rv, list["metadata"].get("continue"));
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &t,
+                    "application/json;as=Table;v=v1;g=meta.k8s.io",
+                ));
+            }
+            Ok(ok(&list))
+        }
+        (Method::GET, Some(name), None | Some("status")) => {
+            let obj = typed(def, registry::get(store, def, &ns, name)?);
+            if table::wants_table(&accept) {
+                let rv = obj["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let include = params.get("includeObject").unwrap_or("Metadata");
+                let t = table::render(def, std::slice::from_ref(&obj), include, &rv, None);
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &t,
+                    "application/json;as=Table;v=v1;g=meta.k8s.io",
+                ));
+            }
+            Ok(ok(&obj))
+        }
+        (Method::GET, Some(name), Some("log")) => {
+            logs::serve(store.clone(), &ns, name, &params).await
+        }
+        (Method::GET | Method::POST, Some(name), Some("portforward")) => {
+            portforward::serve(store.clone(), &ns, name, &params, req).await
+        }
+        (Method::POST, None, None) => {
+            if def.namespaced && t.namespace.is_none() {
+                return Err(ApiError::method_not_allowed());
+            }
+            let opts = write_options(&params, &headers)?;
+            let body = read_body(req).await?;
+            let obj = parse_object(&body, &content_type)?;
+            Ok(written_response(registry::create(
+                store, def, &ns, obj, &opts,
+            )?))
+        }
+        (Method::PUT, Some(name), sub @ (None | Some("status"))) => {
+            let opts = write_options(&params, &headers)?;
+            let body = read_body(req).await?;
+            let obj = parse_object(&body, &content_type)?;
+            let part = if sub.is_some() {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            Ok(written_response(registry::update(
+                store, def, &ns, name, obj, part, &opts,
+            )?))
+        }
+        (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
+            let opts = write_options(&params, &headers)?;
+            let ty = PatchType::from_content_type(&content_type).ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+                )
+            })?;
+            let force = params.flag("force");
+            if force && ty != PatchType::Apply {
+                return Err(ApiError::bad_request(
+                    "force: Invalid value: true: may not be specified for non-apply patch",
+                ));
+            }
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let part = if sub.is_some() {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            Ok(written_response(registry::patch(
+                store, def, &ns, &name, ty, &body, part, force, &opts,
+            )?))
+        }
+        (Method::DELETE, name, None) => {
+            let dry_run = write_options(&params, &headers)?.dry_run;
+            let base = DeleteOptions {
+                dry_run,
+                orphan: params.get("propagationPolicy") == Some("Orphan")
+                    || params.flag("orphanDependents"),
+                ..Default::default()
+            };
+            let name = name.map(str::to_string);
+            let body = read_body(req).await?;
+            let opts = base.from_body(&body)?;
+            match name {
+                Some(n) => Ok(ok(&registry::delete(store, def, &ns, &n, &opts)?)),
+                None => {
+                    let lo = list_options(&params)?;
+                    Ok(ok(&registry::delete_collection(
+                        store,
+                        def,
+                        t.namespace.as_deref(),
+                        &lo,
+                        &opts,
+                    )?))
+                }
+            }
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(path: &str) -> Target {
+        match parse_route(path) {
+            Ok(Route::Resource(t)) => t,
+            _ => panic!("{path} is not a resource route"),
+        }
+    }
+
+    #[test]
+    fn routes_respect_scope() {
+        let t = target("/apis/apps/v1/namespaces/ns/deployments/web/status");
+        assert_eq!(
+            (
+                t.def.kind,
+                t.namespace.as_deref(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("Deployment", Some("ns"), Some("web"), Some("status"))
+        );
+        let t = target("/api/v1/namespaces/ns");
+        assert_eq!((t.def.kind, t.name.as_deref()), ("Namespace", Some("ns")));
+        let t = target("/api/v1/namespaces/ns/status");
+        assert_eq!(t.sub.as_deref(), Some("status"));
+        assert!(target("/apis/apps/v1/deployments").namespace.is_none());
+        // Cluster-scoped resource under a namespace, named namespaced object without namespace,
+        // unknown resources and unknown subresources are all 404.
+        for bad in [
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/clusterroles",
+            "/apis/apps/v1/deployments/web",
+            "/api/v1/namespaces/ns/widgets",
+            "/api/v1/namespaces/ns/configmaps/x/status",
+        ] {
+            assert_eq!(parse_route(bad).err().map(|e| e.code), Some(404), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! ReplicaSet controller: keeps `spec.replicas` pods and reports ready/available counts.
+
+use serde_json::{Value, json};
+
+use super::{def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, write_status};
+use crate::store::{State, meta_str};
+
+pub fn reconcile(state: &mut State) {
+    let sets: Vec<Value> = state
+        .list(def("apps", "ReplicaSet"), None)
+        .cloned()
+        .collect();
+    for rs in sets {
+        if !is_deleting(&rs) {
+            reconcile_one(state, &rs);
+        }
+    }
+}
+
+/// Available = ready for at least minReadySeconds.
+pub fn is_available(pod: &Value, min_ready_seconds: i64) -> bool {
+    if !pod_is_ready(pod) {
+        return false;
+    }
+    if min_ready_seconds <= 0 {
+        return true;
+    }
+    pod["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| {
+            t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(min_ready_seconds)
+                <= chrono::Utc::now()
+        })
+}
+
+fn reconcile_one(state: &mut State, rs: &Value) {
+    let pod_def = def("", "Pod");
+    let ns = meta_str(rs, "namespace").to_string();
+    let want = rs["spec"]["replicas"].as_i64().unwrap_or(1);
+    let mut pods: Vec<Value> = owned(state, pod_def, &ns, rs)
+        .into_iter()
+        .filter(|p| !is_deleting(p))
+        .collect();
+    let have = pods.len() as i64;
+    if have < want {
+        for _ in have..want {
+            let pod = pod_from_template(
+                &rs["spec"]["template"],
+                &ns,
+                None,
+                &format!("{}-", meta_str(rs, "name")),
+                owner_ref(rs, "ReplicaSet", "apps/v1"),
+            );
+            if let Some(p) = super::create(state, pod_def, pod) {
+                pods.push(p);
+            }
+        }
+    } else if have > want {
+        // Delete not-ready pods first, then the newest.
+        pods.sort_by_key(|p| {
+            (
+                pod_is_ready(p),
+                std::cmp::Reverse(meta_str(p, "creationTimestamp").to_string()),
+            )
+        });
+        for p in pods.drain(..(have - want) as usize) {
+            state.remove(pod_def, &ns, meta_str(&p, "name"));
+        }
+    }
+    let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let ready = pods.iter().filter(|p| pod_is_ready(p)).count();
+    let available = pods.iter().filter(|p| is_available(p, min_ready)).count();
+    let mut status = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(), "readyReplicas": ready,
+        "availableReplicas": available, "observedGeneration": rs["metadata"]["generation"].clone()});
+    for f in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
+        if status[f] == 0 {
+            status.as_object_mut().expect("status object").remove(f);
+        }
+    }
+    write_status(state, def("apps", "ReplicaSet"), rs, status);
+}

@@ -1,0 +1,207 @@
+//! pods/log: deterministic lines per container plus lines supplied through annotations
+//! (see README), with the apiserver's container selection errors and follow mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use http::header;
+use serde_json::Value;
+
+use crate::api::Params;
+use crate::pods::{ANN_LOG, ANN_LOG_CONTAINER_PREFIX, is_crashloop_image};
+use crate::resources::by_kind;
+use crate::status::{ApiError, Result};
+use crate::store::Store;
+
+/// The log lines of one container of a pod, in order (without timestamps).
+pub fn lines(pod: &Value, container: &str) -> Vec<String> {
+    let spec = pod["spec"]["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+        .cloned()
+        .unwrap_or_default();
+    let image = spec["image"].as_str().unwrap_or("");
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let mut out = vec![format!(
+        "kube-emulator: container {container} of pod {ns}/{name} started (image {image})"
+    )];
+    let annotations = &pod["metadata"]["annotations"];
+    for key in [
+        ANN_LOG.to_string(),
+        format!("{ANN_LOG_CONTAINER_PREFIX}{container}"),
+    ] {
+        if let Some(text) = annotations[&key].as_str() {
+            out.extend(text.lines().map(str::to_string));
+        }
+    }
+    if is_crashloop_image(image) {
+        out.push(format!(
+            "kube-emulator: container {container} exited with code 1 (image tag crashloop)"
+        ));
+    }
+    out
+}
+
+fn render(pod: &Value, container: &str, params: &Params, skip: usize) -> String {
+    let started = pod["status"]["startTime"]
+        .as_str()
+        .unwrap_or("1970-01-01T00:00:00Z")
+        .replace('Z', ".000000000Z");
+    let all = lines(pod, container);
+    let tail = params
+        .get("tailLines")
+        .and_then(|t| t.parse::<usize>().ok());
+    let from = tail.map_or(0, |t| all.len().saturating_sub(t)).max(skip);
+    let mut text = String::new();
+    for l in &all[from.min(all.len())..] {
+        if params.get("timestamps") == Some("true") {
+            text.push_str(&started);
+            text.push(' ');
+        }
+        text.push_str(l);
+        text.push('\n');
+    }
+    if let Some(limit) = params
+        .get("limitBytes")
+        .and_then(|l| l.parse::<usize>().ok())
+    {
+        text.truncate(limit);
+    }
+    text
+}
+
+fn pick_container(pod: &Value, name: &str, params: &Params) -> Result<String> {
+    let names: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    match params.get("container") {
+        Some(c) if names.contains(&c) => Ok(c.to_string()),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
+        None if names.len() == 1 => Ok(names[0].to_string()),
+        None => Err(ApiError::bad_request(format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            names.join(" ")
+        ))),
+    }
+}
+
+fn check_started(pod: &Value, name: &str, container: &str) -> Result<()> {
+    let status = pod["status"]["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container));
+    let waiting = match status {
+        None => Some("ContainerCreating"),
+        Some(s)
+            if s["restartCount"].as_i64().unwrap_or(0) == 0
+                && s["state"]["running"].is_null()
+                && s["state"]["terminated"].is_null() =>
+        {
+            s["state"]["waiting"]["reason"].as_str()
+        }
+        Some(_) => None,
+    };
+    match waiting {
+        Some(reason) if reason != "CrashLoopBackOff" => Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> Result<Response> {
+    let pods = by_kind("", "Pod").expect("pods served");
+    let pod = crate::registry::get(&store, pods, ns, name)?;
+    let container = pick_container(&pod, name, params)?;
+    check_started(&pod, name, &container)?;
+    let text = render(&pod, &container, params, 0);
+    let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
+    if params.get("follow") != Some("true") {
+        return Ok(builder
+            .body(Body::from(text))
+            .expect("static response parts"));
+    }
+    // Follow: stream what is there, then new annotation lines until the pod goes away.
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let (ns, name) = (ns.to_string(), name.to_string());
+    let mut sent = lines(&pod, &container).len();
+    let timestamps = params.get("timestamps") == Some("true");
+    tokio::spawn(async move {
+        if tx.send(bytes::Bytes::from(text)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tx.closed() => return,
+            }
+            let Some(pod) = store.lock().get(pods, &ns, &name).cloned() else {
+                return;
+            };
+            let all = lines(&pod, &container);
+            if all.len() > sent {
+                let mut chunk = String::new();
+                for l in &all[sent..] {
+                    if timestamps {
+                        chunk.push_str(&crate::registry::now());
+                        chunk.push(' ');
+                    }
+                    chunk.push_str(l);
+                    chunk.push('\n');
+                }
+                sent = all.len();
+                if tx.send(bytes::Bytes::from(chunk)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Ok(builder
+        .body(Body::from_stream(stream))
+        .expect("static response parts"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_are_deterministic_and_include_annotations() {
+        let pod = json!({"metadata":{"name":"p","namespace":"ns","annotations":{
+            "kube-emulator.fluo.dev/log":"hello\nERROR boom","kube-emulator.fluo.dev/log.b":"only b"}},
+            "spec":{"containers":[{"name":"a","image":"img:1"},{"name":"b","image":"img:crashloop"}]}});
+        let a = lines(&pod, "a");
+        assert_eq!(
+            a,
+            vec![
+                "kube-emulator: container a of pod ns/p started (image img:1)",
+                "hello",
+                "ERROR boom"
+            ]
+        );
+        let b = lines(&pod, "b");
+        assert_eq!(b.len(), 5);
+        assert!(b[3] == "only b" && b[4].contains("exited with code 1"));
+        let params = Params::from_pairs(vec![("tailLines".into(), "1".into())]);
+        assert_eq!(render(&pod, "a", &params, 0), "ERROR boom\n");
+        assert!(
+            pick_container(&pod, "p", &Params::from_pairs(vec![]))
+                .unwrap_err()
+                .message
+                .contains("choose one of: [a b]")
+        );
+    }
+}

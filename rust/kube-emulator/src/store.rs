@@ -1,0 +1,290 @@
+//! The object store: JSON objects per resource, one global resourceVersion counter and a bounded
+//! ring of change events that watches replay from.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::{Notify, broadcast};
+
+use crate::resources::ResourceDef;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as a watch delivers it. `previous` lets selector-filtered watches turn a change
+/// that moves an object out of (into) the selection into DELETED (ADDED), like the watch cache.
+#[derive(Debug)]
+pub struct Event {
+    pub rv: u64,
+    pub def: &'static ResourceDef,
+    pub kind: EventType,
+    pub object: Arc<Value>,
+    pub previous: Option<Arc<Value>>,
+}
+
+type ResKey = (&'static str, &'static str);
+type ObjKey = (String, String);
+
+/// The mutable state behind the store lock.
+pub struct State {
+    objects: HashMap<ResKey, BTreeMap<ObjKey, Value>>,
+    rv: u64,
+    ring: VecDeque<Arc<Event>>,
+    ring_capacity: usize,
+    /// Lowest resourceVersion from which a watch can still be replayed without gaps.
+    oldest_replayable: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+    next_ip: u32,
+    next_cluster_ip: u32,
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or("")
+}
+
+fn res_key(def: &ResourceDef) -> ResKey {
+    (def.group, def.plural)
+}
+
+impl State {
+    fn bump(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub fn oldest_replayable(&self) -> u64 {
+        self.oldest_replayable
+    }
+
+    pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&res_key(def))?
+            .get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Objects of one resource, in (namespace, name) order; `ns = None` means all namespaces.
+    pub fn list<'a>(
+        &'a self,
+        def: &ResourceDef,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(&res_key(def))
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter(move |((ons, _), _)| ns.is_none_or(|n| n == ons))
+            .map(|(_, v)| v)
+    }
+
+    pub fn namespace_exists(&self, ns: &str) -> bool {
+        self.get(
+            crate::resources::by_kind("", "Namespace").expect("namespaces served"),
+            "",
+            ns,
+        )
+        .is_some()
+    }
+
+    fn emit(
+        &mut self,
+        def: &'static ResourceDef,
+        kind: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) -> Arc<Value> {
+        let object = Arc::new(object);
+        let ev = Arc::new(Event {
+            rv: self.rv,
+            def,
+            kind,
+            object: object.clone(),
+            previous: previous.map(Arc::new),
+        });
+        if self.ring.len() == self.ring_capacity
+            && let Some(dropped) = self.ring.pop_front()
+        {
+            self.oldest_replayable = dropped.rv;
+        }
+        self.ring.push_back(ev.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(ev);
+        object
+    }
+
+    /// Stores a new object, stamping a fresh resourceVersion.
+    pub fn insert(&mut self, def: &'static ResourceDef, mut obj: Value) -> Value {
+        let rv = self.bump();
+        obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let key = (
+            meta_str(&obj, "namespace").to_string(),
+            meta_str(&obj, "name").to_string(),
+        );
+        self.objects
+            .entry(res_key(def))
+            .or_default()
+            .insert(key, obj.clone());
+        self.emit(def, EventType::Added, obj.clone(), None);
+        obj
+    }
+
+    /// Replaces an existing object; a write that changes nothing keeps the old resourceVersion
+    /// and emits no event, as the apiserver does for no-op updates.
+    pub fn replace(&mut self, def: &'static ResourceDef, mut obj: Value) -> Value {
+        let key = (
+            meta_str(&obj, "namespace").to_string(),
+            meta_str(&obj, "name").to_string(),
+        );
+        let old = self
+            .objects
+            .get(&res_key(def))
+            .and_then(|m| m.get(&key))
+            .cloned();
+        if let Some(old) = &old {
+            obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+            if *old == obj {
+                return obj;
+            }
+        }
+        let rv = self.bump();
+        obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        self.objects
+            .entry(res_key(def))
+            .or_default()
+            .insert(key, obj.clone());
+        self.emit(def, EventType::Modified, obj.clone(), old);
+        obj
+    }
+
+    /// Removes an object; the DELETED event carries a fresh resourceVersion.
+    pub fn remove(&mut self, def: &'static ResourceDef, ns: &str, name: &str) -> Option<Value> {
+        let mut obj = self
+            .objects
+            .get_mut(&res_key(def))?
+            .remove(&(ns.to_string(), name.to_string()))?;
+        let rv = self.bump();
+        obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        self.emit(def, EventType::Deleted, obj.clone(), None);
+        Some(obj)
+    }
+
+    /// Events of one resource after `rv` still held in the ring.
+    pub fn events_since(&self, def: &ResourceDef, rv: u64) -> Vec<Arc<Event>> {
+        self.ring
+            .iter()
+            .filter(|e| e.rv > rv && e.def.plural == def.plural && e.def.group == def.group)
+            .cloned()
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    pub fn allocate_pod_ip(&mut self) -> String {
+        self.next_ip += 1;
+        let n = self.next_ip;
+        format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 1)
+    }
+
+    pub fn allocate_cluster_ip(&mut self) -> String {
+        self.next_cluster_ip += 1;
+        let n = self.next_cluster_ip;
+        format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1)
+    }
+}
+
+/// Shared store handle: a lock over [`State`] and a signal for the controllers.
+pub struct Store {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+impl Store {
+    pub fn new(ring_capacity: usize) -> Arc<Self> {
+        let (tx, _) = broadcast::channel(ring_capacity.max(16));
+        Arc::new(Self {
+            state: Mutex::new(State {
+                objects: HashMap::new(),
+                rv: 0,
+                ring: VecDeque::with_capacity(ring_capacity),
+                ring_capacity: ring_capacity.max(1),
+                oldest_replayable: 0,
+                tx,
+                next_ip: 0,
+                next_cluster_ip: 0,
+            }),
+            changed: Notify::new(),
+        })
+    }
+
+    /// Locks the state; callers that write must call [`Store::notify`] afterwards.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn notify(&self) {
+        self.changed.notify_one();
+    }
+
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::by_kind;
+    use serde_json::json;
+
+    fn cm(name: &str, v: &str) -> Value {
+        json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":name,"namespace":"default"},"data":{"k":v}})
+    }
+
+    #[test]
+    fn versions_grow_and_noop_updates_keep_them() {
+        let store = Store::new(4);
+        let def = by_kind("", "ConfigMap").unwrap();
+        let mut s = store.lock();
+        let a = s.insert(def, cm("a", "1"));
+        assert_eq!(meta_str(&a, "resourceVersion"), "1");
+        let same = s.replace(def, cm("a", "1"));
+        assert_eq!(meta_str(&same, "resourceVersion"), "1");
+        let changed = s.replace(def, cm("a", "2"));
+        assert_eq!(meta_str(&changed, "resourceVersion"), "2");
+        assert_eq!(s.events_since(def, 0).len(), 2);
+    }
+
+    #[test]
+    fn ring_is_bounded_and_reports_its_horizon() {
+        let store = Store::new(4);
+        let def = by_kind("", "ConfigMap").unwrap();
+        let mut s = store.lock();
+        for i in 0..10 {
+            s.insert(def, cm(&format!("c{i}"), "x"));
+        }
+        assert_eq!(s.events_since(def, 0).len(), 4);
+        assert_eq!(s.oldest_replayable(), 6);
+        assert!(s.remove(def, "default", "c1").is_some());
+        assert_eq!(s.list(def, Some("default")).count(), 9);
+    }
+}
