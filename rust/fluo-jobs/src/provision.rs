@@ -40,14 +40,24 @@ pub fn stream_config() -> stream::Config {
     }
 }
 
-/// The job-state bucket configuration: file-backed, a little history for debugging.
-pub fn bucket_config() -> kv::Config {
-    kv::Config {
-        bucket: names::KV_BUCKET.to_owned(),
-        description: "FLUO job records, one per job id".to_owned(),
-        history: 5,
+/// The job-state bucket's backing stream, `KV_fluo-jobs`: the same configuration
+/// `create_key_value` would derive (file-backed, 5 revisions of history per job, rollups
+/// allowed, direct gets). Built here because async-nats' `create_key_value` first queries
+/// account info in a form nats-server 2.9 does not answer, while creating the stream works on
+/// every server version.
+pub fn bucket_stream_config() -> stream::Config {
+    stream::Config {
+        name: format!("KV_{}", names::KV_BUCKET),
+        description: Some("FLUO job records, one per job id".to_owned()),
+        subjects: vec![format!("$KV.{}.>", names::KV_BUCKET)],
+        max_messages_per_subject: 5,
         max_age: names::RETENTION,
         storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
         ..Default::default()
     }
 }
@@ -74,19 +84,12 @@ pub async fn ensure_stream(js: &Context) -> Result<jetstream::stream::Stream> {
 
 /// Opens the job-state bucket, creating it if it does not exist.
 pub async fn ensure_bucket(js: &Context) -> Result<kv::Store> {
-    if let Ok(store) = js.get_key_value(names::KV_BUCKET).await {
-        return Ok(store);
-    }
-    match js.create_key_value(bucket_config()).await {
-        Ok(store) => Ok(store),
-        // Another replica may have created it between our get and create.
-        Err(create_err) => js
-            .get_key_value(names::KV_BUCKET)
-            .await
-            .map_err(|_| Error::Bucket {
-                source: create_err.into(),
-            }),
-    }
+    js.get_or_create_stream(bucket_stream_config())
+        .await
+        .map_err(|e| Error::Bucket { source: e.into() })?;
+    js.get_key_value(names::KV_BUCKET)
+        .await
+        .map_err(|e| Error::Bucket { source: e.into() })
 }
 
 /// Opens the worker consumer, creating the stream and the consumer if they do not exist.
@@ -111,6 +114,16 @@ mod tests {
         assert_eq!(config.retention, stream::RetentionPolicy::WorkQueue);
         assert_eq!(config.storage, stream::StorageType::File);
         assert_eq!(config.subjects, vec!["fluo.jobs.>".to_owned()]);
+    }
+
+    #[test]
+    fn the_bucket_stream_is_what_the_kv_api_expects() {
+        let config = bucket_stream_config();
+        assert_eq!(config.name, "KV_fluo-jobs");
+        assert_eq!(config.subjects, vec!["$KV.fluo-jobs.>".to_owned()]);
+        // get_key_value refuses a stream without per-subject history.
+        assert!(config.max_messages_per_subject >= 1);
+        assert!(config.allow_direct && config.allow_rollup && config.deny_delete);
     }
 
     #[test]
