@@ -9,7 +9,17 @@ pub mod plan;
 
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
+pub mod apply;
+pub mod cluster;
+pub mod deploy;
+pub mod exit;
+pub mod history;
+pub mod identity;
+pub mod lock;
+pub mod policy;
 pub mod portforward;
 pub mod readiness;
 pub mod release;
 pub mod render;
+pub mod report;
+pub mod wait;

@@ -1,0 +1,180 @@
+//! Environment policy checked before anything changes: deployment windows (UTC) and approvals
+//! (a change ticket matching the environment's pattern plus an approver). A refusal is exit 5.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Environment;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "refused by policy: {now} is outside the deployment windows of environment `{env}` ({windows})"
+    )]
+    OutsideWindow {
+        env: String,
+        now: String,
+        windows: String,
+    },
+    #[error("refused by policy: environment `{env}` requires --change-ticket and --approved-by")]
+    ApprovalMissing { env: String },
+    #[error(
+        "refused by policy: change ticket {ticket:?} does not match {pattern:?} (approvals.change_ticket_pattern of environment `{env}`)"
+    )]
+    BadTicket {
+        env: String,
+        ticket: String,
+        pattern: String,
+    },
+}
+
+/// What the operator supplied.
+#[derive(Debug, Clone, Default)]
+pub struct Approval {
+    pub change_ticket: Option<String>,
+    pub approved_by: Option<String>,
+}
+
+/// Checks windows and approvals at `now`.
+pub fn check(env: &Environment, approval: &Approval, now: DateTime<Utc>) -> Result<()> {
+    let name = env.environment.name.clone();
+    if !env.windows.is_empty() && !env.windows.iter().any(|w| w.contains(now)) {
+        let windows = env
+            .windows
+            .iter()
+            .map(|w| {
+                let days: Vec<String> = w.days.iter().map(|d| d.to_string()).collect();
+                format!(
+                    "{} {}-{} UTC",
+                    days.join(","),
+                    w.start.format("%H:%M"),
+                    w.end.format("%H:%M")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::OutsideWindow {
+            env: name,
+            now: now.format("%a %H:%M UTC").to_string(),
+            windows,
+        });
+    }
+    if env.approvals.required {
+        let (Some(ticket), Some(approver)) = (&approval.change_ticket, &approval.approved_by)
+        else {
+            return Err(Error::ApprovalMissing { env: name });
+        };
+        if approver.trim().is_empty() {
+            return Err(Error::ApprovalMissing { env: name });
+        }
+        if let Some(pattern) = &env.approvals.change_ticket_pattern {
+            // The pattern was compiled when the environment was loaded.
+            let re = regex::Regex::new(pattern).expect("pattern checked by config");
+            if !re.is_match(ticket) {
+                return Err(Error::BadTicket {
+                    env: name,
+                    ticket: ticket.clone(),
+                    pattern: pattern.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production() -> Environment {
+        toml::from_str(
+            r#"
+[environment]
+name = "production"
+context = "fluo-production"
+namespace = "fluo"
+[access]
+mode = "port-forward"
+[[windows]]
+days = ["Tue", "Wed", "Thu"]
+start = "09:00"
+end = "16:00"
+[approvals]
+required = true
+change_ticket_pattern = "^CHG-[0-9]+$"
+[validation]
+require_clean_git = true
+allow_skip = false
+allow_inline_secrets = false
+require_image_scan = true
+[monitoring]
+duration = "30m"
+interval = "30s"
+max_error_ratio = 0.01
+max_restarts = 1
+max_backlog = 200
+"#,
+        )
+        .unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn approved() -> Approval {
+        Approval {
+            change_ticket: Some("CHG-42".into()),
+            approved_by: Some("bob".into()),
+        }
+    }
+
+    #[test]
+    fn inside_window_with_approval_is_allowed() {
+        // 2026-11-24 is a Tuesday.
+        assert_eq!(
+            check(&production(), &approved(), at("2026-11-24T10:00:00Z")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn outside_window_is_refused_naming_the_windows() {
+        let err = check(&production(), &approved(), at("2026-11-28T10:00:00Z")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused by policy: Sat 10:00 UTC is outside the deployment windows of environment `production` (Tue,Wed,Thu 09:00-16:00 UTC)"
+        );
+        assert!(
+            check(&production(), &approved(), at("2026-11-24T16:00:00Z")).is_err(),
+            "end is exclusive"
+        );
+    }
+
+    #[test]
+    fn approvals_need_ticket_matching_pattern_and_approver() {
+        let tuesday = at("2026-11-24T10:00:00Z");
+        let none = Approval::default();
+        assert!(matches!(
+            check(&production(), &none, tuesday),
+            Err(Error::ApprovalMissing { .. })
+        ));
+        let bad = Approval {
+            change_ticket: Some("JIRA-1".into()),
+            ..approved()
+        };
+        assert!(matches!(
+            check(&production(), &bad, tuesday),
+            Err(Error::BadTicket { .. })
+        ));
+        let no_approver = Approval {
+            approved_by: None,
+            ..approved()
+        };
+        assert!(matches!(
+            check(&production(), &no_approver, tuesday),
+            Err(Error::ApprovalMissing { .. })
+        ));
+    }
+}

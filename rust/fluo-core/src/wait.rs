@@ -1,0 +1,372 @@
+//! Waiting for a component's objects to become ready: one watch per relevant kind (filtered by
+//! the component's label) feeds a local view; after every event the `readiness` rules are
+//! evaluated for every awaited object. No sleep-polling: the next step starts as soon as the
+//! event that makes the last object ready arrives. A fatal verdict ends the wait at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt, stream};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::apply::ObjectRef;
+use crate::readiness::{self, Readiness};
+use crate::render::component_selector;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{object} failed: {message}")]
+    Failed { object: String, message: String },
+    #[error("timed out after {}: {waiting}", humantime::format_duration(*after))]
+    Timeout { after: Duration, waiting: String },
+    #[error("watch ended unexpectedly")]
+    WatchEnded,
+}
+
+/// Kinds whose readiness we judge; others are ready once applied.
+pub fn is_awaited(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "Pod"
+            | "PersistentVolumeClaim"
+            | "Service"
+    )
+}
+
+#[derive(Debug, Clone)]
+enum Seen {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+    DaemonSet(DaemonSet),
+    Job(Job),
+    Pod(Pod),
+    Pvc(PersistentVolumeClaim),
+    Service(Service),
+    ReplicaSet(ReplicaSet),
+}
+
+impl Seen {
+    fn kind(&self) -> &'static str {
+        match self {
+            Seen::Deployment(_) => "Deployment",
+            Seen::StatefulSet(_) => "StatefulSet",
+            Seen::DaemonSet(_) => "DaemonSet",
+            Seen::Job(_) => "Job",
+            Seen::Pod(_) => "Pod",
+            Seen::Pvc(_) => "PersistentVolumeClaim",
+            Seen::Service(_) => "Service",
+            Seen::ReplicaSet(_) => "ReplicaSet",
+        }
+    }
+}
+
+enum Update {
+    Apply(Seen),
+    Delete(&'static str, String),
+    Relist(&'static str),
+}
+
+/// What the watches have seen so far, by (kind, name).
+#[derive(Default)]
+struct View {
+    objects: HashMap<(&'static str, String), Seen>,
+}
+
+impl View {
+    fn apply(&mut self, update: Update) {
+        match update {
+            Update::Apply(seen) => {
+                let name = match &seen {
+                    Seen::Deployment(o) => o.name_any(),
+                    Seen::StatefulSet(o) => o.name_any(),
+                    Seen::DaemonSet(o) => o.name_any(),
+                    Seen::Job(o) => o.name_any(),
+                    Seen::Pod(o) => o.name_any(),
+                    Seen::Pvc(o) => o.name_any(),
+                    Seen::Service(o) => o.name_any(),
+                    Seen::ReplicaSet(o) => o.name_any(),
+                };
+                self.objects.insert((seen.kind(), name), seen);
+            }
+            Update::Delete(kind, name) => {
+                self.objects.remove(&(kind, name));
+            }
+            // A restarted watch re-lists everything of its kind; drop what it may have missed.
+            Update::Relist(kind) => self.objects.retain(|(k, _), _| *k != kind),
+        }
+    }
+
+    fn pods_owned_by(&self, uid: &str) -> Vec<Pod> {
+        self.objects
+            .values()
+            .filter_map(|s| match s {
+                Seen::Pod(p) if owned_by(p.meta(), uid) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pods of the Deployment's newest ReplicaSet (highest revision annotation).
+    fn new_deployment_pods(&self, d: &Deployment) -> Vec<Pod> {
+        let uid = d.metadata.uid.as_deref().unwrap_or_default();
+        let revision = |rs: &ReplicaSet| -> i64 {
+            rs.annotations()
+                .get("deployment.kubernetes.io/revision")
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0)
+        };
+        let newest = self
+            .objects
+            .values()
+            .filter_map(|s| match s {
+                Seen::ReplicaSet(rs) if owned_by(rs.meta(), uid) => Some(rs),
+                _ => None,
+            })
+            .max_by_key(|rs| (revision(rs), rs.metadata.creation_timestamp.clone()));
+        match newest.and_then(|rs| rs.metadata.uid.as_deref()) {
+            Some(rs_uid) => self.pods_owned_by(rs_uid),
+            None => Vec::new(),
+        }
+    }
+
+    fn verdict(&self, object: &ObjectRef) -> Readiness {
+        let kind = match object.kind.as_str() {
+            "Deployment" => "Deployment",
+            "StatefulSet" => "StatefulSet",
+            "DaemonSet" => "DaemonSet",
+            "Job" => "Job",
+            "Pod" => "Pod",
+            "PersistentVolumeClaim" => "PersistentVolumeClaim",
+            "Service" => "Service",
+            _ => return Readiness::Ready,
+        };
+        let Some(seen) = self.objects.get(&(kind, object.name.clone())) else {
+            return Readiness::Waiting("not observed yet".into());
+        };
+        match seen {
+            Seen::Deployment(d) => readiness::deployment(d, &self.new_deployment_pods(d)),
+            Seen::StatefulSet(s) => {
+                let uid = s.metadata.uid.as_deref().unwrap_or_default();
+                let update_revision = s
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.update_revision.as_deref());
+                let pods: Vec<Pod> = self
+                    .pods_owned_by(uid)
+                    .into_iter()
+                    .filter(|p| match update_revision {
+                        Some(rev) => {
+                            p.labels()
+                                .get("controller-revision-hash")
+                                .map(String::as_str)
+                                == Some(rev)
+                        }
+                        None => true,
+                    })
+                    .collect();
+                readiness::stateful_set(s, &pods)
+            }
+            Seen::DaemonSet(d) => readiness::daemon_set(
+                d,
+                &self.pods_owned_by(d.metadata.uid.as_deref().unwrap_or_default()),
+            ),
+            Seen::Job(j) => readiness::job(
+                j,
+                &self.pods_owned_by(j.metadata.uid.as_deref().unwrap_or_default()),
+            ),
+            Seen::Pod(p) => readiness::pod(p),
+            Seen::Pvc(p) => readiness::persistent_volume_claim(p),
+            Seen::Service(s) => readiness::service(s),
+            Seen::ReplicaSet(_) => Readiness::Ready,
+        }
+    }
+}
+
+fn owned_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
+}
+
+fn watch_kind<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    wrap: fn(K) -> Seen,
+    kind: &'static str,
+) -> impl Stream<Item = Update> + Send + 'static
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    watcher::watcher(api, watcher::Config::default().labels(selector))
+        .default_backoff()
+        .filter_map(move |event| async move {
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    Some(Update::Apply(wrap(o)))
+                }
+                Ok(watcher::Event::Delete(o)) => Some(Update::Delete(kind, o.name_any())),
+                Ok(watcher::Event::Init) => Some(Update::Relist(kind)),
+                Ok(watcher::Event::InitDone) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, kind, "watch error (retrying with backoff)");
+                    None
+                }
+            }
+        })
+}
+
+/// Progress callback: called when an object's verdict changes.
+pub type OnChange<'a> = dyn FnMut(&ObjectRef, &Readiness) + Send + 'a;
+
+/// Waits until every object in `objects` is ready (others than awaited kinds count as ready),
+/// failing fast on a fatal verdict, or at `timeout`.
+pub async fn until_ready(
+    client: &Client,
+    namespace: &str,
+    component: &str,
+    objects: &[ObjectRef],
+    timeout: Duration,
+    on_change: &mut OnChange<'_>,
+) -> Result<()> {
+    let awaited: Vec<&ObjectRef> = objects.iter().filter(|o| is_awaited(&o.kind)).collect();
+    if awaited.is_empty() {
+        return Ok(());
+    }
+    let selector = component_selector(component);
+    let has = |k: &str| awaited.iter().any(|o| o.kind == k);
+    let mut streams: Vec<std::pin::Pin<Box<dyn Stream<Item = Update> + Send>>> = Vec::new();
+    if has("Deployment") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::Deployment,
+            "Deployment",
+        )));
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::ReplicaSet,
+            "ReplicaSet",
+        )));
+    }
+    if has("StatefulSet") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::StatefulSet,
+            "StatefulSet",
+        )));
+    }
+    if has("DaemonSet") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::DaemonSet,
+            "DaemonSet",
+        )));
+    }
+    if has("Job") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::Job,
+            "Job",
+        )));
+    }
+    if has("PersistentVolumeClaim") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::Pvc,
+            "PersistentVolumeClaim",
+        )));
+    }
+    if has("Service") {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::Service,
+            "Service",
+        )));
+    }
+    if ["Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"]
+        .iter()
+        .any(|k| has(k))
+    {
+        streams.push(Box::pin(watch_kind(
+            client,
+            namespace,
+            &selector,
+            Seen::Pod,
+            "Pod",
+        )));
+    }
+    let mut updates = stream::select_all(streams);
+    let mut view = View::default();
+    let mut last: BTreeMap<ObjectRef, Readiness> = BTreeMap::new();
+    let wait = async {
+        while let Some(update) = updates.next().await {
+            view.apply(update);
+            let mut all_ready = true;
+            for object in &awaited {
+                let verdict = view.verdict(object);
+                if last.get(*object) != Some(&verdict) {
+                    on_change(object, &verdict);
+                    last.insert((*object).clone(), verdict.clone());
+                }
+                match verdict {
+                    Readiness::Ready => {}
+                    Readiness::Waiting(_) => all_ready = false,
+                    Readiness::Failed(message) => {
+                        return Err(Error::Failed {
+                            object: object.to_string(),
+                            message,
+                        });
+                    }
+                }
+            }
+            if all_ready {
+                return Ok(());
+            }
+        }
+        Err(Error::WatchEnded)
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            after: timeout,
+            waiting: last
+                .iter()
+                .filter_map(|(o, v)| match v {
+                    Readiness::Waiting(m) => Some(format!("{o}: {m}")),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
