@@ -1,0 +1,336 @@
+//! The gate: runs the checklist steps in order (tests, flake-check, build, manifests, policy,
+//! status), timed, with command output streamed to a log file; the first failing step stops it.
+//! fluo-deploy calls it in-process before applying anything and applies nothing unless the
+//! report passed.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fluo_core::config::Config;
+use tokio::io::AsyncWriteExt;
+
+use crate::checklist::{self, Checklist, CommandOutcome, Step};
+use crate::environment::{self, GitState};
+use crate::finding::Finding;
+use crate::manifests::{CLUSTER_COMPONENT, ManifestSet};
+use crate::pods::PodTemplate;
+use crate::policy::{self, PolicySettings};
+use crate::report::{Report, Skip, StepResult, StepStatus};
+use crate::{crossref, online, scan, schema};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--only`/`--skip` where the environment's `[validation].allow_skip` is false.
+    #[error(
+        "refused by policy: environment {environment} runs every validation step ([validation].allow_skip = false), so {what} is not allowed"
+    )]
+    Refused { environment: String, what: String },
+    #[error("--skip {0} needs a non-empty --reason (it is recorded in the release record)")]
+    SkipWithoutReason(Step),
+    #[error("--only selects no step")]
+    NothingSelected,
+    #[error("cannot write the validation log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The shared exit code: 5 refused by policy, 2 usage or I/O error (nothing changed).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Refused { .. } => 5,
+            _ => 2,
+        }
+    }
+}
+
+/// How the gate reaches the target cluster.
+#[derive(Clone)]
+pub enum Cluster {
+    /// `--offline`: no server-side dry run, no external Secret check, no reachability check.
+    Offline,
+    Online(kube::Client),
+    /// A client could not be built (no kubeconfig, unknown context); the reason becomes a
+    /// `cluster.reachable` finding of the first online step.
+    Unavailable(String),
+}
+
+pub struct GateOptions {
+    /// Run only these steps (`--only`); `None` runs all.
+    pub only: Option<Vec<Step>>,
+    /// Steps skipped on purpose, with reasons (`--skip STEP --reason R`).
+    pub skip: Vec<Skip>,
+    pub cluster: Cluster,
+    /// The kube context the deploy targets (`--context`, else the kubeconfig's current one).
+    pub context: Option<String>,
+    pub checklist: Checklist,
+    /// Where step output is streamed.
+    pub log_path: PathBuf,
+    pub git: GitState,
+    /// PATH-style list searched for trivy/grype.
+    pub scanner_path: OsString,
+}
+
+impl GateOptions {
+    /// All steps, offline, no context; the scanner is looked up on `PATH`.
+    pub fn new(checklist: Checklist, log_path: PathBuf, git: GitState) -> Self {
+        Self {
+            only: None,
+            skip: Vec::new(),
+            cluster: Cluster::Offline,
+            context: None,
+            checklist,
+            log_path,
+            git,
+            scanner_path: std::env::var_os("PATH").unwrap_or_default(),
+        }
+    }
+}
+
+/// The objects of a deploy: the cluster-wide manifests, then every component in SOP order.
+pub fn manifest_set(config: &Config) -> ManifestSet {
+    let mut components = vec![(
+        CLUSTER_COMPONENT.to_string(),
+        config.cluster_manifests.clone(),
+    )];
+    components.extend(
+        config
+            .components
+            .iter()
+            .map(|c| (c.name().to_string(), c.manifests.clone())),
+    );
+    ManifestSet::new(&config.environment.environment.namespace, components)
+}
+
+pub struct Gate<'a> {
+    config: &'a Config,
+    options: GateOptions,
+    set: ManifestSet,
+}
+
+impl<'a> Gate<'a> {
+    /// Checks the step selection against the environment's policy before anything runs.
+    pub fn new(config: &'a Config, options: GateOptions) -> Result<Self> {
+        let environment = &config.environment.environment.name;
+        let restricted = !config.environment.validation.allow_skip;
+        if restricted && options.only.is_some() {
+            return Err(Error::Refused {
+                environment: environment.clone(),
+                what: "--only".to_string(),
+            });
+        }
+        if let Some(skip) = options.skip.first() {
+            if restricted {
+                return Err(Error::Refused {
+                    environment: environment.clone(),
+                    what: format!("--skip {}", skip.step),
+                });
+            }
+        }
+        if let Some(skip) = options.skip.iter().find(|s| s.reason.trim().is_empty()) {
+            return Err(Error::SkipWithoutReason(skip.step));
+        }
+        if options.only.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::NothingSelected);
+        }
+        Ok(Self {
+            config,
+            set: manifest_set(config),
+            options,
+        })
+    }
+
+    /// Runs the selected steps in order; stops at the first failure.
+    pub async fn run(self) -> Result<Report> {
+        let log_path = self.options.log_path.clone();
+        let log_error = |source| Error::Log {
+            path: log_path.clone(),
+            source,
+        };
+        if let Some(dir) = log_path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(log_error)?;
+        }
+        let mut log = tokio::fs::File::create(&log_path)
+            .await
+            .map_err(log_error)?;
+        let mut steps = Vec::new();
+        let mut failed_step = None;
+        for step in Step::ALL {
+            if failed_step.is_some() {
+                steps.push(StepResult::new(step, StepStatus::NotRun));
+                continue;
+            }
+            if self
+                .options
+                .only
+                .as_ref()
+                .is_some_and(|only| !only.contains(&step))
+            {
+                steps.push(StepResult::new(step, StepStatus::NotSelected));
+                continue;
+            }
+            if self.options.skip.iter().any(|s| s.step == step) {
+                steps.push(StepResult::new(step, StepStatus::Skipped));
+                continue;
+            }
+            write_log(&mut log, &format!("==> {step}\n"))
+                .await
+                .map_err(log_error)?;
+            let started = Instant::now();
+            let mut result = self.run_step(step, &mut log).await.map_err(log_error)?;
+            result.duration = started.elapsed();
+            for finding in &result.findings {
+                write_log(&mut log, &format!("{finding}\n"))
+                    .await
+                    .map_err(log_error)?;
+            }
+            let verdict = match &result.error {
+                Some(error) => format!("<== {step} FAILED: {error}\n"),
+                None if !result.findings.is_empty() => {
+                    format!("<== {step} FAILED: {} finding(s)\n", result.findings.len())
+                }
+                None => format!("<== {step} passed\n"),
+            };
+            write_log(&mut log, &verdict).await.map_err(log_error)?;
+            if result.error.is_some() || !result.findings.is_empty() {
+                result.status = StepStatus::Failed;
+                failed_step = Some(step);
+            }
+            steps.push(result);
+        }
+        log.flush().await.map_err(log_error)?;
+        Ok(Report {
+            environment: self.config.environment.environment.name.clone(),
+            passed: failed_step.is_none(),
+            failed_step,
+            steps,
+            skipped: self.options.skip.clone(),
+            log: log_path,
+        })
+    }
+
+    async fn run_step(&self, step: Step, log: &mut tokio::fs::File) -> std::io::Result<StepResult> {
+        let mut result = StepResult::new(step, StepStatus::Passed);
+        match step {
+            Step::Tests | Step::FlakeCheck | Step::Build => {
+                let checklist = &self.options.checklist;
+                let spec = &checklist.commands[&step];
+                let outcome = checklist::run_command(step, spec, &checklist.workdir, log).await?;
+                if let CommandOutcome::Failed(message) = outcome {
+                    result.error = Some(message);
+                }
+            }
+            Step::Manifests => {
+                result.findings = self.offline_manifest_findings();
+                if result.findings.is_empty() {
+                    self.online_manifest_checks(&mut result).await;
+                }
+            }
+            Step::Policy => {
+                let settings = PolicySettings {
+                    allow_inline_secrets: self.config.environment.validation.allow_inline_secrets,
+                };
+                result.findings = policy::check(&self.set, settings);
+                let outcome = scan::scan(
+                    &self.images(),
+                    self.config.environment.validation.require_image_scan,
+                    &self.options.scanner_path,
+                    log,
+                )
+                .await?;
+                result.findings.extend(outcome.findings);
+                result.notes.extend(outcome.notes);
+            }
+            Step::Status => {
+                let env = &self.config.environment;
+                result.findings = environment::check(
+                    &env.environment.name,
+                    &env.environment.context,
+                    env.validation.require_clean_git,
+                    &self.options.git,
+                    self.options.context.as_deref(),
+                );
+                match &self.options.cluster {
+                    Cluster::Offline => result
+                        .notes
+                        .push("offline: cluster reachability not checked".to_string()),
+                    Cluster::Unavailable(why) => result.findings.push(
+                        crate::rules::CLUSTER_REACHABLE
+                            .general(format!("no cluster client: {why}")),
+                    ),
+                    Cluster::Online(client) => match online::reachable(client).await {
+                        Ok(version) => result
+                            .notes
+                            .push(format!("cluster answers (server {version})")),
+                        Err(finding) => result.findings.push(finding),
+                    },
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Schema and cross-reference findings (no cluster needed).
+    pub fn offline_manifest_findings(&self) -> Vec<Finding> {
+        let mut findings: Vec<Finding> = self
+            .set
+            .objects
+            .iter()
+            .flat_map(|o| schema::check(&o.doc))
+            .collect();
+        findings.extend(crossref::check(&self.set));
+        findings
+    }
+
+    async fn online_manifest_checks(&self, result: &mut StepResult) {
+        match &self.options.cluster {
+            Cluster::Offline => result
+                .notes
+                .push("offline: server-side dry run and external Secret check skipped".to_string()),
+            Cluster::Unavailable(why) => result
+                .findings
+                .push(crate::rules::CLUSTER_REACHABLE.general(format!("no cluster client: {why}"))),
+            Cluster::Online(client) => {
+                if let Err(finding) = online::reachable(client).await {
+                    result.findings.push(finding);
+                    return;
+                }
+                let (findings, notes) = online::dry_run(client, &self.set).await;
+                result.findings.extend(findings);
+                result.notes.extend(notes);
+                result
+                    .findings
+                    .extend(online::external_secrets(client, &self.set).await);
+            }
+        }
+    }
+
+    /// Every container image of the deploy.
+    fn images(&self) -> Vec<String> {
+        self.set
+            .objects
+            .iter()
+            .filter_map(|o| PodTemplate::of(&o.doc))
+            .flat_map(|pod| {
+                pod.containers()
+                    .into_iter()
+                    .filter_map(|c| {
+                        c.value
+                            .get("image")
+                            .and_then(|i| i.as_str())
+                            .map(String::from)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+async fn write_log(log: &mut tokio::fs::File, text: &str) -> std::io::Result<()> {
+    log.write_all(text.as_bytes()).await
+}

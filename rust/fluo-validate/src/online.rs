@@ -1,0 +1,158 @@
+//! Checks against the target cluster: it answers, every object passes a server-side dry-run
+//! apply (admission, quota, immutable fields; field manager `fluo`, like the deploy), and the
+//! Secrets that manifests declare external exist.
+
+use std::collections::{BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+
+use crate::crossref;
+use crate::finding::{Finding, Location};
+use crate::manifests::ManifestSet;
+use crate::rules;
+use crate::secrets::redact_quoted;
+
+/// The field manager the deployer applies with.
+pub const FIELD_MANAGER: &str = "fluo";
+
+/// `Ok(version)` when the API server answers.
+pub async fn reachable(client: &kube::Client) -> Result<String, Finding> {
+    client
+        .apiserver_version()
+        .await
+        .map(|info| info.git_version)
+        .map_err(|e| {
+            rules::CLUSTER_REACHABLE
+                .general(format!("the cluster does not answer: {}", describe(&e)))
+        })
+}
+
+fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => redact_quoted(&status.message),
+        other => redact_quoted(&other.to_string()),
+    }
+}
+
+fn gvk_of(api_version: &str, kind: &str) -> GroupVersionKind {
+    match api_version.split_once('/') {
+        Some((group, version)) => GroupVersionKind::gvk(group, version, kind),
+        None => GroupVersionKind::gvk("", api_version, kind),
+    }
+}
+
+async fn namespace_exists(client: &kube::Client, name: &str) -> Result<bool, kube::Error> {
+    Api::<Namespace>::all(client.clone())
+        .get_opt(name)
+        .await
+        .map(|n| n.is_some())
+}
+
+/// Dry-run applies every object. Objects in a namespace that does not exist yet (created by the
+/// deploy itself) cannot be dry-run; they are listed in the returned notes.
+pub async fn dry_run(client: &kube::Client, set: &ManifestSet) -> (Vec<Finding>, Vec<String>) {
+    let mut findings = Vec::new();
+    let mut notes = Vec::new();
+    let mut resources: HashMap<(String, String), Result<ApiResource, String>> = HashMap::new();
+    let mut missing_namespaces: BTreeSet<String> = BTreeSet::new();
+    let mut known_namespaces: BTreeSet<String> = BTreeSet::new();
+    let mut not_run = 0usize;
+    let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    for object in &set.objects {
+        let doc = &object.doc;
+        let location = Some(Location::field(doc, crate::path::FieldPath::root()));
+        if let Some(namespace) = &object.namespace
+            && !known_namespaces.contains(namespace)
+        {
+            if missing_namespaces.contains(namespace) {
+                not_run += 1;
+                continue;
+            }
+            match namespace_exists(client, namespace).await {
+                Ok(true) => {
+                    known_namespaces.insert(namespace.clone());
+                }
+                Ok(false) => {
+                    missing_namespaces.insert(namespace.clone());
+                    not_run += 1;
+                    continue;
+                }
+                Err(e) => {
+                    findings.push(rules::CLUSTER_DRY_RUN.located(
+                        location,
+                        format!("cannot look up namespace {namespace}: {}", describe(&e)),
+                    ));
+                    continue;
+                }
+            }
+        }
+        let key = (doc.api_version().to_string(), doc.kind().to_string());
+        if !resources.contains_key(&key) {
+            let gvk = gvk_of(doc.api_version(), doc.kind());
+            let resolved = kube::discovery::pinned_kind(client, &gvk)
+                .await
+                .map(|(resource, _)| resource)
+                .map_err(|e| describe(&e));
+            resources.insert(key.clone(), resolved);
+        }
+        let resource = match &resources[&key] {
+            Ok(resource) => resource,
+            Err(message) => {
+                findings.push(rules::CLUSTER_DRY_RUN.located(
+                    location,
+                    format!("the cluster does not serve {} {}: {message}", key.0, key.1),
+                ));
+                continue;
+            }
+        };
+        let api: Api<DynamicObject> = match &object.namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        let mut body = doc.object.clone();
+        if let Some(namespace) = &object.namespace {
+            body["metadata"]["namespace"] = serde_json::Value::String(namespace.clone());
+        }
+        if let Err(e) = api.patch(doc.name(), &params, &Patch::Apply(&body)).await {
+            findings.push(rules::CLUSTER_DRY_RUN.located(
+                location,
+                format!(
+                    "server-side dry run of {} rejected: {}",
+                    doc.display_name(),
+                    describe(&e)
+                ),
+            ));
+        }
+    }
+    if not_run > 0 {
+        notes.push(format!(
+            "{not_run} object(s) not dry-run: namespace(s) {} do not exist yet (the deploy creates them)",
+            missing_namespaces.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    (findings, notes)
+}
+
+/// Every Secret that a workload declares external must exist in its namespace.
+pub async fn external_secrets(client: &kube::Client, set: &ManifestSet) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (namespace, name) in crossref::external_secrets(set) {
+        match Api::<Secret>::namespaced(client.clone(), &namespace)
+            .get_opt(&name)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => findings.push(rules::CLUSTER_EXTERNAL_SECRET.general(format!(
+                "external Secret {name} does not exist in namespace {namespace}"
+            ))),
+            Err(e) => findings.push(rules::CLUSTER_EXTERNAL_SECRET.general(format!(
+                "cannot look up external Secret {name} in namespace {namespace}: {}",
+                describe(&e)
+            ))),
+        }
+    }
+    findings
+}

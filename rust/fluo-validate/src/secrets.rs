@@ -1,0 +1,261 @@
+//! Secret detection in plain values (ConfigMap data, env literals, annotations): known token
+//! formats, sensitive key names with literal values, and high-entropy strings. The verdict
+//! describes why a value looks secret; it never contains the value.
+
+use std::sync::OnceLock;
+
+use regex::{Regex, RegexSet};
+
+/// Why a value looks like a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suspicion {
+    /// Matches a known credential format (the format's name).
+    KnownFormat(&'static str),
+    /// A literal value under a key that names a credential (`DB_PASSWORD`).
+    SensitiveKey,
+    /// A long random-looking string.
+    HighEntropy,
+}
+
+impl std::fmt::Display for Suspicion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::KnownFormat(name) => write!(f, "looks like {name}"),
+            Self::SensitiveKey => f.write_str("the key names a credential and holds a literal"),
+            Self::HighEntropy => f.write_str("high-entropy string"),
+        }
+    }
+}
+
+const FORMATS: &[(&str, &str)] = &[
+    ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
+    ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    (
+        "a JSON web token",
+        r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+    ),
+    ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}"),
+    ("a Stripe secret key", r"\b[sr]k_live_[0-9A-Za-z]{16,}"),
+    (
+        "a URL with credentials",
+        r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
+    ),
+];
+
+fn formats() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    SET.get_or_init(|| RegexSet::new(FORMATS.iter().map(|(_, re)| *re)).expect("valid regexes"))
+}
+
+fn sensitive_key() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?i)(passw(or)?d|\bpwd\b|_pwd\b|secret|token|api[_-]?key|private[_-]?key|access[_-]?key|credentials?\b|auth[_-]?key|signing[_-]?key)",
+        )
+        .expect("valid regex")
+    })
+}
+
+/// fluo's own annotations (`fluo.dev/external-secrets`, `fluo.dev/secrets-access`) name
+/// secrets or explain access; they never hold one.
+const OWN_ANNOTATION_PREFIX: &str = "fluo.dev/";
+
+/// Key suffixes that say the value points at a secret rather than being one.
+fn names_a_reference(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "_file", "-file", "file", "_path", "-path", "path", "_name", "-name", "_ref", "_env",
+        "_ttl", "_timeout", "_expiry", "_url_env",
+    ]
+    .iter()
+    .any(|suffix| key.ends_with(suffix))
+}
+
+/// Values that are obviously not credentials even under a credential-sounding key.
+fn is_placeholder(value: &str) -> bool {
+    let v = value.trim();
+    v.is_empty()
+        || v.starts_with('/')
+        || v.starts_with("$(")
+        || v.starts_with("${")
+        || v.parse::<f64>().is_ok()
+        || matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "none" | "null" | "disabled" | "enabled"
+        )
+}
+
+/// Shannon entropy in bits per character.
+fn entropy(value: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    for byte in value.bytes() {
+        counts[byte as usize] += 1;
+    }
+    let len = value.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Random tokens are long, unbroken, mix letters and digits, and use most of the alphabet they
+/// draw from. Prose, hostnames, URLs and paths are excluded by their separators.
+fn is_high_entropy(value: &str) -> bool {
+    let v = value.trim();
+    if v.len() < 20 || v.chars().any(char::is_whitespace) || v.contains("://") {
+        return false;
+    }
+    if v.chars()
+        .filter(|c| matches!(c, '.' | '/' | ':' | '-'))
+        .count()
+        > 2
+    {
+        return false;
+    }
+    if !(v.chars().any(|c| c.is_ascii_digit()) && v.chars().any(|c| c.is_ascii_alphabetic())) {
+        return false;
+    }
+    let threshold = ((v.len() as f64).log2() - 0.75).min(4.0);
+    entropy(v) >= threshold
+}
+
+/// Whether `value` (found under `key`, if any) looks like a secret.
+pub fn inspect(key: Option<&str>, value: &str) -> Option<Suspicion> {
+    if let Some(i) = formats().matches(value).into_iter().next() {
+        return Some(Suspicion::KnownFormat(FORMATS[i].0));
+    }
+    if let Some(key) = key
+        && !key.starts_with(OWN_ANNOTATION_PREFIX)
+        && sensitive_key().is_match(key)
+        && !names_a_reference(key)
+        && !is_placeholder(value)
+    {
+        return Some(Suspicion::SensitiveKey);
+    }
+    // Checksums and digests are random by design and not secret.
+    if key.is_some_and(|k| {
+        let k = k.to_ascii_lowercase();
+        ["checksum", "hash", "digest", "sha256"]
+            .iter()
+            .any(|w| k.contains(w))
+    }) {
+        return None;
+    }
+    // Multi-line values (config files in ConfigMaps) are inspected line by line, word by word.
+    value
+        .split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ',' | ';'))
+        .any(is_high_entropy)
+        .then_some(Suspicion::HighEntropy)
+}
+
+/// Error messages from serde and the API server quote the offending value
+/// (`invalid type: string "hunter2", expected i32`); the value might be a secret, so only its
+/// type is kept.
+pub fn redact_quoted(message: &str) -> String {
+    static QUOTED: OnceLock<Regex> = OnceLock::new();
+    QUOTED
+        .get_or_init(|| Regex::new(r#""(?:[^"\\]|\\.)*""#).expect("valid regex"))
+        .replace_all(message, "(value redacted)")
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_redacted_from_messages() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "hunter2", expected i32"#),
+            "invalid type: string (value redacted), expected i32"
+        );
+    }
+
+    #[test]
+    fn known_formats_are_detected() {
+        for value in [
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE...",
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789AB",
+            "postgres://app:hunter2@db:5432/app",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ] {
+            assert!(
+                matches!(inspect(None, value), Some(Suspicion::KnownFormat(_))),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn sensitive_keys_with_literals_are_detected() {
+        assert_eq!(
+            inspect(Some("DB_PASSWORD"), "changeme"),
+            Some(Suspicion::SensitiveKey)
+        );
+        assert_eq!(
+            inspect(Some("admin-token"), "abc"),
+            Some(Suspicion::SensitiveKey)
+        );
+        assert_eq!(inspect(Some("api_key"), "k"), Some(Suspicion::SensitiveKey));
+    }
+
+    #[test]
+    fn references_and_placeholders_are_not_secrets() {
+        assert_eq!(
+            inspect(Some("NATS_TOKEN_FILE"), "/var/run/secrets/token"),
+            None
+        );
+        assert_eq!(
+            inspect(Some("GF_SECURITY_ADMIN_PASSWORD"), "$(ADMIN_PASSWORD)"),
+            None
+        );
+        assert_eq!(inspect(Some("TOKEN_TTL"), "3600"), None);
+        assert_eq!(inspect(Some("existing_secret_name"), "grafana-admin"), None);
+        assert_eq!(inspect(Some("AUTH_ENABLED"), "true"), None);
+        assert_eq!(
+            inspect(Some("fluo.dev/external-secrets"), "grafana-admin"),
+            None
+        );
+        assert_eq!(
+            inspect(
+                Some("checksum/config"),
+                "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn high_entropy_strings_are_detected_and_ordinary_config_is_not() {
+        assert_eq!(
+            inspect(None, "q8Zr2LxV0pWn5TfKc7Ym3HsB"),
+            Some(Suspicion::HighEntropy)
+        );
+        assert_eq!(
+            inspect(
+                Some("config.yaml"),
+                "server:\n  key: Zq8r2LxV0pWn5TfKc7Ym3HsBa9\n"
+            ),
+            Some(Suspicion::HighEntropy)
+        );
+        for value in [
+            "http://prometheus.fluo.svc.cluster.local:9090",
+            "nats://nats:4222",
+            "prometheus-operated-2024-11-26",
+            "fluo/prometheus-nats-exporter:0.15",
+            "scrape_interval: 15s\nevaluation_interval: 15s\n",
+            "app.kubernetes.io/managed-by",
+            "The FLUO API layer, version 2024.11 (jobs API)",
+        ] {
+            assert_eq!(inspect(Some("value"), value), None, "{value}");
+        }
+    }
+}
