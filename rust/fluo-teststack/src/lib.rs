@@ -21,12 +21,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`JobsClient`] talks to the BFF like a user; [`NatsProbe`] reads the job stream and the
+//! job-state bucket straight from NATS (backlog, sequences, a job's revision history).
+//!
 //! A missing `nats-server` or `prometheus` is an error saying
 //! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
 //! running executable's target dir unless `FLUO_BFF_BIN` / `FLUO_WORKER_BIN` point at binaries;
 //! `NATS_SERVER_BIN` / `PROMETHEUS_BIN` override the system programs.
 
 mod binaries;
+mod client;
 mod error;
 mod ports;
 mod process;
@@ -34,6 +38,7 @@ mod prometheus_config;
 mod stack;
 mod wait;
 
+pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
 pub use stack::{Component, Sample, Stack, StackBuilder};

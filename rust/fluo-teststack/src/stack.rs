@@ -298,12 +298,16 @@ impl Stack {
         self.wait_ready(component).await
     }
 
-    /// Graceful stop: SIGTERM, wait up to 60 s for exit, then SIGKILL. No-op if not running.
-    pub async fn stop(&mut self, component: Component) -> Result<()> {
-        if let Some(process) = self.processes.remove(&component) {
-            process.terminate(Duration::from_secs(60)).await;
-        }
-        Ok(())
+    /// Graceful stop: SIGTERM, wait up to 60 s for exit, then SIGKILL. Returns the exit code
+    /// (None if killed by a signal or not running).
+    pub async fn stop(&mut self, component: Component) -> Result<Option<i32>> {
+        Ok(match self.processes.remove(&component) {
+            Some(process) => process
+                .terminate(Duration::from_secs(60))
+                .await
+                .and_then(|status| status.code()),
+            None => None,
+        })
     }
 
     /// Hard stop: SIGKILL, as when a node dies. No-op if not running.
@@ -317,19 +321,19 @@ impl Stack {
     pub async fn start_nats(&mut self) -> Result<()> {
         self.start_component(Component::Nats).await
     }
-    pub async fn stop_nats(&mut self) -> Result<()> {
+    pub async fn stop_nats(&mut self) -> Result<Option<i32>> {
         self.stop(Component::Nats).await
     }
     pub async fn start_bff(&mut self) -> Result<()> {
         self.start_component(Component::Bff).await
     }
-    pub async fn stop_bff(&mut self) -> Result<()> {
+    pub async fn stop_bff(&mut self) -> Result<Option<i32>> {
         self.stop(Component::Bff).await
     }
     pub async fn start_worker(&mut self) -> Result<()> {
         self.start_component(Component::Worker).await
     }
-    pub async fn stop_worker(&mut self) -> Result<()> {
+    pub async fn stop_worker(&mut self) -> Result<Option<i32>> {
         self.stop(Component::Worker).await
     }
     /// SIGKILL the worker, as when its pod is killed mid-job.
@@ -339,7 +343,7 @@ impl Stack {
     pub async fn start_prometheus(&mut self) -> Result<()> {
         self.start_component(Component::Prometheus).await
     }
-    pub async fn stop_prometheus(&mut self) -> Result<()> {
+    pub async fn stop_prometheus(&mut self) -> Result<Option<i32>> {
         self.stop(Component::Prometheus).await
     }
 

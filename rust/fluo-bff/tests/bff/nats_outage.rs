@@ -1,0 +1,78 @@
+use fluo_teststack::{Component, JobsClient, Stack};
+use serde_json::json;
+
+use super::support::JOB_TIMEOUT;
+
+#[tokio::test]
+async fn nats_down_means_503_and_recovery_needs_no_restart() {
+    let mut stack = Stack::builder()
+        .nats()
+        .bff()
+        .worker()
+        .start()
+        .await
+        .unwrap();
+    let api = JobsClient::new(stack.bff_url());
+    let bff_pid = stack.pid(Component::Bff);
+    let before = api
+        .submit_ok("test", json!({"validation": true}))
+        .await
+        .unwrap();
+    api.wait_for_status(&before, "completed", JOB_TIMEOUT)
+        .await
+        .unwrap();
+
+    stack.stop_nats().await.unwrap();
+
+    let not_ready = stack
+        .eventually("BFF /ready to fail", || async {
+            let reply = api.get("/ready").await?;
+            Ok::<_, fluo_teststack::Error>((reply.status == 503).then_some(reply))
+        })
+        .await
+        .unwrap();
+    assert_eq!(not_ready.body["status"], "unavailable");
+    assert!(
+        not_ready.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{not_ready:?}"
+    );
+    let refused = api
+        .submit("test", json!({"validation": true}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.error().contains("NATS"), "{refused:?}");
+    assert_eq!(
+        api.get(&format!("/api/jobs/{before}"))
+            .await
+            .unwrap()
+            .status,
+        503
+    );
+    // Liveness does not depend on NATS: Kubernetes must not restart the BFF for this.
+    api.get("/health").await.unwrap().expect_status(200);
+
+    stack.start_nats().await.unwrap();
+    stack.wait_ready(Component::Bff).await.unwrap();
+    assert_eq!(stack.pid(Component::Bff), bff_pid, "the BFF was restarted");
+
+    let after = stack
+        .eventually("a submission to be accepted again", || async {
+            let reply = api.submit("test", json!({"validation": true})).await?;
+            Ok::<_, fluo_teststack::Error>(
+                (reply.status == 202).then(|| reply.body["id"].as_str().unwrap().to_owned()),
+            )
+        })
+        .await
+        .unwrap();
+    api.wait_for_status(&after, "completed", JOB_TIMEOUT)
+        .await
+        .unwrap();
+    // The job from before the outage survived it (JetStream file storage).
+    api.wait_for_status(&before, "completed", JOB_TIMEOUT)
+        .await
+        .unwrap();
+}
