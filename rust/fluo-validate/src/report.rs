@@ -85,6 +85,36 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report for manifests that could not even be loaded (broken YAML): the `manifests`
+    /// step fails with that finding and nothing else runs.
+    pub fn load_failure(environment: &str, finding: Finding, log: PathBuf) -> Self {
+        let steps = Step::ALL
+            .into_iter()
+            .map(|step| {
+                let mut result = StepResult::new(
+                    step,
+                    if step == Step::Manifests {
+                        StepStatus::Failed
+                    } else {
+                        StepStatus::NotRun
+                    },
+                );
+                if step == Step::Manifests {
+                    result.findings.push(finding.clone());
+                }
+                result
+            })
+            .collect();
+        Self {
+            environment: environment.to_string(),
+            passed: false,
+            failed_step: Some(Step::Manifests),
+            steps,
+            skipped: Vec::new(),
+            log,
+        }
+    }
+
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.steps.iter().flat_map(|s| &s.findings)
     }

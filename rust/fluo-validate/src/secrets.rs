@@ -105,21 +105,25 @@ fn entropy(value: &str) -> f64 {
         .sum()
 }
 
-/// Random tokens are long, unbroken, mix letters and digits, and use most of the alphabet they
-/// draw from. Prose, hostnames, URLs and paths are excluded by their separators.
+/// Random tokens are long, drawn from the base64/hex alphabets, mix upper case, lower case and
+/// several digits (or are long hex), and use most of the alphabet they draw from. Expressions, prose,
+/// hostnames, URLs and paths fall out through their punctuation or their case.
 fn is_high_entropy(value: &str) -> bool {
     let v = value.trim();
-    if v.len() < 20 || v.chars().any(char::is_whitespace) || v.contains("://") {
-        return false;
-    }
-    if v.chars()
-        .filter(|c| matches!(c, '.' | '/' | ':' | '-'))
-        .count()
-        > 2
+    if v.len() < 20
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-'))
     {
         return false;
     }
-    if !(v.chars().any(|c| c.is_ascii_digit()) && v.chars().any(|c| c.is_ascii_alphabetic())) {
+    // CamelCase identifiers (`FluoBffHighErrorRatio5m`) mix case too, but rarely hold more
+    // than one digit; random tokens of this length almost always do.
+    let mixed = v.chars().any(|c| c.is_ascii_uppercase())
+        && v.chars().any(|c| c.is_ascii_lowercase())
+        && v.chars().filter(char::is_ascii_digit).count() >= 2;
+    let long_hex = v.len() >= 32 && v.chars().all(|c| c.is_ascii_hexdigit());
+    if !(mixed || long_hex) {
         return false;
     }
     let threshold = ((v.len() as f64).log2() - 0.75).min(4.0);
@@ -254,6 +258,9 @@ mod tests {
             "scrape_interval: 15s\nevaluation_interval: 15s\n",
             "app.kubernetes.io/managed-by",
             "The FLUO API layer, version 2024.11 (jobs API)",
+            "sum(rate(fluo_bff_http_requests_total[5m]))",
+            "histogram_quantile(0.99, sum by (le) (rate(x_bucket[5m])))",
+            "FluoBffHighErrorRatio5m",
         ] {
             assert_eq!(inspect(Some("value"), value), None, "{value}");
         }
