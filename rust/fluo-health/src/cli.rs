@@ -113,6 +113,13 @@ impl GlobalArgs {
     }
 }
 
+/// Pick the TLS crypto provider for the process. kube-rs and reqwest each enable a different
+/// rustls provider, and rustls then refuses to guess; call this before any client is built.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A kube client for `context` of the kubeconfig at `path` (or the default kubeconfig).
 pub async fn client(path: Option<&Path>, context: &str) -> Result<kube::Client> {
     let shown = path.map_or_else(|| "(default)".to_owned(), |p| p.display().to_string());

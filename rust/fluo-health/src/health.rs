@@ -95,7 +95,7 @@ impl Options {
             timeout,
             grafana_token: None,
             prometheus: Expectations {
-                jobs: Vec::new(),
+                jobs: vec!["fluo-bff".to_owned(), "fluo-worker".to_owned()],
                 metric_prefixes: vec!["fluo_bff_".to_owned()],
             },
         }

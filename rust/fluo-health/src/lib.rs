@@ -17,6 +17,7 @@ pub mod cli;
 pub mod endpoint;
 pub mod health;
 pub mod jobs;
+pub mod monitor;
 pub mod promapi;
 pub mod report;
 pub mod secrets;

@@ -1,0 +1,58 @@
+//! Usage and configuration errors: exit 2 with a message naming what is wrong.
+
+use super::support::{Cli, TestInfra};
+
+#[tokio::test]
+async fn unknown_check_is_a_usage_error() {
+    let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
+    Cli::health(&infra)
+        .args(["--check", "bff,natz"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has(
+            "unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs)",
+        );
+}
+
+#[tokio::test]
+async fn unknown_environment_is_a_configuration_error_that_runs_nothing() {
+    let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
+    let ran = Cli::health(&infra).args(["--env", "nowhere"]).run().await;
+    ran.code(2)
+        .stderr_has("fluo-health: loading the configuration: ")
+        .stderr_has("nowhere");
+    assert_eq!(ran.stdout, "", "nothing was checked");
+}
+
+#[tokio::test]
+async fn invalid_environment_file_names_the_field() {
+    let infra = TestInfra::new(
+        "ci",
+        "none",
+        "[access]\nmode = \"direct\"\n\n[access.urls]\nbff = \"ftp://x\"\n",
+    );
+    Cli::health(&infra)
+        .run()
+        .await
+        .code(2)
+        .stderr_has("access.urls.bff")
+        .stderr_has("ftp://x");
+}
+
+#[tokio::test]
+async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
+    let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
+    let ran = Cli::health(&infra)
+        .args(["--check", "nats", "-o", "json"])
+        .run()
+        .await;
+    ran.code(1);
+    let (verdict, evidence) = ran.check("nats");
+    assert_eq!(verdict, "fail");
+    assert!(
+        evidence
+            .starts_with("access.mode is \"direct\" but access.urls.nats-monitor is not set in "),
+        "{evidence}"
+    );
+}

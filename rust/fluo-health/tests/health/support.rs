@@ -1,0 +1,276 @@
+//! Test support: a temp infra dir with a test environment, the Grafana stand-in, the local
+//! stack with Prometheus having scraped, and a fluent CLI runner.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use fluo_teststack::{Stack, eventually};
+
+/// A copy of the repository's infra/ with one extra environment file.
+pub struct TestInfra {
+    dir: tempfile::TempDir,
+    env: String,
+}
+
+impl TestInfra {
+    /// `environment` is the body of `environments/<name>.toml` after its `[environment]` table.
+    pub fn new(name: &str, context: &str, rest: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo_infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+        copy_dir(&repo_infra, &dir.path().join("infra"));
+        let body = format!(
+            "[environment]\nname = \"{name}\"\ncontext = \"{context}\"\nnamespace = \"fluo\"\n\n{rest}\n\
+             [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
+             [monitoring]\nduration = \"1m\"\ninterval = \"1s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 1000\n"
+        );
+        std::fs::write(
+            dir.path().join(format!("infra/environments/{name}.toml")),
+            body,
+        )
+        .expect("write environment");
+        Self {
+            dir,
+            env: name.to_owned(),
+        }
+    }
+
+    /// An environment reaching everything through `[access.urls]`.
+    pub fn direct(urls: &[(&str, String)]) -> Self {
+        let urls: String = urls
+            .iter()
+            .map(|(k, v)| format!("{k} = \"{v}\"\n"))
+            .collect();
+        Self::new(
+            "ci",
+            "none",
+            &format!("[access]\nmode = \"direct\"\n\n[access.urls]\n{urls}"),
+        )
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("infra")
+    }
+
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read infra dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// Grafana stand-in: a tiny HTTP server answering `/api/health` and `/api/search` like Grafana's
+/// API does (Grafana has no Debian package). `database` is what `/api/health` reports.
+pub struct GrafanaStandIn {
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl GrafanaStandIn {
+    pub async fn start(database: &'static str) -> Self {
+        let health = move || async move {
+            let status = if database == "ok" {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (
+                status,
+                format!(r#"{{"commit":"stand-in","database":"{database}","version":"11.3.0"}}"#),
+            )
+        };
+        let search = || async {
+            r#"[{"id":1,"uid":"fluo-overview","title":"FLUO Overview","type":"dash-db","url":"/d/fluo-overview"}]"#
+        };
+        let app = Router::new()
+            .route("/api/health", get(health))
+            .route("/api/search", get(search));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("grafana stand-in serves");
+        });
+        Self { url, server }
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+impl Drop for GrafanaStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The full local stack, once Prometheus has scraped the BFF and the worker successfully.
+pub async fn healthy_stack() -> Stack {
+    let stack = Stack::start()
+        .await
+        .unwrap_or_else(|e| panic!("starting the local stack: {e}"));
+    wait_targets_up(&stack, 2).await;
+    stack
+}
+
+/// Until Prometheus reports `n` targets up and has FLUO BFF series.
+pub async fn wait_targets_up(stack: &Stack, n: usize) {
+    eventually("prometheus targets up", Duration::from_secs(60), || async {
+        let up = stack.query_prometheus("up == 1").await?;
+        let bff = stack.query_prometheus("fluo_bff_build_info").await?;
+        Ok::<_, fluo_teststack::Error>((up.len() >= n && !bff.is_empty()).then_some(()))
+    })
+    .await
+    .expect("prometheus scrapes the stack");
+}
+
+/// The direct-access URLs of a stack plus a Grafana stand-in.
+pub fn stack_urls(stack: &Stack, grafana: &GrafanaStandIn) -> Vec<(&'static str, String)> {
+    vec![
+        ("bff", stack.bff_url()),
+        ("nats-monitor", stack.nats_monitor_url()),
+        ("prometheus", stack.prometheus_url()),
+        ("grafana", grafana.url()),
+        ("worker", stack.worker_url()),
+    ]
+}
+
+/// Runs a binary of this crate and captures what it printed.
+pub struct Cli {
+    command: tokio::process::Command,
+    shown: String,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    shown: String,
+}
+
+impl Cli {
+    pub fn health(infra: &TestInfra) -> Self {
+        let mut cli = Self::bin(env!("CARGO_BIN_EXE_fluo-health"));
+        cli.command
+            .env("FLUO_INFRA_DIR", infra.path())
+            .env("FLUO_ENV", infra.env());
+        cli
+    }
+
+    pub fn bin(path: &str) -> Self {
+        let mut command = tokio::process::Command::new(path);
+        command
+            .env_remove("KUBECONFIG")
+            .env_remove("FLUO_ENV")
+            .env_remove("FLUO_INFRA_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        Self {
+            command,
+            shown: path.rsplit('/').next().unwrap_or(path).to_owned(),
+        }
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+        for arg in args {
+            self.shown.push(' ');
+            self.shown.push_str(arg.as_ref());
+            self.command.arg(arg.as_ref());
+        }
+        self
+    }
+
+    pub async fn run(mut self) -> Ran {
+        let output = tokio::time::timeout(Duration::from_secs(120), self.command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not finish within 120 s", self.shown))
+            .unwrap_or_else(|e| panic!("running {}: {e}", self.shown));
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            shown: self.shown,
+        }
+    }
+}
+
+impl Ran {
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "`{}` exited {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
+            self.shown, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "`{}` stdout lacks {needle:?}:\n{}\nstderr:\n{}",
+            self.shown,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle) && !self.stderr.contains(needle),
+            "`{}` output contains {needle:?}:\n{}\n{}",
+            self.shown,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "`{}` stderr lacks {needle:?}:\n{}",
+            self.shown,
+            self.stderr
+        );
+        self
+    }
+
+    /// stdout parsed as the JSON report.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}):\n{}", self.shown, self.stdout))
+    }
+
+    /// The verdict and evidence of a check in the JSON report.
+    pub fn check(&self, name: &str) -> (String, String) {
+        let json = self.json();
+        let check = json["checks"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no check {name} in:\n{}", self.stdout));
+        (
+            check["verdict"].as_str().unwrap_or_default().to_owned(),
+            check["evidence"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+}

@@ -1,0 +1,175 @@
+//! Test support: a temp infra dir whose environment reaches the BFF through an ingress stand-in,
+//! the ingress stand-in itself, and a fluent CLI runner.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub const INGRESS_HOST: &str = "fluo-api.localhost";
+
+/// A copy of the repository's infra/ plus `environments/ci.toml` using ingress access.
+pub struct TestInfra {
+    dir: tempfile::TempDir,
+}
+
+impl TestInfra {
+    pub fn ingress(ingress_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra"),
+            &dir.path().join("infra"),
+        );
+        let env = format!(
+            "[environment]\nname = \"ci\"\ncontext = \"none\"\nnamespace = \"fluo\"\n\n\
+             [access]\nmode = \"ingress\"\ningress_url = \"{ingress_url}\"\ningress_host = \"{INGRESS_HOST}\"\n\n\
+             [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
+             [monitoring]\nduration = \"1m\"\ninterval = \"1s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 1000\n"
+        );
+        std::fs::write(dir.path().join("infra/environments/ci.toml"), env).expect("write env");
+        Self { dir }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Ingress stand-in: routes requests whose Host is `fluo-api.localhost` to the backend and
+/// answers 404 to anything else, like the cluster's ingress rule.
+pub struct IngressStandIn {
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct Route {
+    backend: String,
+    http: reqwest::Client,
+}
+
+async fn proxy(State(route): State<Route>, headers: HeaderMap, request: Request) -> Response {
+    if headers.get("host").and_then(|h| h.to_str().ok()) != Some(INGRESS_HOST) {
+        return (StatusCode::NOT_FOUND, "default backend - 404").into_response();
+    }
+    let method = request.method().clone();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), ToString::to_string);
+    let content_type = headers.get("content-type").cloned();
+    let body: Bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut upstream = route
+        .http
+        .request(method, format!("{}{path}", route.backend))
+        .body(body);
+    if let Some(ct) = content_type {
+        upstream = upstream.header("content-type", ct);
+    }
+    match upstream.send().await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16()).expect("valid status");
+            (status, answer.bytes().await.unwrap_or_default()).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("502 bad gateway: {e}")).into_response(),
+    }
+}
+
+impl IngressStandIn {
+    pub async fn start(backend: &str) -> Self {
+        let app = Router::new().fallback(proxy).with_state(Route {
+            backend: backend.to_owned(),
+            http: reqwest::Client::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("ingress stand-in serves");
+        });
+        Self { url, server }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for IngressStandIn {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Runs fluo-smoke against a test infra and captures what it printed.
+pub async fn smoke(infra: &TestInfra, args: &[&str]) -> Ran {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fluo-smoke"))
+        .args(args)
+        .env("FLUO_INFRA_DIR", infra.dir.path().join("infra"))
+        .env("FLUO_ENV", "ci")
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("fluo-smoke finishes within 120 s")
+        .expect("fluo-smoke runs");
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code, expected,
+            "fluo-smoke exited {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Verdict and evidence of one step in the JSON report.
+    pub fn step(&self, name: &str) -> (String, String) {
+        let json: serde_json::Value = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{}", self.stdout));
+        let step = json["checks"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+            .unwrap_or_else(|| panic!("no step {name} in:\n{}", self.stdout))
+            .clone();
+        (
+            step["verdict"].as_str().unwrap_or_default().to_owned(),
+            step["evidence"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+}
