@@ -48,14 +48,19 @@ pub enum Error {
     Apply(#[from] apply::Error),
     #[error(transparent)]
     History(#[from] history::Error),
+    /// Usage error found before changing anything (exit 2).
     #[error("{0}")]
     Refused(String),
+    /// An operation on the cluster failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
             Error::Plan(_) | Error::Render(_) | Error::Refused(_) => Exit::Usage,
+            Error::Failed(_) => Exit::Failed,
             Error::Cluster(
                 cluster::Error::UnknownContext { .. } | cluster::Error::Kubeconfig { .. },
             ) => Exit::Usage,
@@ -70,13 +75,14 @@ impl Error {
 pub trait Hooks: Send + Sync {
     /// The pre-deployment gate over the selected components; Err carries the findings.
     fn gate(&self, config: &Config, components: &[String]) -> std::result::Result<(), String>;
-    /// Post-deploy checks of the deployed components; Err carries what failed.
+    /// Post-deploy checks of the deployed components (None: no checks available); Err carries
+    /// what failed.
     fn post_checks<'a>(
         &'a self,
         config: &'a Config,
         namespace: &'a str,
         components: &'a [String],
-    ) -> BoxFuture<'a, std::result::Result<(), String>>;
+    ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
 }
 
 /// Everything a cluster command needs.
@@ -407,27 +413,29 @@ async fn deploy_locked(
         .filter(|(_, r)| r.succeeded())
         .map(|(c, _)| c.clone())
         .collect();
-    let post_checks = if request.post_checks
+    let checks = (request.post_checks
         && ctx.config.environment.strategy.post_deploy_checks
-        && deployed.len() == components.len()
-    {
-        ctx.reporter
-            .progress("", Level::Info, "running post-deploy checks");
-        let result = hooks
-            .post_checks(&ctx.config, &ctx.namespace, &deployed)
-            .await;
-        match &result {
-            Ok(()) => ctx
-                .reporter
-                .progress("", Level::Ok, "post-deploy checks passed"),
-            Err(e) => {
-                ctx.reporter
-                    .progress("", Level::Error, &format!("post-deploy checks failed: {e}"))
+        && deployed.len() == components.len())
+    .then(|| hooks.post_checks(&ctx.config, &ctx.namespace, &deployed))
+    .flatten();
+    let post_checks = match checks {
+        Some(checks) => {
+            ctx.reporter
+                .progress("", Level::Info, "running post-deploy checks");
+            let result = checks.await;
+            match &result {
+                Ok(()) => ctx
+                    .reporter
+                    .progress("", Level::Ok, "post-deploy checks passed"),
+                Err(e) => ctx.reporter.progress(
+                    "",
+                    Level::Error,
+                    &format!("post-deploy checks failed: {e}"),
+                ),
             }
+            Some(result)
         }
-        Some(result)
-    } else {
-        None
+        None => None,
     };
     Ok(RunReport {
         deploy_id: info.deploy_id.clone(),

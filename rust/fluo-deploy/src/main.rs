@@ -1,1 +1,26 @@
-fn main() {}
+//! fluo-deploy: ordered deploys with fail-fast waits, release history, the deploy lock and
+//! automatic and manual rollback (SOP-002). Flags are parsed here; the work is in fluo-core.
+
+mod cli;
+mod gate;
+mod run;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    // Two rustls providers are linked (ring via kube, aws-lc-rs via reqwest): choose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let exit = runtime.block_on(run::run(cli));
+    std::process::exit(exit.code());
+}

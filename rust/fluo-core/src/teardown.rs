@@ -1,0 +1,206 @@
+//! Taking components down: `delete` (everything of a component, reverse dependency order, waits
+//! until gone, history kept unless purged) and `shutdown` (graceful: scale workloads to zero in
+//! reverse dependency order, wait for their pods to terminate, record it on the current
+//! release so the next deploy restores the replicas).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::deploy::{self, Ctx, Error, Result};
+use crate::history;
+use crate::render::component_selector;
+use crate::report::Level;
+
+/// Field manager for shutdown's replica changes: a separate owner, so the next deploy (manager
+/// `fluo`, forced) takes `spec.replicas` back.
+pub const SHUTDOWN_MANAGER: &str = "fluo-shutdown";
+
+/// Deletes `components` (all if `all`) dependents first.
+pub async fn delete(
+    ctx: &Ctx,
+    components: &[String],
+    all: bool,
+    purge_history: bool,
+    force_unlock: bool,
+) -> Result<Vec<String>> {
+    let names = selected_reverse(ctx, components, all)?;
+    deploy::ensure_namespaces(ctx).await?;
+    let deploy_id = deploy::new_deploy_id();
+    let lock = deploy::take_lock(ctx, &deploy_id, force_unlock).await?;
+    let result = async {
+        for c in &names {
+            let records = ctx.history.list(Some(c)).await?;
+            let mut manifests: Vec<serde_json::Value> = records
+                .iter()
+                .flat_map(|r| r.release.manifests.clone())
+                .collect();
+            if let Some(component) = ctx.config.component(c) {
+                manifests.extend(component.manifests.iter().map(|d| d.object.clone()));
+            }
+            ctx.reporter.progress(c, Level::Info, "deleting");
+            deploy::remove_component(ctx, c, &manifests)
+                .await
+                .map_err(Error::Failed)?;
+            if purge_history {
+                ctx.history.purge(c).await?;
+                ctx.reporter
+                    .progress(c, Level::Ok, "deleted, history purged");
+            } else {
+                if let Some(current) = history::current(&records) {
+                    ctx.history
+                        .set_status(
+                            c,
+                            current.release.revision,
+                            crate::release::Status::Superseded,
+                        )
+                        .await?;
+                }
+                ctx.reporter
+                    .progress(c, Level::Ok, "deleted (history kept)");
+            }
+        }
+        Ok(names.clone())
+    }
+    .await;
+    lock.release().await;
+    result
+}
+
+fn selected_reverse(ctx: &Ctx, components: &[String], all: bool) -> Result<Vec<String>> {
+    let chosen = if all {
+        ctx.config.graph.sequential_order()
+    } else if components.is_empty() {
+        return Err(Error::Refused(
+            "name at least one component or pass --all".into(),
+        ));
+    } else {
+        ctx.config.graph.select(components)?
+    };
+    Ok(ctx
+        .config
+        .graph
+        .reverse_order()
+        .into_iter()
+        .filter(|c| chosen.contains(c))
+        .collect())
+}
+
+/// Scales every deployed component to zero, dependents first, waiting for pods to go.
+pub async fn shutdown(ctx: &Ctx, force_unlock: bool) -> Result<Vec<String>> {
+    let names = selected_reverse(ctx, &[], true)?;
+    deploy::ensure_namespaces(ctx).await?;
+    let deploy_id = deploy::new_deploy_id();
+    let lock = deploy::take_lock(ctx, &deploy_id, force_unlock).await?;
+    let result = async {
+        let mut done = Vec::new();
+        for c in &names {
+            let records = ctx.history.list(Some(c)).await?;
+            let Some(current) = history::current(&records) else {
+                continue;
+            };
+            let mut saved = BTreeMap::new();
+            for object in &current.release.manifests {
+                let kind = object["kind"].as_str().unwrap_or_default();
+                if !matches!(kind, "Deployment" | "StatefulSet") {
+                    continue;
+                }
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                let (api, _) = ctx.cluster.api_for(object, &ctx.namespace).await?;
+                if let Some(live) =
+                    api.get_opt(name)
+                        .await
+                        .map_err(|source| crate::apply::Error::Apply {
+                            object: format!("{kind}/{name}"),
+                            source,
+                        })?
+                {
+                    saved.insert(
+                        format!("{kind}/{name}"),
+                        live.data["spec"]["replicas"].as_i64().unwrap_or(1),
+                    );
+                }
+                let patch = json!({
+                    "apiVersion": object["apiVersion"], "kind": kind,
+                    "metadata": {"name": name}, "spec": {"replicas": 0}
+                });
+                api.patch(
+                    name,
+                    &PatchParams::apply(SHUTDOWN_MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .map_err(|source| crate::apply::Error::Apply {
+                    object: format!("{kind}/{name}"),
+                    source,
+                })?;
+                ctx.reporter
+                    .progress(c, Level::Info, &format!("scaled {kind}/{name} to 0"));
+            }
+            let marker =
+                json!({"at": chrono::Utc::now().to_rfc3339(), "replicas": saved}).to_string();
+            ctx.history
+                .set_shutdown(c, current.release.revision, Some(&marker))
+                .await?;
+            let timeout = ctx.timeout.unwrap_or_else(|| {
+                ctx.config
+                    .component(c)
+                    .map_or(Duration::from_secs(300), |x| x.spec.rollout.timeout)
+            });
+            pods_gone(ctx, c, timeout).await?;
+            ctx.reporter
+                .progress(c, Level::Ok, "shut down (pods terminated)");
+            done.push(c.clone());
+        }
+        Ok(done)
+    }
+    .await;
+    lock.release().await;
+    result
+}
+
+/// Watches the component's pods until none is left.
+async fn pods_gone(ctx: &Ctx, component: &str, timeout: Duration) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(ctx.cluster.client.clone(), &ctx.namespace);
+    let config = watcher::Config::default().labels(&component_selector(component));
+    let mut stream = watcher::watcher(api, config).boxed();
+    let mut pods = std::collections::BTreeSet::new();
+    let mut listing = std::collections::BTreeSet::new();
+    let mut listed = false;
+    let wait = async {
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init) => listing.clear(),
+                Ok(watcher::Event::InitApply(p)) => {
+                    listing.insert(p.metadata.name.unwrap_or_default());
+                }
+                Ok(watcher::Event::InitDone) => {
+                    pods = std::mem::take(&mut listing);
+                    listed = true;
+                }
+                Ok(watcher::Event::Apply(p)) => {
+                    pods.insert(p.metadata.name.unwrap_or_default());
+                }
+                Ok(watcher::Event::Delete(p)) => {
+                    pods.remove(&p.metadata.name.unwrap_or_default());
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "pod watch error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            if listed && pods.is_empty() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| Error::Failed(format!("{component}: pods still running after {timeout:?}")))
+}

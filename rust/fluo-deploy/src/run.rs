@@ -1,0 +1,266 @@
+//! From parsed flags to a library call and an exit code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use fluo_core::config::Config;
+use fluo_core::deploy::{self, Ctx, Request};
+use fluo_core::exit::Exit;
+use fluo_core::report::{Format, Level, Reporter};
+use fluo_core::{
+    cluster::Cluster, history::History, identity::Identity, inspect, logs, rollback, teardown,
+};
+
+use crate::cli::{Cli, Command, Output};
+
+pub async fn run(cli: Cli) -> Exit {
+    fluo_core::telemetry::init(cli.global.verbose);
+    let format = match cli.global.output {
+        Output::Text => Format::Text,
+        Output::Json => Format::Json,
+    };
+    let reporter = Reporter::new(format, cli.global.quiet);
+    // Checks on flags alone come first: they change nothing.
+    if let Some(message) = flag_error(&cli.command) {
+        reporter.progress("", Level::Error, &message);
+        return Exit::Usage;
+    }
+    let infra = cli.global.infra.clone().unwrap_or_else(default_infra_dir);
+    let config = match Config::load(&infra, &cli.global.env) {
+        Ok(c) => c,
+        Err(e) => {
+            reporter.progress(
+                "",
+                Level::Error,
+                &format!("configuration error (nothing changed): {e}"),
+            );
+            return Exit::Usage;
+        }
+    };
+    // Deploy-time checks that need no cluster run before connecting.
+    if let Command::Deploy(args) = &cli.command
+        && let Err(e) = deploy::prepare(&config, &request_of(args))
+    {
+        reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
+        return e.exit();
+    }
+    let ctx = match connect(&cli, config, reporter).await {
+        Ok(ctx) => ctx,
+        Err((reporter, e)) => {
+            reporter.progress("", Level::Error, &format!("{e:#}"));
+            return Exit::Usage;
+        }
+    };
+    match dispatch(&ctx, cli.command).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            ctx.reporter.progress("", Level::Error, &e.to_string());
+            e.exit()
+        }
+    }
+}
+
+/// Flag combinations clap cannot express.
+fn flag_error(command: &Command) -> Option<String> {
+    match command {
+        Command::Rollback { reason: None, .. }
+        | Command::RollbackToPrevious { reason: None, .. } => Some(
+            "a rollback needs --reason (it is recorded with the new revision); nothing changed"
+                .into(),
+        ),
+        Command::Deploy(a) if !a.skip.is_empty() && a.reason.is_none() => {
+            Some("--skip needs --reason (it is recorded); nothing changed".into())
+        }
+        Command::Delete {
+            components,
+            all: false,
+            ..
+        } if components.is_empty() => {
+            Some("name components to delete or pass --all; nothing changed".into())
+        }
+        _ => None,
+    }
+}
+
+fn request_of(args: &crate::cli::DeployArgs) -> Request {
+    Request {
+        components: args.components.clone(),
+        all: args.all,
+        sequential: args.sequential,
+        images: args.images.clone(),
+        reason: args.reason.clone(),
+        approval: fluo_core::policy::Approval {
+            change_ticket: args.change_ticket.clone(),
+            approved_by: args.approved_by.clone(),
+        },
+        skipped_checks: args
+            .skip
+            .iter()
+            .map(|s| format!("{s}: {}", args.reason.clone().unwrap_or_default()))
+            .collect(),
+        post_checks: !args.no_post_checks,
+        force_unlock: args.force_unlock,
+    }
+}
+
+/// `infra/` of the enclosing git checkout, else `./infra`.
+fn default_infra_dir() -> PathBuf {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("infra"))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| PathBuf::from("infra"))
+}
+
+async fn connect(
+    cli: &Cli,
+    config: Config,
+    reporter: Reporter,
+) -> Result<Ctx, (Reporter, anyhow::Error)> {
+    let env_context = config.environment.environment.context.clone();
+    let context = cli.global.context.clone().unwrap_or(env_context.clone());
+    if context != env_context {
+        reporter.progress(
+            "",
+            Level::Warn,
+            &format!(
+                "using --context {context} instead of the environment's context {env_context}"
+            ),
+        );
+    }
+    let cluster = match Cluster::connect(cli.global.kubeconfig.as_deref(), &context)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to the cluster of environment `{}`",
+                config.environment.environment.name
+            )
+        }) {
+        Ok(c) => c,
+        Err(e) => return Err((reporter, e)),
+    };
+    let namespace = cli
+        .global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.environment.environment.namespace.clone());
+    Ok(Ctx {
+        history: History::new(&cluster.client),
+        identity: Identity::detect(&config.infra_dir),
+        cluster,
+        reporter,
+        namespace,
+        timeout: cli.global.timeout,
+        lock_ttl: cli.global.lock_ttl,
+        kubeconfig: cli.global.kubeconfig.clone(),
+        config,
+    })
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
+    match command {
+        Command::Deploy(args) => {
+            let request = request_of(&args);
+            let hooks = crate::gate::Checks {
+                skipped: args.skip.clone(),
+                reason: args.reason.clone(),
+            };
+            let report = deploy::deploy(ctx, &request, &hooks).await?;
+            ctx.reporter.result(&report, &report.text(ctx));
+            Ok(report.exit())
+        }
+        Command::Rollback {
+            component,
+            to,
+            reason,
+            force_unlock,
+        } => {
+            let reason = reason.unwrap_or_default();
+            let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await?;
+            ctx.reporter.result(&report, &report.text(ctx));
+            Ok(report.exit())
+        }
+        Command::RollbackToPrevious {
+            reason,
+            force_unlock,
+        } => {
+            let reason = reason.unwrap_or_default();
+            let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await?;
+            ctx.reporter.result(&report, &report.text(ctx));
+            Ok(report.exit())
+        }
+        Command::Status { components } => {
+            let rows = inspect::status(ctx, &components).await?;
+            ctx.reporter.result(&rows, &inspect::status_text(&rows));
+            Ok(Exit::Ok)
+        }
+        Command::History { component, verify } => {
+            if verify {
+                let problems = inspect::verify(ctx, component.as_deref()).await?;
+                let text = if problems.is_empty() {
+                    "history verified: every record matches its digest and the chain is intact\n"
+                        .to_string()
+                } else {
+                    format!("history TAMPERED:\n{}\n", problems.join("\n"))
+                };
+                ctx.reporter.result(
+                    &serde_json::json!({"ok": problems.is_empty(), "problems": problems}),
+                    &text,
+                );
+                return Ok(if problems.is_empty() {
+                    Exit::Ok
+                } else {
+                    Exit::Failed
+                });
+            }
+            let entries = inspect::history(ctx, component.as_deref()).await?;
+            ctx.reporter
+                .result(&entries, &inspect::history_text(&entries));
+            Ok(Exit::Ok)
+        }
+        Command::Diff { components, images } => {
+            let diffs = inspect::diff(ctx, &components, &images).await?;
+            ctx.reporter.result(&diffs, &inspect::diff_text(&diffs));
+            Ok(Exit::Ok)
+        }
+        Command::Delete {
+            components,
+            all,
+            purge_history,
+            force_unlock,
+        } => {
+            let done = teardown::delete(ctx, &components, all, purge_history, force_unlock).await?;
+            ctx.reporter.result(
+                &serde_json::json!({"deleted": done}),
+                &format!("deleted: {}\n", done.join(", ")),
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Shutdown { force_unlock } => {
+            let done = teardown::shutdown(ctx, force_unlock).await?;
+            ctx.reporter.result(
+                &serde_json::json!({"shut_down": done}),
+                &format!("shut down: {}\n", done.join(", ")),
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Logs {
+            component,
+            since,
+            tail,
+            follow,
+        } => {
+            let options = logs::LogOptions {
+                since,
+                tail,
+                follow,
+            };
+            let mut print = |line: &str| println!("{line}");
+            logs::logs(ctx, component.as_deref(), &options, &mut print).await?;
+            Ok(Exit::Ok)
+        }
+    }
+}

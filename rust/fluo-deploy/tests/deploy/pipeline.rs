@@ -1,0 +1,215 @@
+//! Deploy order, fail-fast with automatic rollback, manual rollbacks.
+
+use crate::harness::World;
+use crate::{image_of, records};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_all_follows_dependencies_and_records_everything() {
+    let w = World::start().await;
+    let run = w.cmd(["deploy", "--all", "--reason", "first"]).run().await;
+    run.code(0);
+    // nats before bff before workers: a dependent starts only after its dependency is ready.
+    assert!(run.line_of("nats: revision 1 ready") < run.line_of("bff: deploying revision 1"));
+    assert!(run.line_of("bff: revision 1 ready") < run.line_of("workers: deploying revision 1"));
+    // Independent components overlap: prometheus starts before nats is ready.
+    assert!(
+        run.line_of("prometheus: deploying revision 1") < run.line_of("nats: revision 1 ready")
+    );
+    assert_eq!(
+        records(&w.client).await,
+        [
+            "fluo.release.bff.v1",
+            "fluo.release.nats.v1",
+            "fluo.release.prometheus.v1",
+            "fluo.release.workers.v1"
+        ]
+    );
+    let history = w.cmd(["history", "-o", "json"]).run().await;
+    history.code(0);
+    let entries = history.json();
+    let entries = entries.as_array().expect("array");
+    assert_eq!(entries.len(), 4);
+    for e in entries {
+        assert_eq!(e["status"], "deployed");
+        assert_eq!(e["outcome"], "succeeded");
+        assert_eq!(e["commit"], "0123456789abcdef");
+        assert_eq!(e["dirty"], true);
+        assert_eq!(e["user"], "tester");
+        assert_eq!(e["reason"], "first");
+        assert_eq!(
+            e["deploy_id"], entries[0]["deploy_id"],
+            "one deploy id per run"
+        );
+    }
+    // Labels and replicas from the environment reached the cluster.
+    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(w.client.clone(), "fluo");
+    let bff = api.get("bff").await.unwrap();
+    let labels = bff.metadata.labels.unwrap();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "fluo");
+    assert_eq!(labels["app.kubernetes.io/part-of"], "fluo");
+    assert_eq!(labels["fluo.dev/component"], "bff");
+    assert_eq!(bff.spec.replicas, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashloop_fails_fast_rolls_back_and_spares_dependents() {
+    let w = World::start().await;
+    w.cmd(["deploy", "--all"]).run().await.code(0);
+    let run = w
+        .cmd([
+            "deploy",
+            "bff",
+            "workers",
+            "--image",
+            "fluo-bff=fluo/fluo-bff:crashloop",
+            "--timeout",
+            "120s",
+        ])
+        .run()
+        .await;
+    // Fail fast: the cause is the pod's CrashLoopBackOff, not the 120 s timeout.
+    run.code(1)
+        .stderr_has("CrashLoopBackOff")
+        .stderr_has("rolled back to v1")
+        .stderr_has("workers: skipped: dependency bff did not deploy");
+    assert!(!run.stderr.contains("timed out"), "{}", run.stderr);
+    assert_eq!(
+        image_of(&w.client, "bff").await.as_deref(),
+        Some("fluo/fluo-bff:dev")
+    );
+    assert!(
+        records(&w.client)
+            .await
+            .contains(&"fluo.release.workers.v1".to_string())
+    );
+    assert!(
+        !records(&w.client)
+            .await
+            .contains(&"fluo.release.workers.v2".to_string())
+    );
+    let history = w.cmd(["history", "bff", "-o", "json"]).run().await;
+    let entries = history.json();
+    let statuses: Vec<(u64, &str, &str)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["revision"].as_u64().unwrap(),
+                e["status"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, "superseded", "succeeded"),
+            (2, "rolled-back", "failed"),
+            (3, "deployed", "succeeded")
+        ]
+    );
+    assert!(
+        entries[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CrashLoopBackOff")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_first_install_is_removed() {
+    let w = World::start().await;
+    w.cmd(["deploy", "nats", "--image", "nats=fluo/does-not-exist:1"])
+        .run()
+        .await
+        .code(1)
+        .stderr_has("ErrImagePull");
+    assert_eq!(
+        image_of(&w.client, "nats").await,
+        None,
+        "the failed first install was removed"
+    );
+    let history = w.cmd(["history", "nats", "-o", "json"]).run().await;
+    assert_eq!(history.json()[0]["status"], "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_previous_restores_every_previous_image_and_needs_a_reason() {
+    let w = World::start().await;
+    w.cmd(["deploy", "--all"]).run().await.code(0);
+    w.cmd([
+        "deploy",
+        "--all",
+        "--image",
+        "nats=fluo/nats:2.11",
+        "--image",
+        "fluo-bff=fluo/fluo-bff:v2",
+        "--image",
+        "fluo-worker=fluo/fluo-worker:v2",
+        "--image",
+        "prometheus=fluo/prometheus:3.0",
+    ])
+    .run()
+    .await
+    .code(0);
+    assert_eq!(
+        image_of(&w.client, "bff").await.as_deref(),
+        Some("fluo/fluo-bff:v2")
+    );
+    w.cmd(["rollback-to-previous"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("--reason");
+    assert_eq!(
+        image_of(&w.client, "bff").await.as_deref(),
+        Some("fluo/fluo-bff:v2"),
+        "refusal changed nothing"
+    );
+    w.cmd(["rollback-to-previous", "--reason", "bad release"])
+        .run()
+        .await
+        .code(0);
+    for (name, image) in [
+        ("nats", "fluo/nats:2.10"),
+        ("prometheus", "fluo/prometheus:2.53"),
+        ("bff", "fluo/fluo-bff:dev"),
+        ("workers", "fluo/fluo-worker:dev"),
+    ] {
+        assert_eq!(
+            image_of(&w.client, name).await.as_deref(),
+            Some(image),
+            "{name}"
+        );
+    }
+    let history = w.cmd(["history", "bff", "-o", "json"]).run().await;
+    let last = history.json().as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(last["reason"], "bad release");
+    assert_eq!(last["action"]["type"], "rollback");
+    assert_eq!(last["action"]["to"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_one_component_to_a_revision() {
+    let w = World::start().await;
+    w.cmd(["deploy", "nats"]).run().await.code(0);
+    w.cmd(["deploy", "nats", "--image", "nats=fluo/nats:2.11"])
+        .run()
+        .await
+        .code(0);
+    w.cmd(["rollback", "nats", "--to", "9", "--reason", "x"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("no revision 9");
+    w.cmd(["rollback", "nats", "--to", "1", "--reason", "planned"])
+        .run()
+        .await
+        .code(0);
+    assert_eq!(
+        image_of(&w.client, "nats").await.as_deref(),
+        Some("fluo/nats:2.10")
+    );
+}
