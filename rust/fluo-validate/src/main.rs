@@ -115,25 +115,18 @@ async fn cluster(args: &Args) -> (Option<String>, Cluster) {
     if args.offline {
         return (context, Cluster::Offline);
     }
-    let kubeconfig = match kubeconfig {
-        Ok(k) => k,
-        Err(e) => return (context, Cluster::Unavailable(format!("{e:#}"))),
-    };
-    let options = kube::config::KubeConfigOptions {
-        context: context.clone(),
-        ..Default::default()
-    };
-    let client = async {
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
-        anyhow::Ok(kube::Client::try_from(config)?)
+    if let Err(e) = kubeconfig {
+        return (context, Cluster::Unavailable(format!("{e:#}")));
     }
-    .await;
-    match client {
-        Ok(client) => (context, Cluster::Online(client)),
-        Err(e) => (
-            context.clone(),
-            Cluster::Unavailable(format!("context {}: {e:#}", context.unwrap_or_default())),
-        ),
+    let Some(context) = context else {
+        return (
+            None,
+            Cluster::Unavailable("the kubeconfig has no current context; pass --context".into()),
+        );
+    };
+    match fluo_core::cluster::Cluster::connect(args.kubeconfig.as_deref(), &context).await {
+        Ok(cluster) => (Some(context), Cluster::Online(cluster.client)),
+        Err(e) => (Some(context), Cluster::Unavailable(e.to_string())),
     }
 }
 
@@ -231,6 +224,7 @@ async fn run(args: Args) -> Result<ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
