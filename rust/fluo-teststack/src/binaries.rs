@@ -65,7 +65,7 @@ impl Service {
 
 /// The path of a workspace service binary: `$FLUO_BFF_BIN` / `$FLUO_WORKER_BIN` if set, else
 /// built once per process with the same cargo profile and target directory as the running
-/// test (a no-op when it is up to date).
+/// test; cargo is not run at all when the binaries are newer than their sources.
 pub async fn service_binary(service: Service) -> Result<PathBuf> {
     if let Some(path) = env::var_os(service.override_var()) {
         let path = PathBuf::from(path);
@@ -83,6 +83,48 @@ pub async fn service_binary(service: Service) -> Result<PathBuf> {
     Ok(profile_dir.join(service.binary_name()))
 }
 
+/// The sources the service binaries are built from, relative to the workspace root.
+const SERVICE_SOURCES: [&str; 5] = [
+    "rust/fluo-bff",
+    "rust/fluo-worker",
+    "rust/fluo-jobs",
+    "Cargo.toml",
+    "Cargo.lock",
+];
+
+/// Whether every service binary in `profile_dir` is newer than every file it is built from.
+/// Skipping cargo then matters: a no-op `cargo build` still waits for the target-dir lock that
+/// parallel test processes and other builds hold.
+fn services_are_fresh(workspace: &Path, profile_dir: &Path) -> bool {
+    let newest_source = SERVICE_SOURCES
+        .iter()
+        .filter_map(|source| newest_mtime(&workspace.join(source)))
+        .max();
+    let oldest_binary = [Service::Bff, Service::Worker]
+        .iter()
+        .map(|s| {
+            std::fs::metadata(profile_dir.join(s.binary_name()))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .collect::<Option<Vec<_>>>()
+        .and_then(|times| times.into_iter().min());
+    matches!((newest_source, oldest_binary), (Some(source), Some(binary)) if binary >= source)
+}
+
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name() != "target")
+        .filter_map(|entry| newest_mtime(&entry.path()))
+        .max()
+}
+
 /// Runs `cargo build -p fluo-bff -p fluo-worker` into the running executable's profile
 /// directory and returns that directory.
 async fn build_services() -> Result<PathBuf> {
@@ -97,6 +139,9 @@ async fn build_services() -> Result<PathBuf> {
         .or_else(|| option_env!("CARGO").map(str::to_owned))
         .unwrap_or_else(|| "cargo".to_owned());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if services_are_fresh(&workspace, &profile_dir) {
+        return Ok(profile_dir);
+    }
     let args = [
         "build",
         "--quiet",
@@ -172,6 +217,31 @@ mod tests {
             cargo_layout(Path::new("/w/target/debug/fluo-local-stack")).unwrap();
         assert_eq!(dir, Path::new("/w/target/debug"));
         assert_eq!(profile, "dev");
+    }
+
+    #[test]
+    fn binaries_older_than_their_sources_are_rebuilt() {
+        let workspace = tempfile::tempdir().unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        for source in SERVICE_SOURCES {
+            std::fs::create_dir_all(workspace.path().join(source).parent().unwrap()).unwrap();
+        }
+        std::fs::write(workspace.path().join("Cargo.toml"), "").unwrap();
+        assert!(
+            !services_are_fresh(workspace.path(), profile.path()),
+            "no binaries yet"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for name in ["fluo-bff", "fluo-worker"] {
+            std::fs::write(profile.path().join(name), "").unwrap();
+        }
+        assert!(services_are_fresh(workspace.path(), profile.path()));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(workspace.path().join("Cargo.lock"), "").unwrap();
+        assert!(
+            !services_are_fresh(workspace.path(), profile.path()),
+            "a source changed"
+        );
     }
 
     #[test]

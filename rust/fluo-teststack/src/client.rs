@@ -42,7 +42,7 @@ impl JobsClient {
     pub fn new(base: impl Into<String>) -> Self {
         JobsClient {
             base: base.into(),
-            http: reqwest::Client::new(),
+            http: crate::http_client::http_client(),
         }
     }
 

@@ -32,6 +32,7 @@
 mod binaries;
 mod client;
 mod error;
+mod http_client;
 mod ports;
 mod process;
 mod prometheus_config;
@@ -40,6 +41,7 @@ mod wait;
 
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
+pub use http_client::{http_client, install_crypto_provider};
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
 pub use stack::{Component, Sample, Stack, StackBuilder};
 pub use wait::eventually;

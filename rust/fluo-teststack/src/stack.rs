@@ -168,7 +168,7 @@ impl StackBuilder {
         let mut stack = Stack {
             ports,
             config: self.clone(),
-            client: reqwest::Client::new(),
+            client: crate::http_client::http_client(),
             worker_starts: 0,
             processes: BTreeMap::new(),
             dir,

@@ -112,21 +112,20 @@ impl TryFrom<Args> for Config {
 mod tests {
     use super::*;
 
-    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec![
-            "fluo-worker",
-            "--listen",
-            "127.0.0.1:8081",
-            "--nats-url",
-            "nats://127.0.0.1:4222",
-            "--worker-id",
-            "w1",
-            "--concurrency",
-            "4",
-            "--ack-wait-secs",
-            "30",
+    /// Parses a full valid command line with `overrides` replacing flags of the same name.
+    fn parse(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut flags = vec![
+            ("--listen", "127.0.0.1:8081"),
+            ("--nats-url", "nats://127.0.0.1:4222"),
+            ("--worker-id", "w1"),
+            ("--concurrency", "4"),
+            ("--ack-wait-secs", "30"),
         ];
-        argv.extend_from_slice(extra);
+        for (flag, value) in overrides {
+            flags.retain(|(f, _)| f != flag);
+            flags.push((flag, value));
+        }
+        let argv = std::iter::once("fluo-worker").chain(flags.iter().flat_map(|(f, v)| [*f, *v]));
         Config::try_from(Args::try_parse_from(argv).unwrap())
     }
 
@@ -141,19 +140,19 @@ mod tests {
     #[test]
     fn bad_values_name_the_flag_and_value() {
         assert_eq!(
-            parse(&["--concurrency", "0"]).unwrap_err().to_string(),
+            parse(&[("--concurrency", "0")]).unwrap_err().to_string(),
             "--concurrency (FLUO_WORKER_CONCURRENCY) 0 must be from 1 to 1024"
         );
         assert_eq!(
-            parse(&["--ack-wait-secs", "0"]).unwrap_err().to_string(),
+            parse(&[("--ack-wait-secs", "0")]).unwrap_err().to_string(),
             "--ack-wait-secs (FLUO_WORKER_ACK_WAIT_SECS) 0 must be from 1 to 3600"
         );
         assert!(
-            parse(&["--listen", "nowhere"])
+            parse(&[("--listen", "nowhere")])
                 .unwrap_err()
                 .to_string()
                 .contains("\"nowhere\"")
         );
-        assert!(parse(&["--worker-id", " "]).is_err());
+        assert!(parse(&[("--worker-id", " ")]).is_err());
     }
 }

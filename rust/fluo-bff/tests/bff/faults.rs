@@ -26,7 +26,9 @@ async fn the_fault_knob_turns_requests_into_500s_but_keeps_metrics() {
         "{statuses:?}"
     );
 
-    let metrics = reqwest::get(format!("{}/metrics", stack.bff_url()))
+    let metrics = fluo_teststack::http_client()
+        .get(format!("{}/metrics", stack.bff_url()))
+        .send()
         .await
         .unwrap();
     assert_eq!(metrics.status(), 200);

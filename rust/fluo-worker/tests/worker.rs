@@ -1,0 +1,10 @@
+//! Integration tests of the worker against real nats-server and the real BFF (started by
+//! fluo-teststack; `apt-get install nats-server prometheus` if they are missing).
+
+mod worker {
+    mod cli;
+    mod crashes;
+    mod restarts;
+    mod shutdown;
+    mod support;
+}
