@@ -577,14 +577,23 @@ pub async fn roll_out(ctx: &Ctx, planned: &Planned, info: &RunInfo) -> Component
     match outcome {
         Ok(()) => {
             release.outcome = Outcome::Succeeded;
+            // Independent writes, issued together: dependents wait for them.
             let finished = async {
-                ctx.history.finish(&release, Status::Deployed).await?;
-                if let Some(prev) = &previous {
-                    ctx.history
-                        .set_status(c, prev.release.revision, Status::Superseded)
-                        .await?;
-                }
-                ctx.history.enforce_retention(c).await
+                let supersede = async {
+                    match &previous {
+                        Some(prev) => {
+                            ctx.history
+                                .set_status(c, prev.release.revision, Status::Superseded)
+                                .await
+                        }
+                        None => Ok(()),
+                    }
+                };
+                futures::try_join!(
+                    ctx.history.finish(&release, Status::Deployed),
+                    supersede,
+                    ctx.history.enforce_retention(&records, 1)
+                )
             };
             if let Err(e) = finished.await {
                 ctx.reporter.progress(
@@ -896,7 +905,7 @@ async fn roll_out_once(
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            let _ = ctx.history.enforce_retention(c).await;
+            let _ = ctx.history.enforce_retention(&records, 1).await;
             Ok(revision)
         }
         Err(message) => {

@@ -159,11 +159,13 @@ impl History {
         Ok(())
     }
 
-    /// Deletes all but the newest `RETENTION` records of `component`.
-    pub async fn enforce_retention(&self, component: &str) -> Result<()> {
-        let records = self.list(Some(component)).await?;
-        let excess = records.len().saturating_sub(RETENTION);
-        for r in records.iter().take(excess) {
+    /// Keeps the newest `RETENTION` records of a component: `records` are the ones listed before
+    /// `added` new revisions were written (no extra list call on the hot path).
+    pub async fn enforce_retention(&self, records: &[Stored], added: usize) -> Result<()> {
+        let excess = (records.len() + added).saturating_sub(RETENTION);
+        let mut oldest: Vec<&Stored> = records.iter().collect();
+        oldest.sort_by_key(|r| r.release.revision);
+        for r in oldest.into_iter().take(excess) {
             self.delete(&r.name).await?;
         }
         Ok(())
