@@ -121,7 +121,19 @@ pub async fn submit(
     let job = submission::parse(&body)
         .map_err(|err| ApiError::new(submission_status(&err), err.to_string()))?;
     let job_type = job.job_type;
-    let record = state.backend.submit(job).await.inspect_err(|err| {
+    // Run the submission in its own task: if the client disconnects, axum drops this handler,
+    // and a submission cut between "record created" and "message published" would leave a
+    // queued record with no message.
+    let submitting = state.clone();
+    let submitted = tokio::spawn(async move { submitting.backend.submit(job).await })
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("submission task failed: {err}"),
+            )
+        })?;
+    let record = submitted.inspect_err(|err| {
         let reason = match err {
             backend::Error::Disconnected { .. } | backend::Error::NotProvisioned => {
                 "nats_unavailable"
