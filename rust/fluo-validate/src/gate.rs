@@ -124,13 +124,13 @@ impl<'a> Gate<'a> {
                 what: "--only".to_string(),
             });
         }
-        if let Some(skip) = options.skip.first() {
-            if restricted {
-                return Err(Error::Refused {
-                    environment: environment.clone(),
-                    what: format!("--skip {}", skip.step),
-                });
-            }
+        if let Some(skip) = options.skip.first()
+            && restricted
+        {
+            return Err(Error::Refused {
+                environment: environment.clone(),
+                what: format!("--skip {}", skip.step),
+            });
         }
         if let Some(skip) = options.skip.iter().find(|s| s.reason.trim().is_empty()) {
             return Err(Error::SkipWithoutReason(skip.step));
