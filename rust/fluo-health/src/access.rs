@@ -42,7 +42,9 @@ pub enum Error {
         "endpoint {name} needs a port-forward but component {component} has no [[health]] entry naming its service"
     )]
     NoService { name: String, component: String },
-    #[error("endpoint {0} needs a port-forward, which needs a Kubernetes client (kubeconfig)")]
+    #[error(
+        "endpoint {0} needs a port-forward, which needs a cluster: no usable kubeconfig (give --kubeconfig or set KUBECONFIG)"
+    )]
     NoCluster(String),
     #[error("port-forward for endpoint {name}: {source}")]
     PortForward {

@@ -74,18 +74,27 @@ impl GlobalArgs {
         Ok(Config::load(&self.infra_dir(), &self.env)?)
     }
 
-    /// The cluster, when the run needs one: always outside `direct` access mode; in `direct`
-    /// mode only when a kubeconfig was given (flag or KUBECONFIG).
+    /// The cluster, when there is one to reach. A kubeconfig given by flag or KUBECONFIG must
+    /// work (its errors are configuration errors); without one, the default kubeconfig is used
+    /// outside `direct` access mode if it loads, else there is no cluster and what needs one
+    /// (port-forwards, the pods and logs checks) fails saying so.
     pub async fn cluster(&self, config: &Config) -> Result<Option<Cluster>> {
         let env = &config.environment;
-        if env.access.mode == AccessMode::Direct && self.kubeconfig.is_none() {
-            return Ok(None);
-        }
         let context = self
             .context
             .clone()
             .unwrap_or_else(|| env.environment.context.clone());
-        let client = client(self.kubeconfig.as_deref(), &context).await?;
+        let client = match (&self.kubeconfig, env.access.mode) {
+            (Some(path), _) => client(Some(path), &context).await?,
+            (None, AccessMode::Direct) => return Ok(None),
+            (None, _) => match client(None, &context).await {
+                Ok(client) => client,
+                Err(err) => {
+                    tracing::info!("no cluster: {err}");
+                    return Ok(None);
+                }
+            },
+        };
         let namespace = self
             .namespace
             .clone()
@@ -111,13 +120,6 @@ impl GlobalArgs {
             .with_writer(std::io::stderr)
             .try_init();
     }
-}
-
-/// Pick the TLS crypto provider for the process. kube-rs and reqwest each enable a different
-/// rustls provider, and rustls then refuses to guess; call this before any client is built.
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A kube client for `context` of the kubeconfig at `path` (or the default kubeconfig).

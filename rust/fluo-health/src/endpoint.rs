@@ -1,7 +1,25 @@
 //! An HTTP endpoint as the environment reaches it: a base URL, plus the Host header when going
 //! through the ingress, plus a note on how it was reached (for evidence).
 
+use std::time::Duration;
+
 use reqwest::{Method, RequestBuilder, StatusCode};
+
+/// Make ring the process's rustls provider (reqwest is built without one so that kube-rs and
+/// async-nats's ring is the only one). Idempotent; called before any client is built.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An HTTP client whose requests give up after `timeout`.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("a reqwest client with a crypto provider builds")
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -153,7 +171,7 @@ mod tests {
     fn ingress_endpoint_sends_the_host_header() {
         let ep = Endpoint::ingress("http://localhost", "fluo-api.localhost");
         let request = ep
-            .request(&reqwest::Client::new(), Method::GET, "/health")
+            .request(&http_client(Duration::from_secs(5)), Method::GET, "/health")
             .build()
             .unwrap();
         assert_eq!(request.url().as_str(), "http://localhost/health");
@@ -168,7 +186,7 @@ mod tests {
         };
         let ep = Endpoint::direct(&format!("http://127.0.0.1:{port}"));
         let err = ep
-            .get(&reqwest::Client::new(), "/health")
+            .get(&http_client(Duration::from_secs(5)), "/health")
             .await
             .unwrap_err();
         assert!(

@@ -128,13 +128,21 @@ pub fn selected(
     }
 }
 
+/// All the checks the environment allows, each under `timeout`: what `fluo-deploy` runs after a
+/// rollout (`cluster` is the deploy's client and namespace; None in direct access mode).
+pub async fn run_for(
+    config: &Config,
+    cluster: Option<access::Cluster>,
+    timeout: Duration,
+) -> Report {
+    let resolver = Arc::new(Resolver::from_config(config, cluster));
+    run(config, resolver, &Options::new(timeout)).await
+}
+
 /// Run the selected checks concurrently and report.
 pub async fn run(config: &Config, resolver: Arc<Resolver>, options: &Options) -> Report {
     let (names, not_run) = selected(options, resolver.cluster().is_some());
-    let http = reqwest::Client::builder()
-        .timeout(options.timeout)
-        .build()
-        .expect("a default reqwest client builds");
+    let http = crate::endpoint::http_client(options.timeout);
     let checks: Vec<Check> = names
         .iter()
         .map(|name| build(*name, config, &resolver, &http, options))

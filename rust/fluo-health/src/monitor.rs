@@ -212,10 +212,7 @@ pub async fn run(
     cluster: Option<&Cluster>,
     mut progress: impl FnMut(&Sample),
 ) -> Report {
-    let http = reqwest::Client::builder()
-        .timeout(config.interval.max(Duration::from_secs(5)))
-        .build()
-        .expect("a default reqwest client builds");
+    let http = crate::endpoint::http_client(config.interval.max(Duration::from_secs(5)));
     let started = Instant::now();
     let baseline = match cluster {
         Some(c) => restart_counts(c).await.ok(),
@@ -283,6 +280,38 @@ where
         });
     }
     report
+}
+
+/// The watch for an environment as configured: thresholds from `[monitoring]` (`duration`
+/// overrides its duration, e.g. `--duration 30m`), Prometheus reached the way `[access]` says.
+/// This is the entry point for `fluo-deploy monitor`: on a breach `rollback` runs once.
+pub async fn run_for<F, Fut>(
+    config: &fluo_core::config::Config,
+    cluster: Option<Cluster>,
+    duration: Option<Duration>,
+    progress: impl FnMut(&Sample),
+    rollback: F,
+) -> Report
+where
+    F: FnOnce(Breach) -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    let mut watch = Config::from_environment(&config.environment.monitoring);
+    if let Some(duration) = duration {
+        watch.duration = duration;
+    }
+    let resolver = crate::access::Resolver::from_config(config, cluster.clone());
+    match resolver.endpoint(crate::access::PROMETHEUS).await {
+        Ok(prometheus) => {
+            run_with_rollback(&watch, &prometheus, cluster.as_ref(), progress, rollback).await
+        }
+        Err(e) => report(
+            Verdict::Blind {
+                reason: format!("reaching Prometheus: {e}"),
+            },
+            Vec::new(),
+        ),
+    }
 }
 
 async fn take_sample(

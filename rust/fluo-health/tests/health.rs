@@ -3,6 +3,7 @@
 //! against real Prometheus scraping a BFF made to fail.
 
 mod health {
+    pub mod grafana_stand_in;
     pub mod support;
 
     mod cli;

@@ -29,10 +29,7 @@ const MALFORMED_BODY: &str = "{\"type\": \"test\", \"data\": ";
 
 /// Run the smoke tests against the BFF the resolver reaches; `environment` names the report.
 pub async fn run(resolver: &Resolver, environment: &str, timeout: Duration) -> Report {
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("a default reqwest client builds");
+    let http = fluo_health::endpoint::http_client(timeout);
     let bff = match resolver.endpoint(access::BFF).await {
         Ok(bff) => bff,
         Err(e) => {
@@ -124,4 +121,15 @@ async fn refuse_bad_payloads(http: reqwest::Client, bff: Endpoint) -> Result<Str
         malformed.as_u16(),
         invalid.as_u16()
     ))
+}
+
+/// The smoke tests for an environment as configured: what `fluo-deploy` runs after a rollout
+/// (`cluster` is the deploy's client and namespace; None in direct access mode).
+pub async fn run_for(
+    config: &fluo_core::config::Config,
+    cluster: Option<access::Cluster>,
+    timeout: Duration,
+) -> Report {
+    let resolver = Resolver::from_config(config, cluster);
+    run(&resolver, &config.environment.environment.name, timeout).await
 }

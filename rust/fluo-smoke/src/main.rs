@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fluo_health::access::Resolver;
 use fluo_health::cli::{GlobalArgs, Output};
 
 /// Run the SOP-002 smoke tests: BFF health through the ingress, submit the test job, wait for
@@ -22,7 +21,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.global.init_logging();
-    fluo_health::cli::install_crypto_provider();
+    fluo_health::endpoint::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
@@ -43,13 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         .cluster(&config)
         .await
         .context("connecting to the cluster")?;
-    let resolver = Resolver::from_config(&config, cluster);
-    let report = fluo_smoke::run(
-        &resolver,
-        &config.environment.environment.name,
-        cli.global.timeout,
-    )
-    .await;
+    let report = fluo_smoke::run_for(&config, cluster, cli.global.timeout).await;
     match cli.global.output {
         Output::Json => println!("{}", report.to_json()),
         Output::Text => print!("{}", report.to_text(cli.global.color())),

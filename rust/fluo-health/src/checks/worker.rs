@@ -7,8 +7,10 @@ use crate::check::ProbeResult;
 use crate::endpoint::Endpoint;
 use crate::jobs;
 
-pub async fn probe(http: &reqwest::Client, bff: &Endpoint, deadline: Duration) -> ProbeResult {
-    jobs::run_test_job(http, bff, deadline)
+/// `timeout` is the check's; the job gets 90% of it so that a job that never completes is
+/// reported with its last state rather than as a bare timeout.
+pub async fn probe(http: &reqwest::Client, bff: &Endpoint, timeout: Duration) -> ProbeResult {
+    jobs::run_test_job(http, bff, timeout.mul_f64(0.9))
         .await
         .map(|ok| format!("{ok} ({})", bff.via()))
 }

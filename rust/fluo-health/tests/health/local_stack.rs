@@ -117,8 +117,9 @@ async fn worker_stopped_leaves_the_test_job_queued_and_fails() {
     ran.code(1);
     let (verdict, evidence) = ran.check("workers");
     assert_eq!(verdict, "fail");
+    // The job gets 90% of the check's timeout, so its last state is reported, not a bare timeout.
     assert!(
-        evidence.contains("still queued after 3s (is a worker consuming?)"),
+        evidence.contains(" still queued after 2s 700ms (is a worker consuming?)"),
         "{evidence}"
     );
 }

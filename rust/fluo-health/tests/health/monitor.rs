@@ -11,7 +11,7 @@ use fluo_teststack::{Stack, eventually};
 /// Requests to the BFF in the background, so the ratio has traffic to measure.
 fn traffic(bff_url: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = fluo_health::endpoint::http_client(Duration::from_secs(5));
         loop {
             let _ = http.get(format!("{bff_url}/health")).send().await;
             tokio::time::sleep(Duration::from_millis(20)).await;

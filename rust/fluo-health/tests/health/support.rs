@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use axum::Router;
-use axum::http::StatusCode;
-use axum::routing::get;
 use fluo_teststack::{Stack, eventually};
+
+pub use super::grafana_stand_in::GrafanaStandIn;
 
 /// A copy of the repository's infra/ with one extra environment file.
 pub struct TestInfra {
@@ -70,55 +69,6 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy file");
         }
-    }
-}
-
-/// Grafana stand-in: a tiny HTTP server answering `/api/health` and `/api/search` like Grafana's
-/// API does (Grafana has no Debian package). `database` is what `/api/health` reports.
-pub struct GrafanaStandIn {
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl GrafanaStandIn {
-    pub async fn start(database: &'static str) -> Self {
-        let health = move || async move {
-            let status = if database == "ok" {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            (
-                status,
-                format!(r#"{{"commit":"stand-in","database":"{database}","version":"11.3.0"}}"#),
-            )
-        };
-        let search = || async {
-            r#"[{"id":1,"uid":"fluo-overview","title":"FLUO Overview","type":"dash-db","url":"/d/fluo-overview"}]"#
-        };
-        let app = Router::new()
-            .route("/api/health", get(health))
-            .route("/api/search", get(search));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("grafana stand-in serves");
-        });
-        Self { url, server }
-    }
-
-    pub fn url(&self) -> String {
-        self.url.clone()
-    }
-}
-
-impl Drop for GrafanaStandIn {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

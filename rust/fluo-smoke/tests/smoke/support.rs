@@ -95,7 +95,7 @@ impl IngressStandIn {
     pub async fn start(backend: &str) -> Self {
         let app = Router::new().fallback(proxy).with_state(Route {
             backend: backend.to_owned(),
-            http: reqwest::Client::new(),
+            http: fluo_health::endpoint::http_client(Duration::from_secs(30)),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
