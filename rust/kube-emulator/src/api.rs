@@ -301,6 +301,15 @@ async fn read_body(req: Request) -> Result<bytes::Bytes> {
 }
 
 fn parse_object(body: &[u8], content_type: &str) -> Result<Value> {
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "kube-emulator accepts JSON and YAML request bodies only, got {content_type:?} (kubectl create <generator> sends protobuf; use kubectl apply -f instead)"
+            ),
+        ));
+    }
     let yaml = content_type.contains("yaml");
     let parsed = if yaml {
         serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string())
@@ -381,6 +390,43 @@ async fn serve_resource(
             }
             Ok(ok(&obj))
         }
+        (Method::GET, Some(name), Some("scale")) => {
+            Ok(ok(&registry::get_scale(store, def, &ns, name)?))
+        }
+        (Method::PUT | Method::PATCH, Some(name), Some("scale")) => {
+            let opts = write_options(&params, &headers)?;
+            let is_patch = req.method() == Method::PATCH;
+            let name = name.to_string();
+            let body = read_body(req).await?;
+            let scale = if is_patch {
+                let current = registry::get_scale(store, def, &ns, &name)?;
+                let patch_err = |e: crate::patch::Error| ApiError::bad_request(e.to_string());
+                match PatchType::from_content_type(&content_type) {
+                    Some(PatchType::Json) => {
+                        crate::patch::json_patch(&current, &body).map_err(patch_err)?
+                    }
+                    Some(PatchType::Merge) => {
+                        crate::patch::merge_patch(&current, &parse_object(&body, "")?)
+                    }
+                    Some(PatchType::Strategic) => {
+                        crate::patch::strategic_merge(&current, &parse_object(&body, "")?)
+                            .map_err(patch_err)?
+                    }
+                    _ => {
+                        return Err(ApiError::new(
+                            415,
+                            "UnsupportedMediaType",
+                            format!("unsupported patch type for scale: {content_type:?}"),
+                        ));
+                    }
+                }
+            } else {
+                parse_object(&body, &content_type)?
+            };
+            Ok(ok(&registry::update_scale(
+                store, def, &ns, &name, &scale, &opts,
+            )?))
+        }
         (Method::GET, Some(name), Some("log")) => {
             logs::serve(store.clone(), &ns, name, &params).await
         }
@@ -420,6 +466,11 @@ async fn serve_resource(
                     format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
                 )
             })?;
+            if ty == PatchType::Apply && params.get("fieldManager").is_none_or(str::is_empty) {
+                return Err(ApiError::bad_request(
+                    "PATCH requests with apply content type require fieldManager",
+                ));
+            }
             let force = params.flag("force");
             if force && ty != PatchType::Apply {
                 return Err(ApiError::bad_request(

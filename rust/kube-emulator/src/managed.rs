@@ -111,6 +111,18 @@ fn contains(set: &Map<String, Value>, path: &[String]) -> bool {
     true
 }
 
+/// Whether `path` is a leaf (not just a prefix) of `set`.
+fn owns_leaf(set: &Map<String, Value>, path: &[String]) -> bool {
+    let mut cur = set;
+    for seg in path {
+        match cur.get(seg).and_then(Value::as_object) {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    cur.is_empty() || cur.contains_key(".")
+}
+
 fn remove_path_from_set(set: &mut Map<String, Value>, path: &[String]) {
     let Some((first, rest)) = path.split_first() else {
         return;
@@ -336,14 +348,16 @@ pub fn apply(
     let mut conflicts = Vec::new();
     let mut taken: Vec<(usize, Path)> = Vec::new();
     for (i, e) in list.iter().enumerate() {
-        if same_identity(e, manager, "Apply", "")
-            || e["subresource"].as_str().is_some_and(|s| !s.is_empty())
-        {
+        if same_identity(e, manager, "Apply", "") {
             continue;
         }
         let set = entry_set(e);
         for p in &applied_leaves {
-            if contains(&set, p) && value_at(&base, p) != value_at(config, p) {
+            // Maps are granular: only leaf values two managers both set can conflict.
+            if value_at(config, p).is_some_and(Value::is_object) {
+                continue;
+            }
+            if owns_leaf(&set, p) && value_at(&base, p) != value_at(config, p) {
                 conflicts.push(Conflict {
                     manager: e["manager"].as_str().unwrap_or("").to_string(),
                     field: render_path(p),

@@ -346,13 +346,7 @@ impl Kubelet {
                     any_failed |= code != 0;
                 }
             }
-            if old_cs.get("state") == cs.get("state")
-                && old_cs.get("lastState") == cs.get("lastState")
-            {
-                statuses.push(old_cs);
-            } else {
-                statuses.push(cs);
-            }
+            statuses.push(cs);
         }
         let phase = if all_exited && !containers.is_empty() {
             if any_failed { "Failed" } else { "Succeeded" }

@@ -362,6 +362,8 @@ fn initial_status(state: &mut State, def: &ResourceDef, obj: &mut Value, dry_run
 pub enum Part {
     Main,
     Status,
+    /// The `scale` subresource: only `spec.replicas` changes.
+    Scale,
 }
 
 /// Stores `new` over `old` with update semantics. `new` must already be decoded.
@@ -397,7 +399,7 @@ fn update_in(
     }
     if def.has_status() {
         match part {
-            Part::Main => match old.get("status") {
+            Part::Main | Part::Scale => match old.get("status") {
                 Some(s) => new["status"] = s.clone(),
                 None => {
                     if let Some(m) = new.as_object_mut() {
@@ -429,7 +431,11 @@ fn update_in(
     admission::validate(def, &new, Some(old))?;
     let supplied_managed = new["metadata"]["managedFields"] != old["metadata"]["managedFields"];
     if !ssa && !supplied_managed {
-        let sub = if part == Part::Status { "status" } else { "" };
+        let sub = match part {
+            Part::Main => "",
+            Part::Status => "status",
+            Part::Scale => "scale",
+        };
         managed::record_update(
             Some(old),
             &mut new,
@@ -964,4 +970,61 @@ mod tests {
         .unwrap();
         assert_eq!(rest["items"][0]["metadata"]["name"], "c");
     }
+}
+
+/// The autoscaling/v1 Scale view of a scalable object.
+pub fn scale_of(obj: &Value) -> Value {
+    let mut selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    selector.sort();
+    let m = &obj["metadata"];
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")}})
+}
+
+pub fn get_scale(store: &Store, def: &'static ResourceDef, ns: &str, name: &str) -> Result<Value> {
+    get(store, def, ns, name).map(|o| scale_of(&o))
+}
+
+/// Applies a new Scale (already patched or sent with PUT) to the object's `spec.replicas`.
+pub fn update_scale(
+    store: &Store,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    scale: &Value,
+    opts: &WriteOptions,
+) -> Result<Value> {
+    let replicas = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0).ok_or_else(|| {
+        let mut e = ApiError::invalid(def, name, vec![("spec.replicas".into(), format!("Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]))]);
+        e.message = format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]);
+        e
+    })?;
+    let mut state = store.lock();
+    let old = state
+        .get(def, ns, name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let body_rv = meta_str(scale, "resourceVersion");
+    if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
+        return Err(ApiError::stale(def, name));
+    }
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    if let Some(m) = new["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    let stored = update_in(&mut state, def, &old, new, Part::Scale, opts, false)?;
+    drop(state);
+    if !opts.dry_run {
+        store.notify();
+    }
+    Ok(scale_of(&stored))
 }

@@ -66,10 +66,12 @@ impl ResourceDef {
     }
 }
 
+/// Type errors only: required fields are the validation's business (422, not 400).
 fn check<K: DeserializeOwned>(v: &Value) -> Result<(), String> {
-    serde_json::from_value::<K>(v.clone())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    match serde_json::from_value::<K>(v.clone()) {
+        Err(e) if !e.to_string().starts_with("missing field") => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
 fn schema<K: JsonSchema>(generator: &mut SchemaGenerator) -> String {

@@ -1,0 +1,14 @@
+//! Integration tests for kube-emulator: kube-rs against every API semantic, the controllers and
+//! pod outcomes, kubectl 1.32 fidelity, bad requests, faults, logs, port-forward and the binary.
+
+mod kube_emulator {
+    pub mod api;
+    pub mod bad_requests;
+    pub mod cli;
+    pub mod controllers;
+    pub mod faults;
+    pub mod kubectl;
+    pub mod pods;
+    pub mod support;
+    pub mod watch;
+}
