@@ -45,6 +45,8 @@ pub fn is_awaited(kind: &str) -> bool {
     )
 }
 
+// Objects are moved once from the watch into the view; boxing them would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Seen {
     Deployment(Deployment),
@@ -72,6 +74,7 @@ impl Seen {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 enum Update {
     Apply(Seen),
     Delete(&'static str, String),

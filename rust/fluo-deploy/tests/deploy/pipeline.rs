@@ -219,27 +219,43 @@ async fn rollback_one_component_to_a_revision() {
 async fn deploy_all_of_the_real_infra_tree() {
     let w = World::start().await;
     // grafana reads its admin credentials from a Secret an operator creates (never in git).
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(w.client.clone());
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(w.client.clone());
     let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": "fluo"}})).unwrap();
     namespaces.create(&Default::default(), &ns).await.unwrap();
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(w.client.clone(), "fluo");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(w.client.clone(), "fluo");
     let admin = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "grafana-admin"},
         "stringData": {"admin-user": "admin", "admin-password": "s3cret"}
     }))
     .unwrap();
     secrets.create(&Default::default(), &admin).await.unwrap();
-    let mut cmd = w.cmd(["--context", "kube-emulator", "deploy", "--all", "--reason", "real tree"]);
+    let mut cmd = w.cmd([
+        "--context",
+        "kube-emulator",
+        "deploy",
+        "--all",
+        "--reason",
+        "real tree",
+    ]);
     let infra_arg = cmd.args.iter().position(|a| a == "--infra").unwrap() + 1;
     cmd.args[infra_arg] = crate::harness::repo_infra().display().to_string();
     let run = cmd.run().await;
     run.code(0);
-    assert!(run.line_of("cluster: applying cluster-wide objects") < run.line_of("nats: deploying revision 1"));
+    assert!(
+        run.line_of("cluster: applying cluster-wide objects")
+            < run.line_of("nats: deploying revision 1")
+    );
     assert!(run.line_of("nats: revision 1 ready") < run.line_of("bff: deploying revision 1"));
     assert!(run.line_of("bff: revision 1 ready") < run.line_of("workers: deploying revision 1"));
-    assert!(run.line_of("prometheus: revision 1 ready") < run.line_of("grafana: deploying revision 1"));
+    assert!(
+        run.line_of("prometheus: revision 1 ready") < run.line_of("grafana: deploying revision 1")
+    );
     // prometheus and nats are independent: both start before either is ready.
-    let first_ready = run.line_of("nats: revision 1 ready").min(run.line_of("prometheus: revision 1 ready"));
+    let first_ready = run
+        .line_of("nats: revision 1 ready")
+        .min(run.line_of("prometheus: revision 1 ready"));
     assert!(run.line_of("nats: deploying revision 1") < first_ready);
     assert!(run.line_of("prometheus: deploying revision 1") < first_ready);
     assert_eq!(records(&w.client).await.len(), 5);

@@ -28,7 +28,9 @@ async fn assert_untouched(w: &World) {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_config_yaml_cycle_and_unknown_component_exit_2_and_change_nothing() {
     let w = World::start().await;
-    let cases: Vec<(&str, Box<dyn Fn(&Infra)>, Vec<&str>, &str)> = vec![
+    /// (what, how to break a fresh tree, arguments, expected message).
+    type Case<'a> = (&'a str, Box<dyn Fn(&Infra)>, Vec<&'a str>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown key in component.toml",
             Box::new(|i: &Infra| {
