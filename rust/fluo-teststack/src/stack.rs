@@ -499,16 +499,18 @@ impl Stack {
         let log = self.log_path(component);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(process) = self.processes.get_mut(&component) {
-                if let Some(status) = process.exited() {
-                    self.processes.remove(&component);
-                    return Err(Error::Exited {
-                        component,
-                        status: status.to_string(),
-                        log_tail: log_tail(&log, 30),
-                        log,
-                    });
-                }
+            let exited = self
+                .processes
+                .get_mut(&component)
+                .and_then(ChildProcess::exited);
+            if let Some(status) = exited {
+                self.processes.remove(&component);
+                return Err(Error::Exited {
+                    component,
+                    status: status.to_string(),
+                    log_tail: log_tail(&log, 30),
+                    log,
+                });
             }
             if let Ok((200, _)) = http_get(&self.client, &url).await {
                 return Ok(());

@@ -1,5 +1,8 @@
 use fluo_teststack::{JobsClient, NatsProbe, Stack};
 
+/// (case, body, content type, expected status, words the error must contain)
+type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
+
 /// Every way a request can be wrong, with the status and the words the error must contain.
 #[tokio::test]
 async fn bad_submissions_get_the_right_4xx_and_enqueue_nothing() {
@@ -14,7 +17,7 @@ async fn bad_submissions_get_the_right_4xx_and_enqueue_nothing() {
         r#"{{"type": "echo", "data": {{"blob": "{}"}}}}"#,
         "x".repeat(64 * 1024)
     );
-    let cases: Vec<(&str, Vec<u8>, Option<&str>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "invalid JSON",
             b"{\"type\": ".to_vec(),
