@@ -38,8 +38,9 @@ pub enum Error {
     Render(#[from] render::Error),
     #[error(transparent)]
     Policy(#[from] policy::Error),
-    #[error("pre-deployment gate failed:\n{0}")]
-    Gate(String),
+    /// The gate refused: its exit code (1 checks failed, 2 usage, 5 policy) and findings.
+    #[error("pre-deployment gate failed (nothing changed):\n{1}")]
+    Gate(Exit, String),
     #[error(transparent)]
     Lock(#[from] lock::Error),
     #[error(transparent)]
@@ -61,6 +62,7 @@ impl Error {
         match self {
             Error::Plan(_) | Error::Render(_) | Error::Refused(_) => Exit::Usage,
             Error::Failed(_) => Exit::Failed,
+            Error::Gate(exit, _) => *exit,
             Error::Cluster(
                 cluster::Error::UnknownContext { .. } | cluster::Error::Kubeconfig { .. },
             ) => Exit::Usage,
@@ -74,7 +76,12 @@ impl Error {
 /// Checks run around a deploy that live in other crates (fluo-validate, fluo-health/fluo-smoke).
 pub trait Hooks: Send + Sync {
     /// The pre-deployment gate over the selected components; Err carries the findings.
-    fn gate(&self, config: &Config, components: &[String]) -> std::result::Result<(), String>;
+    /// Err carries the exit code to use (1 checks failed, 2 usage, 5 policy) and the findings.
+    fn gate<'a>(
+        &'a self,
+        config: &'a Config,
+        components: &'a [String],
+    ) -> BoxFuture<'a, std::result::Result<(), (Exit, String)>>;
     /// Post-deploy checks of the deployed components (None: no checks available); Err carries
     /// what failed.
     fn post_checks<'a>(
@@ -352,7 +359,8 @@ pub async fn deploy(ctx: &Ctx, request: &Request, hooks: &dyn Hooks) -> Result<R
     let prepared = prepare(&ctx.config, request)?;
     hooks
         .gate(&ctx.config, &prepared.components)
-        .map_err(Error::Gate)?;
+        .await
+        .map_err(|(exit, findings)| Error::Gate(exit, findings))?;
     ensure_namespaces(ctx).await?;
     let deploy_id = new_deploy_id();
     let lock = take_lock(ctx, &deploy_id, request.force_unlock).await?;

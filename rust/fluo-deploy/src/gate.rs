@@ -2,11 +2,14 @@
 //! `deploy::Hooks`: the pre-deployment gate and the post-deploy checks.
 //!
 //! Seam: fluo-validate (gate) and fluo-health/fluo-smoke (post checks) depend on fluo-core, so
-//! they are wired in here, in the binary. Until their library entry points land, the gate only
-//! enforces the environment's skip rules and no post checks run (the report says so).
+//! they are wired in here, in the binary. Not wired yet: `fluo_validate::gate::Gate` (its
+//! checklist runs the test suite and builds, so it needs a deploy-time step selection first) and
+//! the fluo-health checks. Until then the gate enforces the environment's skip rules and no post
+//! checks run.
 
 use fluo_core::config::Config;
 use fluo_core::deploy::Hooks;
+use fluo_core::exit::Exit;
 use futures::future::BoxFuture;
 
 pub struct Checks {
@@ -16,8 +19,12 @@ pub struct Checks {
 }
 
 impl Hooks for Checks {
-    fn gate(&self, config: &Config, _components: &[String]) -> Result<(), String> {
-        run(config, &self.skipped, self.reason.as_deref())
+    fn gate<'a>(
+        &'a self,
+        config: &'a Config,
+        _components: &'a [String],
+    ) -> BoxFuture<'a, Result<(), (Exit, String)>> {
+        Box::pin(async move { run(config, &self.skipped, self.reason.as_deref()) })
     }
 
     fn post_checks<'a>(
@@ -32,20 +39,27 @@ impl Hooks for Checks {
 
 /// The gate's rules that need no other crate: skipping a step needs a reason and an environment
 /// that allows skipping.
-pub fn run(config: &Config, skipped: &[String], reason: Option<&str>) -> Result<(), String> {
+pub fn run(
+    config: &Config,
+    skipped: &[String],
+    reason: Option<&str>,
+) -> Result<(), (Exit, String)> {
     if skipped.is_empty() {
         return Ok(());
     }
     let env = &config.environment;
     if !env.validation.allow_skip {
-        return Err(format!(
-            "environment `{}` does not allow skipping checks (validation.allow_skip = false): --skip {}",
-            env.environment.name,
-            skipped.join(", ")
+        return Err((
+            Exit::Policy,
+            format!(
+                "environment `{}` does not allow skipping checks (validation.allow_skip = false): --skip {}",
+                env.environment.name,
+                skipped.join(", ")
+            ),
         ));
     }
     if reason.is_none_or(|r| r.trim().is_empty()) {
-        return Err("--skip needs --reason (it is recorded)".into());
+        return Err((Exit::Usage, "--skip needs --reason (it is recorded)".into()));
     }
     Ok(())
 }

@@ -98,7 +98,8 @@ async fn production_policy_refuses_without_approval_and_outside_windows() {
         .replace(
             "[approvals]\nrequired = false",
             "[approvals]\nrequired = true\nchange_ticket_pattern = \"^CHG-[0-9]+$\"",
-        );
+        )
+        .replace("allow_skip = true", "allow_skip = false");
     w.infra.write("environments/production.toml", &prod);
     w.cmd(["--env", "production", "deploy", "nats"])
         .run()
@@ -140,6 +141,30 @@ async fn production_policy_refuses_without_approval_and_outside_windows() {
     .stderr_has("outside the deployment windows");
     assert_untouched(&w).await;
     w.infra.write("environments/production.toml", &prod);
+    w.cmd([
+        "--env",
+        "production",
+        "deploy",
+        "nats",
+        "--change-ticket",
+        "CHG-1",
+        "--approved-by",
+        "bob",
+        "--skip",
+        "tests",
+        "--reason",
+        "hurry",
+    ])
+    .run()
+    .await
+    .code(5)
+    .stderr_has("does not allow skipping");
+    w.cmd(["--env", "production", "deploy", "nats", "--skip", "tests"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("--skip needs --reason");
+    assert!(app_objects(&w.client).await.is_empty());
     w.cmd([
         "--env",
         "production",
