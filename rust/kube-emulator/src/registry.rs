@@ -871,6 +871,63 @@ pub fn bootstrap(store: &Store) {
     }
 }
 
+/// The autoscaling/v1 Scale view of a scalable object.
+pub fn scale_of(obj: &Value) -> Value {
+    let mut selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    selector.sort();
+    let m = &obj["metadata"];
+    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
+        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")}})
+}
+
+pub fn get_scale(store: &Store, def: &'static ResourceDef, ns: &str, name: &str) -> Result<Value> {
+    get(store, def, ns, name).map(|o| scale_of(&o))
+}
+
+/// Applies a new Scale (already patched or sent with PUT) to the object's `spec.replicas`.
+pub fn update_scale(
+    store: &Store,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    scale: &Value,
+    opts: &WriteOptions,
+) -> Result<Value> {
+    let replicas = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0).ok_or_else(|| {
+        let mut e = ApiError::invalid(def, name, vec![("spec.replicas".into(), format!("Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]))]);
+        e.message = format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]);
+        e
+    })?;
+    let mut state = store.lock();
+    let old = state
+        .get(def, ns, name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let body_rv = meta_str(scale, "resourceVersion");
+    if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
+        return Err(ApiError::stale(def, name));
+    }
+    let mut new = old.clone();
+    new["spec"]["replicas"] = json!(replicas);
+    if let Some(m) = new["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    let stored = update_in(&mut state, def, &old, new, Part::Scale, opts, false)?;
+    drop(state);
+    if !opts.dry_run {
+        store.notify();
+    }
+    Ok(scale_of(&stored))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -970,61 +1027,4 @@ mod tests {
         .unwrap();
         assert_eq!(rest["items"][0]["metadata"]["name"], "c");
     }
-}
-
-/// The autoscaling/v1 Scale view of a scalable object.
-pub fn scale_of(obj: &Value) -> Value {
-    let mut selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
-    selector.sort();
-    let m = &obj["metadata"];
-    json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
-            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
-        "spec": {"replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0)},
-        "status": {"replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")}})
-}
-
-pub fn get_scale(store: &Store, def: &'static ResourceDef, ns: &str, name: &str) -> Result<Value> {
-    get(store, def, ns, name).map(|o| scale_of(&o))
-}
-
-/// Applies a new Scale (already patched or sent with PUT) to the object's `spec.replicas`.
-pub fn update_scale(
-    store: &Store,
-    def: &'static ResourceDef,
-    ns: &str,
-    name: &str,
-    scale: &Value,
-    opts: &WriteOptions,
-) -> Result<Value> {
-    let replicas = scale["spec"]["replicas"].as_i64().filter(|r| *r >= 0).ok_or_else(|| {
-        let mut e = ApiError::invalid(def, name, vec![("spec.replicas".into(), format!("Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]))]);
-        e.message = format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: {}: must be greater than or equal to 0", scale["spec"]["replicas"]);
-        e
-    })?;
-    let mut state = store.lock();
-    let old = state
-        .get(def, ns, name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(def, name))?;
-    let body_rv = meta_str(scale, "resourceVersion");
-    if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
-        return Err(ApiError::stale(def, name));
-    }
-    let mut new = old.clone();
-    new["spec"]["replicas"] = json!(replicas);
-    if let Some(m) = new["metadata"].as_object_mut() {
-        m.remove("resourceVersion");
-    }
-    let stored = update_in(&mut state, def, &old, new, Part::Scale, opts, false)?;
-    drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
-    Ok(scale_of(&stored))
 }

@@ -5,6 +5,7 @@ use kube_emulator::Emulator;
 use super::support::*;
 
 /// Sends a request that must fail with `code`, and checks the store did not move.
+#[allow(clippy::too_many_arguments)]
 async fn rejected(
     emu: &Emulator,
     method: &str,
