@@ -573,14 +573,14 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             ));
         }
     }
-    if let Some(pattern) = &env.approvals.change_ticket_pattern {
-        if let Err(e) = regex::Regex::new(pattern) {
-            return Err(invalid(
-                "approvals.change_ticket_pattern",
-                pattern,
-                &format!("not a valid regex: {e}"),
-            ));
-        }
+    if let Some(pattern) = &env.approvals.change_ticket_pattern
+        && let Err(e) = regex::Regex::new(pattern)
+    {
+        return Err(invalid(
+            "approvals.change_ticket_pattern",
+            pattern,
+            &format!("not a valid regex: {e}"),
+        ));
     }
     let m = &env.monitoring;
     if !(0.0..=1.0).contains(&m.max_error_ratio) {
@@ -597,14 +597,14 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
-    if let Some(var) = &env.notifications.webhook_env {
-        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(invalid(
-                "notifications.webhook_env",
-                var,
-                "must be an environment variable name",
-            ));
-        }
+    if let Some(var) = &env.notifications.webhook_env
+        && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(invalid(
+            "notifications.webhook_env",
+            var,
+            "must be an environment variable name",
+        ));
     }
     Ok(())
 }
