@@ -1,21 +1,28 @@
 //! The checks around a deploy that live in other crates. `Checks` implements fluo-core's
-//! `deploy::Hooks`: the pre-deployment gate and the post-deploy checks.
+//! `deploy::Hooks`: the pre-deployment gate (fluo-validate, in-process) and the post-deploy
+//! checks.
 //!
-//! Seam: fluo-validate (gate) and fluo-health/fluo-smoke (post checks) depend on fluo-core, so
-//! they are wired in here, in the binary. Not wired yet: `fluo_validate::gate::Gate` (its
-//! checklist runs the test suite and builds, so it needs a deploy-time step selection first) and
-//! the fluo-health checks. Until then the gate enforces the environment's skip rules and no post
-//! checks run.
+//! Seam: fluo-validate and fluo-health/fluo-smoke depend on fluo-core, so they are wired in
+//! here, in the binary.
+
+use std::path::PathBuf;
 
 use fluo_core::config::Config;
 use fluo_core::deploy::Hooks;
 use fluo_core::exit::Exit;
+use fluo_validate::environment::GitState;
+use fluo_validate::{Checklist, Cluster, Gate, GateOptions, Skip, Step};
 use futures::future::BoxFuture;
 
 pub struct Checks {
     /// `--skip` steps (each with the run's --reason).
     pub skipped: Vec<String>,
     pub reason: Option<String>,
+    /// The deploy's cluster: the gate's online steps (server-side dry run, status) use it.
+    pub client: kube::Client,
+    pub context: String,
+    /// The app namespace of this run (the environment's, or -n).
+    pub namespace: String,
 }
 
 impl Hooks for Checks {
@@ -24,7 +31,7 @@ impl Hooks for Checks {
         config: &'a Config,
         _components: &'a [String],
     ) -> BoxFuture<'a, Result<(), (Exit, String)>> {
-        Box::pin(async move { run(config, &self.skipped, self.reason.as_deref()) })
+        Box::pin(self.run_gate(config))
     }
 
     fn post_checks<'a>(
@@ -37,29 +44,75 @@ impl Hooks for Checks {
     }
 }
 
-/// The gate's rules that need no other crate: skipping a step needs a reason and an environment
-/// that allows skipping.
-pub fn run(
-    config: &Config,
-    skipped: &[String],
-    reason: Option<&str>,
-) -> Result<(), (Exit, String)> {
-    if skipped.is_empty() {
-        return Ok(());
-    }
-    let env = &config.environment;
-    if !env.validation.allow_skip {
-        return Err((
-            Exit::Policy,
+impl Checks {
+    /// Every checklist step of fluo-validate, minus the `--skip` ones (which the validate
+    /// library refuses where the environment disallows skipping).
+    async fn run_gate(&self, config: &Config) -> Result<(), (Exit, String)> {
+        let usage = |message: String| (Exit::Usage, message);
+        let skip = self
+            .skipped
+            .iter()
+            .map(|name| {
+                let step: Step = name
+                    .parse()
+                    .map_err(|e| usage(format!("--skip {name}: {e}")))?;
+                Ok(Skip {
+                    step,
+                    reason: self.reason.clone().unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let checklist = Checklist::load(&config.infra_dir)
+            .map_err(|e| usage(format!("loading the checklist: {e}")))?;
+        let git = GitState::detect(
+            &checklist.workdir,
+            std::env::var("FLUO_COMMIT").ok().as_deref(),
+        );
+        let mut options = GateOptions::new(
+            checklist,
+            log_path(&config.environment.environment.name),
+            git,
+        );
+        options.skip = skip;
+        options.cluster = Cluster::Online(self.client.clone());
+        options.context = Some(self.context.clone());
+        let mut config = config.clone();
+        config.environment.environment.namespace = self.namespace.clone();
+        let gate = Gate::new(&config, options).map_err(|e| {
+            let exit = if e.exit_code() == 5 {
+                Exit::Policy
+            } else {
+                Exit::Usage
+            };
+            (exit, e.to_string())
+        })?;
+        let report = gate
+            .run()
+            .await
+            .map_err(|e| usage(format!("running the gate: {e}")))?;
+        if report.passed {
+            return Ok(());
+        }
+        let step = report
+            .failed_step
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+        Err((
+            Exit::Failed,
             format!(
-                "environment `{}` does not allow skipping checks (validation.allow_skip = false): --skip {}",
-                env.environment.name,
-                skipped.join(", ")
+                "gate step `{step}` failed (log: {})\n{}",
+                report.log.display(),
+                report.to_text()
             ),
-        ));
+        ))
     }
-    if reason.is_none_or(|r| r.trim().is_empty()) {
-        return Err((Exit::Usage, "--skip needs --reason (it is recorded)".into()));
-    }
-    Ok(())
+}
+
+/// Where the gate streams the checklist commands' output.
+fn log_path(env: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::env::temp_dir()
+        .join("fluo-deploy")
+        .join(format!("gate-{env}-{stamp}-{}.log", std::process::id()))
 }

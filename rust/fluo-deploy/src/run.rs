@@ -167,6 +167,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
             let hooks = crate::gate::Checks {
                 skipped: args.skip.clone(),
                 reason: args.reason.clone(),
+                client: ctx.cluster.client.clone(),
+                context: ctx.cluster.context.clone(),
+                namespace: ctx.namespace.clone(),
             };
             let report = deploy::deploy(ctx, &request, &hooks).await?;
             ctx.reporter.result(&report, &report.text(ctx));

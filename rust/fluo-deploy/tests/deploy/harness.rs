@@ -74,9 +74,23 @@ spec:
     metadata:
       labels: {{app: {name}}}
     spec:
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile: {{type: RuntimeDefault}}
       containers:
       - name: main
         image: {image}
+        ports:
+        - containerPort: 8080
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {{drop: [ALL]}}
+        resources:
+          requests: {{cpu: 10m, memory: 16Mi}}
+          limits: {{cpu: 100m, memory: 64Mi}}
+        livenessProbe: {{tcpSocket: {{port: 8080}}}}
+        readinessProbe: {{tcpSocket: {{port: 8080}}}}
 ---
 apiVersion: v1
 kind: Service
@@ -120,6 +134,25 @@ max_restarts = 1
 max_backlog = 10
 "#;
 
+pub const DEFAULT_DENY: &str = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+"#;
+
+/// Gate command steps that pass at once (the real checklist runs the test suite and builds).
+pub const PASSING_CHECKLIST: &str = r#"
+[steps.tests]
+command = ["true"]
+[steps.flake-check]
+command = ["true"]
+[steps.build]
+command = ["true"]
+"#;
+
 /// A fixture infra tree: nats, prometheus, bff, workers (one Deployment + Service each).
 pub struct Infra {
     pub dir: tempfile::TempDir,
@@ -141,7 +174,10 @@ impl Infra {
                 &workload(name, image),
             );
         }
+        // The gate's policy step wants a default-deny policy in the app namespace.
+        infra.write("components/nats/manifests/default-deny.yaml", DEFAULT_DENY);
         infra.write("environments/local.toml", LOCAL_ENV);
+        infra.write("checklist.toml", PASSING_CHECKLIST);
         infra
     }
 

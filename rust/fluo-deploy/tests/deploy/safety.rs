@@ -158,7 +158,7 @@ async fn production_policy_refuses_without_approval_and_outside_windows() {
     .run()
     .await
     .code(5)
-    .stderr_has("does not allow skipping");
+    .stderr_has("[validation].allow_skip = false), so --skip tests is not allowed");
     w.cmd(["--env", "production", "deploy", "nats", "--skip", "tests"])
         .run()
         .await

@@ -1,0 +1,73 @@
+//! The pre-deployment gate (fluo-validate, in-process) runs before anything is applied.
+
+use crate::harness::World;
+use crate::{app_objects, records};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_gate_step_exits_1_naming_it_and_applies_nothing() {
+    let w = World::start().await;
+    w.infra.write(
+        "checklist.toml",
+        r#"
+[steps.tests]
+command = ["true"]
+[steps.flake-check]
+command = ["false"]
+[steps.build]
+command = ["true"]
+"#,
+    );
+    w.cmd(["deploy", "--all", "--reason", "gated"])
+        .run()
+        .await
+        .code(1)
+        .stderr_has("gate step `flake-check` failed");
+    assert_eq!(records(&w.client).await, Vec::<String>::new());
+    assert_eq!(app_objects(&w.client).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skipped_gate_step_is_recorded_in_the_release_record() {
+    let w = World::start().await;
+    w.infra.write(
+        "checklist.toml",
+        r#"
+[steps.tests]
+command = ["false"]
+[steps.flake-check]
+command = ["true"]
+[steps.build]
+command = ["true"]
+"#,
+    );
+    w.cmd([
+        "deploy",
+        "nats",
+        "--skip",
+        "tests",
+        "--reason",
+        "suite ran in CI",
+    ])
+    .run()
+    .await
+    .code(0);
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(w.client.clone(), "fluo-system");
+    let v1 = secrets.get("fluo.release.nats.v1").await.unwrap();
+    let bytes = v1.data.unwrap()["release"].0.clone();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(
+        record["skipped_checks"],
+        serde_json::json!(["tests: suite ran in CI"]),
+        "release record: {record}"
+    );
+    // An unknown step is a usage error and changes nothing.
+    w.cmd(["deploy", "bff", "--skip", "lint", "--reason", "x"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("lint");
+    assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
+}
