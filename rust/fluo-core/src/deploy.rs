@@ -377,7 +377,65 @@ pub async fn deploy(ctx: &Ctx, request: &Request, hooks: &dyn Hooks) -> Result<R
     };
     let result = deploy_locked(ctx, &prepared, &info, request, hooks).await;
     lock.release().await;
-    result
+    let mut report = result?;
+    if let Some(Err(failure)) = report.post_checks.clone() {
+        roll_back_after_failed_checks(ctx, &mut report, &failure).await;
+    }
+    Ok(report)
+}
+
+/// Failed post-deploy checks count as a failed rollout: every component of this deploy goes
+/// back to its revision before the deploy (a new, recorded rollback revision) and the checked
+/// revision is marked rolled back. A component with no earlier revision cannot go back: that
+/// is a failed rollback (exit 3, escalate).
+async fn roll_back_after_failed_checks(ctx: &Ctx, report: &mut RunReport, failure: &str) {
+    let message = format!("post-deploy checks failed: {failure}");
+    let reason = format!(
+        "automatic rollback of deploy {}: {message}",
+        report.deploy_id
+    );
+    ctx.reporter.progress("", Level::Warn, &reason);
+    let rollback = crate::rollback::rollback_to_previous(ctx, &reason, false).await;
+    for (component, result) in report.components.iter_mut() {
+        let ComponentResult::Deployed { revision, .. } = *result else {
+            continue;
+        };
+        let restored = match &rollback {
+            Ok(rb) => match rb.components.get(component) {
+                Some(ComponentResult::Deployed { revision: r, .. }) => Ok(*r),
+                Some(ComponentResult::RolledBack { message, .. })
+                | Some(ComponentResult::RollbackFailed { message, .. }) => Err(message.clone()),
+                Some(ComponentResult::Skipped { because }) => Err(because.clone()),
+                None => Err("no revision before this deploy to go back to".to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        *result = match restored {
+            Ok(restored) => {
+                if let Err(e) = ctx
+                    .history
+                    .set_status(component, revision, Status::RolledBack)
+                    .await
+                {
+                    ctx.reporter.progress(
+                        component,
+                        Level::Warn,
+                        &format!("marking v{revision} rolled back: {e}"),
+                    );
+                }
+                ComponentResult::RolledBack {
+                    failed_revision: revision,
+                    message: message.clone(),
+                    restored: Some(restored),
+                }
+            }
+            Err(rollback_error) => ComponentResult::RollbackFailed {
+                failed_revision: revision,
+                message: message.clone(),
+                rollback_error,
+            },
+        };
+    }
 }
 
 async fn deploy_locked(

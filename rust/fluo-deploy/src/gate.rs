@@ -6,8 +6,9 @@
 //! here, in the binary.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use fluo_core::config::Config;
+use fluo_core::config::{AccessMode, Config};
 use fluo_core::deploy::Hooks;
 use fluo_core::exit::Exit;
 use fluo_validate::environment::GitState;
@@ -36,13 +37,16 @@ impl Hooks for Checks {
 
     fn post_checks<'a>(
         &'a self,
-        _config: &'a Config,
-        _namespace: &'a str,
+        config: &'a Config,
+        namespace: &'a str,
         _components: &'a [String],
     ) -> Option<BoxFuture<'a, Result<(), String>>> {
-        None
+        Some(Box::pin(self.run_post_checks(config, namespace)))
     }
 }
+
+/// How long each post-deploy health check and smoke test may take.
+const POST_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Checks {
     /// Every checklist step of fluo-validate, minus the `--skip` ones (which the validate
@@ -104,6 +108,41 @@ impl Checks {
                 report.to_text()
             ),
         ))
+    }
+}
+
+impl Checks {
+    /// fluo-health's checks, then fluo-smoke's tests, for the environment as configured
+    /// (endpoints reached the way its [access] says). Err names every failed check.
+    async fn run_post_checks(&self, config: &Config, namespace: &str) -> Result<(), String> {
+        // In direct access mode the checks reach URLs only (fluo-health's contract).
+        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
+            fluo_health::access::Cluster {
+                client: self.client.clone(),
+                namespace: namespace.to_string(),
+            }
+        });
+        let health =
+            fluo_health::health::run_for(config, cluster.clone(), POST_CHECK_TIMEOUT).await;
+        let smoke = fluo_smoke::run_for(config, cluster, POST_CHECK_TIMEOUT).await;
+        let failed: Vec<String> = [&health, &smoke]
+            .into_iter()
+            .filter(|report| !report.passed)
+            .flat_map(|report| {
+                report
+                    .checks
+                    .iter()
+                    .filter(|c| c.verdict != fluo_health::check::Verdict::Pass)
+                    .map(move |c| format!("{} {}: {}", report.kind, c.name, c.evidence))
+            })
+            .collect();
+        if health.passed && smoke.passed {
+            Ok(())
+        } else if failed.is_empty() {
+            Err("health or smoke report did not pass".to_string())
+        } else {
+            Err(failed.join("; "))
+        }
     }
 }
 

@@ -8,6 +8,8 @@ mod harness;
 mod ops;
 #[path = "deploy/pipeline.rs"]
 mod pipeline;
+#[path = "deploy/post_checks.rs"]
+mod post_checks;
 #[path = "deploy/safety.rs"]
 mod safety;
 

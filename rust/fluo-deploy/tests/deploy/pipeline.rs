@@ -247,6 +247,8 @@ async fn deploy_all_of_the_real_infra_tree() {
         "build",
         "--skip",
         "status",
+        // Nothing serves the components' endpoints here (emulated pods).
+        "--no-post-checks",
         "--reason",
         "real tree",
     ]);
