@@ -117,6 +117,13 @@ pub enum Command {
         #[arg(long)]
         force_unlock: bool,
     },
+    /// Watch error ratio, alerts, restarts and backlog against the environment's [monitoring]
+    /// thresholds; on a breach roll the latest deploy back (exit 1).
+    Monitor {
+        /// How long to watch (default: [monitoring].duration).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+    },
     /// Logs of a component's pods (all components by default).
     Logs {
         component: Option<String>,

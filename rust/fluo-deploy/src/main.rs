@@ -3,6 +3,7 @@
 
 mod cli;
 mod gate;
+mod monitor;
 mod run;
 
 use clap::Parser;

@@ -250,6 +250,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
             );
             Ok(Exit::Ok)
         }
+        Command::Monitor { duration } => Ok(crate::monitor::run(ctx, duration).await),
         Command::Logs {
             component,
             since,

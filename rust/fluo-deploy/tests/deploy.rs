@@ -4,6 +4,8 @@
 mod gate;
 #[path = "deploy/harness.rs"]
 mod harness;
+#[path = "deploy/monitor.rs"]
+mod monitor;
 #[path = "deploy/ops.rs"]
 mod ops;
 #[path = "deploy/pipeline.rs"]
