@@ -204,3 +204,32 @@ async fn logs_show_lines_of_the_component_pods() {
     );
     w.cmd(["logs", "natz"]).run().await.code(2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_keeps_the_last_twenty_records_and_still_verifies() {
+    let w = World::start().await;
+    for i in 0..22 {
+        w.cmd([
+            "deploy",
+            "nats",
+            "--image",
+            &format!("nats=fluo/nats:2.{i}"),
+        ])
+        .run()
+        .await
+        .code(0);
+    }
+    let kept = records(&w.client).await;
+    assert_eq!(kept.len(), 20, "retention is 20 per component: {kept:?}");
+    assert!(
+        !kept.contains(&"fluo.release.nats.v1".to_string())
+            && !kept.contains(&"fluo.release.nats.v2".to_string()),
+        "the two oldest records are the ones removed: {kept:?}"
+    );
+    assert!(kept.contains(&"fluo.release.nats.v22".to_string()));
+    w.cmd(["history", "--verify"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("history verified");
+}
