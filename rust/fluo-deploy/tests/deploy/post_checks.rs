@@ -52,3 +52,19 @@ async fn failing_post_checks_roll_the_deploy_back_and_exit_1() {
         "{entries}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3() {
+    let w = World::start().await;
+    w.infra.write(
+        "environments/local.toml",
+        &LOCAL_ENV.replace("post_deploy_checks = false", "post_deploy_checks = true"),
+    );
+    // A first install: the post-deploy rollback has no earlier revision to return to.
+    let run = w.cmd(["deploy", "--all"]).run().await;
+    run.code(3)
+        .stderr_has("post-deploy checks failed")
+        .stdout_has("ROLLBACK FAILED")
+        .stdout_has("ESCALATE: automatic rollback of bff failed. Manual steps:")
+        .stdout_has("rollback bff --to <N> --reason");
+}
