@@ -38,19 +38,13 @@ rec {
     && !(fluoLib.hasPrefix "result" rel)
   );
 
-  # aws-lc-sys (rustls' crypto) falls back to cmake when its own C build does not fit the
-  # target; the cmake setup hook must not configure the Rust workspace itself.
-  nativeBuildInputs = pkgs: [ pkgs.cmake ];
-  dontUseCmakeConfigure = true;
-
   # One package per binary; its tests run in checks.cargo-test, which has nats-server,
   # prometheus and kubectl, so the package build skips them.
   mkBinary =
     pkgs: name:
     pkgs.rustPlatform.buildRustPackage {
       pname = name;
-      inherit version cargoLock dontUseCmakeConfigure;
-      nativeBuildInputs = nativeBuildInputs pkgs;
+      inherit version cargoLock;
       src = buildSrc;
       cargoBuildFlags = [
         "--package"
@@ -70,7 +64,7 @@ rec {
     pkgs: args:
     pkgs.rustPlatform.buildRustPackage (
       {
-        inherit version cargoLock dontUseCmakeConfigure;
+        inherit version cargoLock;
         src = testSrc;
         # Tests bind loopback ports; darwin's sandbox needs this to allow it.
         __darwinAllowLocalNetworking = true;
@@ -81,8 +75,5 @@ rec {
         '';
       }
       // args
-      // {
-        nativeBuildInputs = nativeBuildInputs pkgs ++ args.nativeBuildInputs or [ ];
-      }
     );
 }
