@@ -1,4 +1,5 @@
-//! pods/portforward over WebSocket (`v4.channel.k8s.io`, the protocol kube-rs speaks): for the
+//! pods/portforward. kubectl's SPDY forms are served by [`crate::portforward_spdy`]; this module
+//! routes to them and serves the WebSocket `v4.channel.k8s.io` protocol kube-rs speaks: for the
 //! i-th requested port, channel 2i carries data and 2i+1 errors; each channel's first frame is the
 //! port number (little-endian u16). Bytes are relayed to the local address the pod's
 //! `kube-emulator.fluo.dev/port-forward` annotation names.
@@ -17,6 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::api::Params;
 use crate::pods::ANN_PORT_FORWARD;
+use crate::portforward_spdy::{self, PodTarget};
 use crate::resources::by_kind;
 use crate::status::{ApiError, Result};
 use crate::store::Store;
@@ -70,6 +72,13 @@ pub async fn serve(
             pod["status"]["phase"].as_str().unwrap_or("Pending")
         )));
     }
+    // kubectl: SPDY tunnelled in a WebSocket, or a plain SPDY upgrade (ports travel per stream).
+    if portforward_spdy::wants_tunnel(req.headers()) {
+        return portforward_spdy::upgrade_tunnel(req, PodTarget::new(pod)).await;
+    }
+    if portforward_spdy::wants_spdy(req.headers()) {
+        return portforward_spdy::upgrade_spdy(req, PodTarget::new(pod));
+    }
     let ports = parse_ports(params)?;
     let (mut parts, _body) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
@@ -77,10 +86,10 @@ pub async fn serve(
         .map_err(|e| ApiError::bad_request(format!("unable to upgrade connection: {e}")))?;
     let targets: Vec<(u16, Option<String>)> =
         ports.iter().map(|p| (*p, target_for(&pod, *p))).collect();
-    let pod_ref = format!("{ns}/{name}");
+    let pod = PodTarget::new(pod);
     Ok(ws
         .protocols(["v4.channel.k8s.io"])
-        .on_upgrade(move |socket| relay(socket, targets, pod_ref)))
+        .on_upgrade(move |socket| relay(socket, targets, pod)))
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
@@ -90,7 +99,7 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
-async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod_ref: String) {
+async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod: PodTarget) {
     let (mut sink, mut source) = socket.split();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
     let mut writers = Vec::new();
@@ -105,7 +114,7 @@ async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod_ref: 
         let conn = match target {
             Some(addr) => TcpStream::connect(addr.as_str())
                 .await
-                .map_err(|e| format!("dial {addr}: {e}")),
+                .map_err(|e| format!("dial tcp {addr}: {e}")),
             None => Err(format!(
                 "no forwarding target: annotate the pod with {ANN_PORT_FORWARD}"
             )),
@@ -134,7 +143,7 @@ async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod_ref: 
             }
             Err(e) => {
                 writers.push(None);
-                let msg = format!("error forwarding port {port} to pod {pod_ref}: {e}");
+                let msg = portforward_spdy::forward_error(*port, &pod, &e);
                 if sink.send(frame(err_ch, msg.as_bytes())).await.is_err() {
                     return;
                 }
