@@ -27,4 +27,5 @@ pub mod report;
 pub mod rollback;
 pub mod teardown;
 pub mod telemetry;
+pub mod tls;
 pub mod wait;

@@ -5,16 +5,9 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
 
-/// Make ring the process's rustls provider (reqwest is built without one so that kube-rs and
-/// async-nats's ring is the only one). Idempotent; called before any client is built.
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// An HTTP client whose requests give up after `timeout`.
 pub fn http_client(timeout: Duration) -> reqwest::Client {
-    install_crypto_provider();
+    fluo_core::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .build()

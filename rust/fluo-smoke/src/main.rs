@@ -21,7 +21,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.global.init_logging();
-    fluo_health::endpoint::install_crypto_provider();
+    fluo_core::tls::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),

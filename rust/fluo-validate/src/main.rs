@@ -224,7 +224,7 @@ async fn run(args: Args) -> Result<ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    fluo_core::tls::install_crypto_provider();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {

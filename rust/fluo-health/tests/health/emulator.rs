@@ -12,7 +12,7 @@ use serde_json::json;
 use super::support::{Cli, TestInfra};
 
 async fn emulator() -> (Emulator, kube::Client) {
-    fluo_health::endpoint::install_crypto_provider();
+    fluo_core::tls::install_crypto_provider();
     let emulator = Emulator::start(Options::default())
         .await
         .expect("kube-emulator starts");

@@ -7,7 +7,7 @@ use kube::api::{Api, PostParams};
 use super::support::{Cli, Infra, step_status};
 
 async fn emulator(context: &str) -> kube_emulator::Emulator {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    fluo_core::tls::install_crypto_provider();
     kube_emulator::Emulator::start(kube_emulator::Options {
         context: context.to_string(),
         ..Default::default()
