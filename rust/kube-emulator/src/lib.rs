@@ -32,6 +32,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 
 pub use faults::Faults;
 
@@ -116,6 +117,13 @@ impl Emulator {
             let shutdown = async move {
                 let _ = server_stop.changed().await;
             };
+            // Watch events are small writes; without TCP_NODELAY, Nagle's algorithm holds each
+            // one back until the client's delayed ACK (~40 ms), which would dominate reaction time.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
             if let Err(e) = axum::serve(listener, api::router(app))
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -125,7 +133,7 @@ impl Emulator {
         });
         let controllers = tokio::spawn(controllers::run(
             store.clone(),
-            controllers::Controllers::new(opts.ready_after),
+            controllers::Controllers::new(&store, opts.ready_after),
             stop_rx,
         ));
         kubeconfig::write(kubeconfig_out, &format!("http://{addr}"), &opts.context)?;

@@ -1,12 +1,12 @@
 //! The scheduler and kubelet for the emulator's single node: pods are bound, get an IP and reach
 //! the outcome their spec asks for (see README: image conventions and annotations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::controllers::{def, is_deleting, now_str};
+use crate::controllers::{Requeue, def, now_str};
 use crate::store::{State, meta_str};
 
 pub const NODE_NAME: &str = "kube-emulator-node";
@@ -180,94 +180,121 @@ impl Kubelet {
         }
     }
 
-    pub fn reconcile(&mut self, state: &mut State, now: Instant) {
-        let pod_def = def("", "Pod");
-        let pods: Vec<Value> = state.list(pod_def, None).cloned().collect();
-        let live: std::collections::HashSet<&str> =
-            pods.iter().map(|p| meta_str(p, "uid")).collect();
-        self.first_seen.retain(|uid, _| live.contains(uid.as_str()));
-        for pod in &pods {
-            if is_deleting(pod) {
-                continue;
-            }
-            let seen = *self
-                .first_seen
-                .entry(meta_str(pod, "uid").to_string())
-                .or_insert(now);
-            let elapsed = now.saturating_duration_since(seen);
-            let mut next = pod.clone();
-            if next["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
-                next["spec"]["nodeName"] = json!(NODE_NAME);
-            }
-            let status = self.status_for(state, &next, elapsed);
-            next["status"] = status;
-            if next != *pod {
-                state.replace(pod_def, next);
-            }
+    /// Binds the pod and writes the status its spec leads to by now; returns when that status
+    /// changes next on its own (a ready delay ends, a crash-looping container restarts, ...).
+    pub fn reconcile(&mut self, state: &mut State, pod: &Value, now: Instant) -> Requeue {
+        let seen = *self
+            .first_seen
+            .entry(meta_str(pod, "uid").to_string())
+            .or_insert(now);
+        let elapsed = now.saturating_duration_since(seen);
+        let mut next = pod.clone();
+        if next["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+            next["spec"]["nodeName"] = json!(NODE_NAME);
         }
+        let (status, changes_in) = self.status_for(state, &next, elapsed);
+        next["status"] = status;
+        if next != *pod {
+            state.replace(def("", "Pod"), next);
+        }
+        changes_in
     }
 
-    fn outcome(&self, state: &State, pod: &Value, c: &Value, elapsed: Duration) -> Outcome {
+    /// Drops what the kubelet remembers of a deleted pod.
+    pub fn forget(&mut self, uid: &str) {
+        self.first_seen.remove(uid);
+    }
+
+    /// Drops memory of pods that no longer exist (in case a deletion was not observed).
+    pub fn retain_live(&mut self, state: &State) {
+        let live: HashSet<&str> = state
+            .list(def("", "Pod"), None)
+            .map(|p| meta_str(p, "uid"))
+            .collect();
+        self.first_seen.retain(|uid, _| live.contains(uid.as_str()));
+    }
+
+    /// What a container is doing `elapsed` after the pod was first seen, and how long until
+    /// that changes by itself (None: only a change elsewhere can change it).
+    fn outcome(
+        &self,
+        state: &State,
+        pod: &Value,
+        c: &Value,
+        elapsed: Duration,
+    ) -> (Outcome, Option<Duration>) {
         let image = c["image"].as_str().unwrap_or("");
         let ready_after = annotation(pod, ANN_READY_AFTER)
             .and_then(parse_duration)
             .unwrap_or(self.ready_after);
         if is_invalid_image(image) {
-            return Outcome::Waiting(
-                "InvalidImageName",
-                format!(
-                    "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
-                ),
+            let message = format!(
+                "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
             );
+            return (Outcome::Waiting("InvalidImageName", message), None);
         }
         if let Some(msg) = config_error(state, pod, c) {
-            return Outcome::Waiting("CreateContainerConfigError", msg);
+            return (Outcome::Waiting("CreateContainerConfigError", msg), None);
         }
-        if elapsed < ready_after || !volumes_ready(state, pod) {
-            return Outcome::Waiting("ContainerCreating", String::new());
+        if elapsed < ready_after {
+            let creating = Outcome::Waiting("ContainerCreating", String::new());
+            return (creating, Some(ready_after - elapsed));
+        }
+        if !volumes_ready(state, pod) {
+            return (Outcome::Waiting("ContainerCreating", String::new()), None);
         }
         if is_missing_image(image) {
-            return if elapsed < ready_after + Duration::from_secs(1) {
-                Outcome::Waiting(
-                    "ErrImagePull",
-                    format!("failed to pull and unpack image \"{image}\": not found"),
+            let backoff_at = ready_after + Duration::from_secs(1);
+            return if elapsed < backoff_at {
+                let message = format!("failed to pull and unpack image \"{image}\": not found");
+                (
+                    Outcome::Waiting("ErrImagePull", message),
+                    Some(backoff_at - elapsed),
                 )
             } else {
-                Outcome::Waiting(
-                    "ImagePullBackOff",
-                    format!("Back-off pulling image \"{image}\""),
-                )
+                let message = format!("Back-off pulling image \"{image}\"");
+                (Outcome::Waiting("ImagePullBackOff", message), None)
             };
         }
         let run_time = elapsed - ready_after;
         let restart_policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always");
         if is_crashloop_image(image) {
             if restart_policy == "Never" {
-                return Outcome::Exited { code: 1 };
+                return (Outcome::Exited { code: 1 }, None);
             }
             let period = annotation(pod, ANN_CRASH_PERIOD)
                 .and_then(parse_duration)
-                .unwrap_or(Duration::from_secs(1));
-            let restarts = (run_time.as_secs_f64() / period.as_secs_f64().max(0.001)) as i64;
-            return Outcome::CrashLoop {
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_millis(1));
+            let restarts = (run_time.as_secs_f64() / period.as_secs_f64()) as i64;
+            let next_restart = period.mul_f64((restarts + 1) as f64);
+            let crash = Outcome::CrashLoop {
                 restarts,
                 started: restarts == 0,
             };
+            return (crash, Some(next_restart.saturating_sub(run_time)));
         }
+        let running = Outcome::Running {
+            ready: annotation(pod, ANN_NEVER_READY) != Some("true"),
+        };
         if restart_policy != "Always" {
             let run_for = annotation(pod, ANN_RUN_FOR)
                 .and_then(parse_duration)
                 .unwrap_or_default();
             if run_time >= run_for {
-                return Outcome::Exited { code: 0 };
+                return (Outcome::Exited { code: 0 }, None);
             }
+            return (running, Some(run_for - run_time));
         }
-        Outcome::Running {
-            ready: annotation(pod, ANN_NEVER_READY) != Some("true"),
-        }
+        (running, None)
     }
 
-    fn status_for(&self, state: &mut State, pod: &Value, elapsed: Duration) -> Value {
+    fn status_for(
+        &self,
+        state: &mut State,
+        pod: &Value,
+        elapsed: Duration,
+    ) -> (Value, Option<Duration>) {
         let old = &pod["status"];
         let now = now_str();
         let start_time = old["startTime"]
@@ -279,6 +306,7 @@ impl Kubelet {
             .cloned()
             .unwrap_or_default();
         let mut statuses = Vec::new();
+        let mut next_change: Option<Duration> = None;
         let (mut all_ready, mut any_running, mut all_exited, mut any_failed) =
             (true, false, true, false);
         for c in &containers {
@@ -294,7 +322,12 @@ impl Kubelet {
                 .map(str::to_string)
                 .unwrap_or_else(|| now.clone());
             let mut cs = json!({"name": name, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 0});
-            match self.outcome(state, pod, c, elapsed) {
+            let (outcome, changes_in) = self.outcome(state, pod, c, elapsed);
+            next_change = match (next_change, changes_in) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match outcome {
                 Outcome::Waiting(reason, message) => {
                     let mut w = json!({"reason": reason});
                     if !message.is_empty() {
@@ -408,7 +441,7 @@ impl Kubelet {
             status["podIP"] = json!(ip);
             status["podIPs"] = json!([{"ip": ip}]);
         }
-        status
+        (status, next_change)
     }
 }
 

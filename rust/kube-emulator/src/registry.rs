@@ -253,9 +253,6 @@ pub fn create(
     check_namespace(&state, def, ns)?;
     let obj = create_in(&mut state, def, obj, opts, None)?;
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(Written {
         object: obj,
         warnings,
@@ -490,9 +487,6 @@ pub fn update(
         .ok_or_else(|| ApiError::not_found(def, name))?;
     let object = update_in(&mut state, def, &old, obj, part, opts, false)?;
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(Written {
         object,
         warnings,
@@ -626,9 +620,6 @@ pub fn patch(
         }
     };
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(Written {
         object,
         warnings,
@@ -724,9 +715,6 @@ pub fn delete(
     let mut state = store.lock();
     let out = delete_in(&mut state, def, ns, name, opts)?;
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(out)
 }
 
@@ -849,9 +837,6 @@ pub fn delete_collection(
     }
     let rv = state.current_rv();
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(
         json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
         "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
@@ -922,9 +907,6 @@ pub fn update_scale(
     }
     let stored = update_in(&mut state, def, &old, new, Part::Scale, opts, false)?;
     drop(state);
-    if !opts.dry_run {
-        store.notify();
-    }
     Ok(scale_of(&stored))
 }
 

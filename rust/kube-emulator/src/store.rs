@@ -1,11 +1,11 @@
 //! The object store: JSON objects per resource, one global resourceVersion counter and a bounded
 //! ring of change events that watches replay from.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 use crate::resources::ResourceDef;
 
@@ -37,8 +37,76 @@ pub struct Event {
     pub previous: Option<Arc<Value>>,
 }
 
-type ResKey = (&'static str, &'static str);
+/// A resource as (group, plural).
+pub type ResKey = (&'static str, &'static str);
 type ObjKey = (String, String);
+
+/// Where one object lives: its resource and its namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjRef {
+    pub res: ResKey,
+    pub ns: String,
+    pub name: String,
+}
+
+impl ObjRef {
+    pub fn of(def: &'static ResourceDef, obj: &Value) -> Self {
+        Self {
+            res: res_key(def),
+            ns: meta_str(obj, "namespace").to_string(),
+            name: meta_str(obj, "name").to_string(),
+        }
+    }
+
+    pub fn def(&self) -> &'static ResourceDef {
+        crate::resources::RESOURCES
+            .iter()
+            .find(|r| (r.group, r.plural) == self.res)
+            .expect("object references only name served resources")
+    }
+}
+
+/// Owner-reference indexes, so the garbage collector and controllers find an object's owner and
+/// dependents without scanning (the real ones keep the same in their informer indexers).
+#[derive(Default)]
+struct OwnerIndex {
+    by_uid: HashMap<String, ObjRef>,
+    dependents: HashMap<String, BTreeSet<ObjRef>>,
+}
+
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str())
+}
+
+impl OwnerIndex {
+    fn add(&mut self, def: &'static ResourceDef, obj: &Value) {
+        let at = ObjRef::of(def, obj);
+        for owner in owner_uids(obj) {
+            self.dependents
+                .entry(owner.to_string())
+                .or_default()
+                .insert(at.clone());
+        }
+        self.by_uid.insert(meta_str(obj, "uid").to_string(), at);
+    }
+
+    fn remove(&mut self, def: &'static ResourceDef, obj: &Value) {
+        let at = ObjRef::of(def, obj);
+        for owner in owner_uids(obj) {
+            if let Some(set) = self.dependents.get_mut(owner) {
+                set.remove(&at);
+                if set.is_empty() {
+                    self.dependents.remove(owner);
+                }
+            }
+        }
+        self.by_uid.remove(meta_str(obj, "uid"));
+    }
+}
 
 /// The mutable state behind the store lock.
 pub struct State {
@@ -49,6 +117,7 @@ pub struct State {
     /// Lowest resourceVersion from which a watch can still be replayed without gaps.
     oldest_replayable: u64,
     tx: broadcast::Sender<Arc<Event>>,
+    owners: OwnerIndex,
     next_ip: u32,
     next_cluster_ip: u32,
 }
@@ -79,6 +148,22 @@ impl State {
         self.objects
             .get(&res_key(def))?
             .get(&(ns.to_string(), name.to_string()))
+    }
+
+    pub fn get_ref(&self, at: &ObjRef) -> Option<&Value> {
+        self.objects
+            .get(&at.res)?
+            .get(&(at.ns.clone(), at.name.clone()))
+    }
+
+    /// Where the object with this uid lives, if it exists.
+    pub fn find_uid(&self, uid: &str) -> Option<&ObjRef> {
+        self.owners.by_uid.get(uid)
+    }
+
+    /// Objects that list `owner_uid` among their ownerReferences.
+    pub fn dependents_of(&self, owner_uid: &str) -> impl Iterator<Item = &ObjRef> {
+        self.owners.dependents.get(owner_uid).into_iter().flatten()
     }
 
     /// Objects of one resource, in (namespace, name) order; `ns = None` means all namespaces.
@@ -142,6 +227,7 @@ impl State {
             .entry(res_key(def))
             .or_default()
             .insert(key, obj.clone());
+        self.owners.add(def, &obj);
         self.emit(def, EventType::Added, obj.clone(), None);
         obj
     }
@@ -170,6 +256,10 @@ impl State {
             .entry(res_key(def))
             .or_default()
             .insert(key, obj.clone());
+        if let Some(old) = &old {
+            self.owners.remove(def, old);
+        }
+        self.owners.add(def, &obj);
         self.emit(def, EventType::Modified, obj.clone(), old);
         obj
     }
@@ -180,6 +270,7 @@ impl State {
             .objects
             .get_mut(&res_key(def))?
             .remove(&(ns.to_string(), name.to_string()))?;
+        self.owners.remove(def, &obj);
         let rv = self.bump();
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         self.emit(def, EventType::Deleted, obj.clone(), None);
@@ -212,10 +303,9 @@ impl State {
     }
 }
 
-/// Shared store handle: a lock over [`State`] and a signal for the controllers.
+/// Shared store handle: a lock over [`State`]; changes reach watchers and controllers as events.
 pub struct Store {
     state: Mutex<State>,
-    changed: Notify,
 }
 
 impl Store {
@@ -229,24 +319,15 @@ impl Store {
                 ring_capacity: ring_capacity.max(1),
                 oldest_replayable: 0,
                 tx,
+                owners: OwnerIndex::default(),
                 next_ip: 0,
                 next_cluster_ip: 0,
             }),
-            changed: Notify::new(),
         })
     }
 
-    /// Locks the state; callers that write must call [`Store::notify`] afterwards.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn notify(&self) {
-        self.changed.notify_one();
-    }
-
-    pub async fn changed(&self) {
-        self.changed.notified().await
     }
 }
 
@@ -272,6 +353,27 @@ mod tests {
         let changed = s.replace(def, cm("a", "2"));
         assert_eq!(meta_str(&changed, "resourceVersion"), "2");
         assert_eq!(s.events_since(def, 0).len(), 2);
+    }
+
+    #[test]
+    fn owner_index_follows_inserts_replaces_and_removes() {
+        let store = Store::new(16);
+        let def = by_kind("", "ConfigMap").unwrap();
+        let mut s = store.lock();
+        let owned_by = |uid: &str| json!([{"uid": uid, "controller": true}]);
+        let mut a = cm("a", "1");
+        a["metadata"]["uid"] = json!("uid-a");
+        a["metadata"]["ownerReferences"] = owned_by("owner-1");
+        s.insert(def, a.clone());
+        assert_eq!(s.find_uid("uid-a").map(|r| r.name.as_str()), Some("a"));
+        assert_eq!(s.dependents_of("owner-1").count(), 1);
+        a["metadata"]["ownerReferences"] = owned_by("owner-2");
+        s.replace(def, a);
+        assert_eq!(s.dependents_of("owner-1").count(), 0);
+        assert_eq!(s.dependents_of("owner-2").count(), 1);
+        s.remove(def, "default", "a");
+        assert_eq!(s.dependents_of("owner-2").count(), 0);
+        assert!(s.find_uid("uid-a").is_none());
     }
 
     #[test]

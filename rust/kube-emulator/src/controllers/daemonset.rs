@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{
-    def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
+    Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
     write_status,
 };
 use crate::pods::NODE_NAME;
@@ -12,23 +12,11 @@ use crate::store::{State, meta_str};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 
-pub fn reconcile(state: &mut State) {
-    let sets: Vec<Value> = state
-        .list(def("apps", "DaemonSet"), None)
-        .cloned()
-        .collect();
-    for ds in sets {
-        if !is_deleting(&ds) {
-            reconcile_one(state, &ds);
-        }
-    }
-}
-
-fn reconcile_one(state: &mut State, ds: &Value) {
+pub fn reconcile(state: &mut State, ds: &Value) -> Requeue {
     let pod_def = def("", "Pod");
     let ns = meta_str(ds, "namespace").to_string();
     let revision = template_hash(&ds["spec"]["template"]);
-    let mut pods: Vec<Value> = owned(state, pod_def, &ns, ds)
+    let mut pods: Vec<Value> = owned(state, pod_def, ds)
         .into_iter()
         .filter(|p| !is_deleting(p))
         .collect();
@@ -76,4 +64,5 @@ fn reconcile_one(state: &mut State, ds: &Value) {
             .remove("numberAvailable");
     }
     write_status(state, def("apps", "DaemonSet"), ds, status);
+    None
 }

@@ -2,11 +2,12 @@
 //! recreate scaling, revision annotations, history cleanup, and status with the Available and
 //! Progressing conditions as kube-controller-manager writes them.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::{
-    condition, def, is_deleting, now_str, owned, owner_ref, set_condition, template_hash,
-    write_status,
+    Requeue, condition, def, now_str, owned, owner_ref, set_condition, template_hash, write_status,
 };
 use crate::store::{State, meta_str};
 
@@ -46,18 +47,6 @@ fn template_without_hash(rs: &Value) -> Value {
     t
 }
 
-pub fn reconcile(state: &mut State) {
-    let deployments: Vec<Value> = state
-        .list(def("apps", "Deployment"), None)
-        .cloned()
-        .collect();
-    for d in deployments {
-        if !is_deleting(&d) {
-            reconcile_one(state, &d);
-        }
-    }
-}
-
 fn set_replicas(state: &mut State, rs: &mut Value, replicas: i64) {
     if int(&rs["spec"]["replicas"]) != replicas {
         rs["spec"]["replicas"] = json!(replicas);
@@ -65,12 +54,12 @@ fn set_replicas(state: &mut State, rs: &mut Value, replicas: i64) {
     }
 }
 
-fn reconcile_one(state: &mut State, d: &Value) {
+pub fn reconcile(state: &mut State, d: &Value) -> Requeue {
     let rs_def = def("apps", "ReplicaSet");
     let ns = meta_str(d, "namespace").to_string();
     let name = meta_str(d, "name").to_string();
     let replicas = int(&d["spec"]["replicas"]);
-    let mut all = owned(state, rs_def, &ns, d);
+    let mut all = owned(state, rs_def, d);
     let template = d["spec"]["template"].clone();
     let max_rev = all.iter().map(revision).max().unwrap_or(0);
     let mut progressing_reason: Option<(&str, String)> = None;
@@ -142,7 +131,7 @@ fn reconcile_one(state: &mut State, d: &Value) {
             return sync_status(state, &stored, &all, new_idx, replicas, progressing_reason);
         }
     }
-    sync_status(state, d, &all, new_idx, replicas, progressing_reason);
+    sync_status(state, d, &all, new_idx, replicas, progressing_reason)
 }
 
 fn recreate(state: &mut State, all: &mut [Value], ni: usize, replicas: i64) {
@@ -262,7 +251,7 @@ fn sync_status(
     new_idx: Option<usize>,
     replicas: i64,
     reason: Option<(&str, String)>,
-) {
+) -> Requeue {
     let sum = |f: &str| -> i64 { all.iter().map(|rs| int(&rs["status"][f])).sum() };
     let total_spec: i64 = all.iter().map(|rs| int(&rs["spec"]["replicas"])).sum();
     let status_replicas = sum("replicas");
@@ -352,7 +341,9 @@ fn sync_status(
             status.as_object_mut().expect("status object").remove(f);
         }
     }
+    let recheck = deadline_in(&conditions, d);
     write_status(state, def("apps", "Deployment"), d, status);
+    recheck
 }
 
 /// Progress refreshes lastUpdateTime and keeps lastTransitionTime while already True.
@@ -370,23 +361,30 @@ fn replace_progressing(conditions: &mut Vec<Value>, reason: &str, message: &str)
 }
 
 fn timed_out(conditions: &[Value], d: &Value) -> bool {
-    let Some(c) = condition(conditions, "Progressing") else {
-        return false;
-    };
-    match c["reason"].as_str() {
-        Some("NewReplicaSetAvailable") => false,
+    match condition(conditions, "Progressing").and_then(|c| c["reason"].as_str()) {
         Some("ProgressDeadlineExceeded") => true,
-        _ => {
-            let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
-            c["lastUpdateTime"]
-                .as_str()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| {
-                    t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(deadline)
-                        < chrono::Utc::now()
-                })
-        }
+        _ => deadline_in(conditions, d).is_some_and(|left| left.is_zero()),
     }
+}
+
+/// Time left before a rollout in progress exceeds progressDeadlineSeconds (zero once past);
+/// None when no deadline is running (complete, already timed out, or never started).
+fn deadline_in(conditions: &[Value], d: &Value) -> Option<Duration> {
+    let c = condition(conditions, "Progressing")?;
+    if matches!(
+        c["reason"].as_str(),
+        Some("NewReplicaSetAvailable" | "ProgressDeadlineExceeded")
+    ) {
+        return None;
+    }
+    let deadline = d["spec"]["progressDeadlineSeconds"].as_i64().unwrap_or(600);
+    let updated = c["lastUpdateTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())?;
+    let expires = updated.with_timezone(&chrono::Utc) + chrono::Duration::seconds(deadline);
+    // The deadline is passed strictly after `expires`; a millisecond later it has.
+    let left = expires - chrono::Utc::now() + chrono::Duration::milliseconds(1);
+    Some(left.to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]

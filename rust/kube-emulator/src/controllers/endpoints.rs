@@ -3,20 +3,18 @@
 
 use serde_json::{Value, json};
 
-use super::{def, is_deleting, pod_is_ready};
+use super::{Requeue, def, is_deleting, pod_is_ready};
 use crate::selectors::LabelSelector;
 use crate::store::{State, meta_str};
 
-pub fn reconcile(state: &mut State) {
-    let services: Vec<Value> = state.list(def("", "Service"), None).cloned().collect();
-    for svc in services {
-        if svc["spec"]["selector"]
-            .as_object()
-            .is_some_and(|s| !s.is_empty())
-        {
-            reconcile_one(state, &svc);
-        }
+pub fn reconcile(state: &mut State, svc: &Value) -> Requeue {
+    if svc["spec"]["selector"]
+        .as_object()
+        .is_some_and(|s| !s.is_empty())
+    {
+        reconcile_one(state, svc);
     }
+    None
 }
 
 fn target_port(svc_port: &Value, pod: &Value) -> Option<i64> {

@@ -4,19 +4,10 @@
 use serde_json::{Value, json};
 
 use super::{
-    condition, def, is_deleting, now_str, owned, owner_ref, pod_from_template, set_condition,
+    Requeue, condition, def, now_str, owned, owner_ref, pod_from_template, set_condition,
     write_status,
 };
 use crate::store::{State, meta_str};
-
-pub fn reconcile(state: &mut State) {
-    let jobs: Vec<Value> = state.list(def("batch", "Job"), None).cloned().collect();
-    for j in jobs {
-        if !is_deleting(&j) {
-            reconcile_one(state, &j);
-        }
-    }
-}
 
 fn finished(job: &Value) -> bool {
     job["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -25,13 +16,13 @@ fn finished(job: &Value) -> bool {
     })
 }
 
-fn reconcile_one(state: &mut State, job: &Value) {
+pub fn reconcile(state: &mut State, job: &Value) -> Requeue {
     if finished(job) || job["spec"]["suspend"] == true {
-        return;
+        return None;
     }
     let pod_def = def("", "Pod");
     let ns = meta_str(job, "namespace").to_string();
-    let pods = owned(state, pod_def, &ns, job);
+    let pods = owned(state, pod_def, job);
     let phase = |p: &Value| {
         p["status"]["phase"]
             .as_str()
@@ -123,4 +114,5 @@ fn reconcile_one(state: &mut State, job: &Value) {
         }
     }
     write_status(state, def("batch", "Job"), job, status);
+    None
 }

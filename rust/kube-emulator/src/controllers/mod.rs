@@ -1,5 +1,9 @@
-//! What kube-controller-manager, the scheduler and the kubelet would do, run as one loop over the
-//! store: each pass reconciles every object, writes only real changes, and repeats until quiet.
+//! What kube-controller-manager, the scheduler and the kubelet would do. Like the real
+//! controllers they are driven by a work queue: every store change enqueues the objects it can
+//! affect (the object, its controlling owner, its dependents, the Services selecting a pod, ...),
+//! time-driven transitions (ready delays, restarts, progress deadlines) requeue themselves at the
+//! moment they are due, and a slow resync is the safety net. So a change costs work proportional
+//! to what it touches, not to the size of the store.
 
 mod daemonset;
 mod deployment;
@@ -8,6 +12,7 @@ mod gc;
 mod job;
 mod namespace;
 mod pvc;
+mod queue;
 mod replicaset;
 mod statefulset;
 
@@ -15,69 +20,155 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::pods::Kubelet;
 use crate::registry::{self, WriteOptions};
 use crate::resources::{ResourceDef, by_kind};
-use crate::store::{State, Store, meta_str};
+use crate::store::{Event, State, Store, meta_str};
+use queue::{Work, WorkQueue};
 
 pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
+/// How often every object is reconciled regardless of events.
+const RESYNC: Duration = Duration::from_secs(10);
+/// Queue rounds per lock hold, so API requests get the lock between bursts.
+const ROUNDS_PER_LOCK: usize = 32;
+/// The shortest requeue, so a timer computed as "now" cannot spin.
+const MIN_REQUEUE: Duration = Duration::from_millis(5);
 
 pub fn def(group: &str, kind: &str) -> &'static ResourceDef {
     by_kind(group, kind).expect("controller kinds are served")
 }
 
+/// When a reconcile wants to run again without any change (a timer is due), if ever.
+pub type Requeue = Option<Duration>;
+
 /// All controllers with the little state they keep between passes.
 pub struct Controllers {
     kubelet: Kubelet,
+    queue: WorkQueue,
+    events: broadcast::Receiver<Arc<Event>>,
+    next_resync: Instant,
 }
 
 impl Controllers {
-    pub fn new(ready_after: Duration) -> Self {
+    pub fn new(store: &Store, ready_after: Duration) -> Self {
+        let state = store.lock();
+        let mut queue = WorkQueue::default();
+        queue.enqueue_all(&state);
         Self {
             kubelet: Kubelet::new(ready_after),
+            queue,
+            events: state.subscribe(),
+            next_resync: Instant::now() + RESYNC,
         }
     }
 
-    /// One pass over everything.
-    pub fn reconcile(&mut self, state: &mut State, now: Instant) {
-        namespace::reconcile(state);
-        gc::reconcile(state);
-        deployment::reconcile(state);
-        replicaset::reconcile(state);
-        statefulset::reconcile(state);
-        daemonset::reconcile(state);
-        job::reconcile(state);
-        self.kubelet.reconcile(state, now);
-        endpoints::reconcile(state);
-        pvc::reconcile(state);
-    }
-
-    /// Runs passes until the store stops changing (bounded, so a flapping rule cannot spin).
-    pub fn settle(&mut self, store: &Store) {
-        for _ in 0..16 {
-            let mut state = store.lock();
-            let before = state.current_rv();
-            self.reconcile(&mut state, Instant::now());
-            if state.current_rv() == before {
-                return;
+    /// Turns the store changes seen so far into work.
+    fn observe_changes(&mut self, state: &State) {
+        loop {
+            match self.events.try_recv() {
+                Ok(event) => self.observe(state, &event),
+                Err(TryRecvError::Lagged(_)) => self.queue.enqueue_all(state),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
             }
         }
     }
+
+    fn observe(&mut self, state: &State, event: &Event) {
+        if event.def.kind == "Pod" && event.kind == crate::store::EventType::Deleted {
+            self.kubelet.forget(meta_str(&event.object, "uid"));
+        }
+        self.queue.enqueue_affected(state, event);
+    }
+
+    /// Reconciles one queued object; returns when it wants to run again.
+    fn reconcile(&mut self, state: &mut State, work: &Work, now: Instant) -> Requeue {
+        let at = match work {
+            Work::CollectGarbage(at) => {
+                gc::collect(state, at);
+                return None;
+            }
+            Work::Reconcile(at) => at,
+        };
+        let obj = state.get_ref(at)?.clone();
+        if is_deleting(&obj) {
+            return None;
+        }
+        match at.res {
+            ("", "namespaces") => namespace::reconcile(state, &obj),
+            ("apps", "deployments") => deployment::reconcile(state, &obj),
+            ("apps", "replicasets") => replicaset::reconcile(state, &obj),
+            ("apps", "statefulsets") => statefulset::reconcile(state, &obj),
+            ("apps", "daemonsets") => daemonset::reconcile(state, &obj),
+            ("batch", "jobs") => job::reconcile(state, &obj),
+            ("", "pods") => self.kubelet.reconcile(state, &obj, now),
+            ("", "services") => endpoints::reconcile(state, &obj),
+            ("", "persistentvolumeclaims") => pvc::reconcile(state, &obj),
+            _ => None,
+        }
+    }
+
+    /// Works the queue until it is empty or the round budget is spent; returns whether work
+    /// is left (the caller releases the lock and comes back).
+    pub fn settle(&mut self, store: &Store) -> bool {
+        let mut state = store.lock();
+        let now = Instant::now();
+        if now >= self.next_resync {
+            self.queue.enqueue_all(&state);
+            self.kubelet.retain_live(&state);
+            self.next_resync = now + RESYNC;
+        }
+        self.queue.promote_due(now);
+        for _ in 0..ROUNDS_PER_LOCK {
+            self.observe_changes(&state);
+            let batch = self.queue.take_ready();
+            if batch.is_empty() {
+                return false;
+            }
+            for work in batch {
+                if let Some(after) = self.reconcile(&mut state, &work, now) {
+                    self.queue.enqueue_after(work, now + after.max(MIN_REQUEUE));
+                }
+            }
+        }
+        self.observe_changes(&state);
+        self.queue.has_ready()
+    }
+
+    /// When the next timer or resync is due.
+    fn next_wakeup(&self) -> Instant {
+        self.queue
+            .next_due()
+            .map_or(self.next_resync, |t| t.min(self.next_resync))
+    }
 }
 
-/// Runs the controllers until `shutdown` fires: on every change and on a short tick for
-/// time-driven transitions (ready delays, restarts, progress deadlines).
+/// Runs the controllers until `shutdown` fires: on every store change and whenever a timer is due.
 pub async fn run(
     store: Arc<Store>,
     mut controllers: Controllers,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        controllers.settle(&store);
+        if controllers.settle(&store) {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let wake = tokio::time::Instant::from_std(controllers.next_wakeup());
         tokio::select! {
-            _ = store.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            event = controllers.events.recv() => match event {
+                Ok(event) => {
+                    let state = store.lock();
+                    controllers.observe(&state, &event);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    controllers.queue.enqueue_all(&store.lock());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tokio::time::sleep_until(wake) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -101,11 +192,13 @@ pub fn is_deleting(obj: &Value) -> bool {
     !obj["metadata"]["deletionTimestamp"].is_null()
 }
 
-/// Objects of `def` in `ns` controlled by `owner`.
-pub fn owned(state: &State, def: &ResourceDef, ns: &str, owner: &Value) -> Vec<Value> {
+/// Objects of `def` controlled by `owner`, found through the owner index.
+pub fn owned(state: &State, def: &ResourceDef, owner: &Value) -> Vec<Value> {
     let uid = meta_str(owner, "uid");
     state
-        .list(def, Some(ns))
+        .dependents_of(uid)
+        .filter(|at| at.res == (def.group, def.plural))
+        .filter_map(|at| state.get_ref(at))
         .filter(|o| is_owned_by(o, uid))
         .cloned()
         .collect()

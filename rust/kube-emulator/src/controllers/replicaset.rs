@@ -1,46 +1,46 @@
 //! ReplicaSet controller: keeps `spec.replicas` pods and reports ready/available counts.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use super::{def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, write_status};
+use super::{
+    Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, write_status,
+};
 use crate::store::{State, meta_str};
-
-pub fn reconcile(state: &mut State) {
-    let sets: Vec<Value> = state
-        .list(def("apps", "ReplicaSet"), None)
-        .cloned()
-        .collect();
-    for rs in sets {
-        if !is_deleting(&rs) {
-            reconcile_one(state, &rs);
-        }
-    }
-}
 
 /// Available = ready for at least minReadySeconds.
 pub fn is_available(pod: &Value, min_ready_seconds: i64) -> bool {
+    available_in(pod, min_ready_seconds) == Some(Duration::ZERO)
+}
+
+/// How long until a pod counts as available: zero if it is, None while it is not ready.
+fn available_in(pod: &Value, min_ready_seconds: i64) -> Option<Duration> {
     if !pod_is_ready(pod) {
-        return false;
+        return None;
     }
     if min_ready_seconds <= 0 {
-        return true;
+        return Some(Duration::ZERO);
     }
-    pod["status"]["conditions"]
+    let ready_since = pod["status"]["conditions"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
         .and_then(|c| c["lastTransitionTime"].as_str())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .is_some_and(|t| {
-            t.with_timezone(&chrono::Utc) + chrono::Duration::seconds(min_ready_seconds)
-                <= chrono::Utc::now()
-        })
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())?;
+    let available_at =
+        ready_since.with_timezone(&chrono::Utc) + chrono::Duration::seconds(min_ready_seconds);
+    Some(
+        (available_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
-fn reconcile_one(state: &mut State, rs: &Value) {
+pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
     let pod_def = def("", "Pod");
     let ns = meta_str(rs, "namespace").to_string();
     let want = rs["spec"]["replicas"].as_i64().unwrap_or(1);
-    let mut pods: Vec<Value> = owned(state, pod_def, &ns, rs)
+    let mut pods: Vec<Value> = owned(state, pod_def, rs)
         .into_iter()
         .filter(|p| !is_deleting(p))
         .collect();
@@ -81,4 +81,9 @@ fn reconcile_one(state: &mut State, rs: &Value) {
         }
     }
     write_status(state, def("apps", "ReplicaSet"), rs, status);
+    // Come back when the next ready pod has been ready for minReadySeconds.
+    pods.iter()
+        .filter_map(|p| available_in(p, min_ready))
+        .filter(|d| !d.is_zero())
+        .min()
 }

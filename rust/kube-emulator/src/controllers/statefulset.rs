@@ -5,24 +5,12 @@
 use serde_json::{Value, json};
 
 use super::{
-    def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
+    Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
     write_status,
 };
 use crate::store::{State, meta_str};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
-
-pub fn reconcile(state: &mut State) {
-    let sets: Vec<Value> = state
-        .list(def("apps", "StatefulSet"), None)
-        .cloned()
-        .collect();
-    for s in sets {
-        if !is_deleting(&s) {
-            reconcile_one(state, &s);
-        }
-    }
-}
 
 fn ordinal(pod: &Value, set: &str) -> Option<i64> {
     meta_str(pod, "name")
@@ -31,14 +19,14 @@ fn ordinal(pod: &Value, set: &str) -> Option<i64> {
         .ok()
 }
 
-fn reconcile_one(state: &mut State, sts: &Value) {
+pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
     let pod_def = def("", "Pod");
     let ns = meta_str(sts, "namespace").to_string();
     let name = meta_str(sts, "name").to_string();
     let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
     let update_revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
     let parallel = sts["spec"]["podManagementPolicy"] == "Parallel";
-    let mut pods: Vec<Value> = owned(state, pod_def, &ns, sts)
+    let mut pods: Vec<Value> = owned(state, pod_def, sts)
         .into_iter()
         .filter(|p| !is_deleting(p))
         .collect();
@@ -163,6 +151,7 @@ fn reconcile_one(state: &mut State, sts: &Value) {
         "readyReplicas": ready, "currentReplicas": current, "updatedReplicas": updated, "availableReplicas": ready,
         "currentRevision": current_revision, "updateRevision": update_revision, "collisionCount": 0});
     write_status(state, def("apps", "StatefulSet"), sts, status);
+    None
 }
 
 fn ensure_claim(state: &mut State, claim: &Value, ns: &str, claim_name: &str) {
