@@ -25,6 +25,7 @@ pub mod release;
 pub mod render;
 pub mod report;
 pub mod rollback;
+pub mod secrets;
 pub mod teardown;
 pub mod telemetry;
 pub mod tls;

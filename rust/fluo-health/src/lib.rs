@@ -7,7 +7,7 @@
 //! - [`checks`]: one probe per component; [`health`]: selecting and running them;
 //! - [`jobs`]: the BFF jobs API (test job submit + wait), shared with fluo-smoke;
 //! - [`promapi`]: Prometheus HTTP API; [`monitor`]: the post-deploy watch;
-//! - [`secrets`]: secret detection and redaction in logs;
+//! - [`secrets`]: secrets leaked into logs, found and redacted by `fluo_core::secrets`;
 //! - [`cli`]: global flags, configuration and cluster connection for the binaries.
 
 pub mod access;

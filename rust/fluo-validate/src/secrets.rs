@@ -1,16 +1,17 @@
-//! Secret detection in plain values (ConfigMap data, env literals, annotations): known token
-//! formats, sensitive key names with literal values, and high-entropy strings. The verdict
-//! describes why a value looks secret; it never contains the value.
+//! Secret detection in plain values (ConfigMap data, env literals, annotations): a value that
+//! holds a secret `fluo_core::secrets` finds (the detector the log scan uses too), a literal
+//! under a sensitive key name, or a high-entropy string. The verdict describes why a value looks
+//! secret; it never contains the value.
 
 use std::sync::OnceLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
 /// Why a value looks like a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Suspicion {
-    /// Matches a known credential format (the format's name).
-    KnownFormat(&'static str),
+    /// Holds a secret of a known kind (`fluo_core::secrets::Span::kind`).
+    Holds(&'static str),
     /// A literal value under a key that names a credential (`DB_PASSWORD`).
     SensitiveKey,
     /// A long random-looking string.
@@ -20,33 +21,11 @@ pub enum Suspicion {
 impl std::fmt::Display for Suspicion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::KnownFormat(name) => write!(f, "looks like {name}"),
+            Self::Holds(kind) => write!(f, "holds a secret ({kind})"),
             Self::SensitiveKey => f.write_str("the key names a credential and holds a literal"),
             Self::HighEntropy => f.write_str("high-entropy string"),
         }
     }
-}
-
-const FORMATS: &[(&str, &str)] = &[
-    ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-    ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}"),
-    ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    (
-        "a JSON web token",
-        r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    ),
-    ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}"),
-    ("a Stripe secret key", r"\b[sr]k_live_[0-9A-Za-z]{16,}"),
-    (
-        "a URL with credentials",
-        r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
-    ),
-];
-
-fn formats() -> &'static RegexSet {
-    static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| RegexSet::new(FORMATS.iter().map(|(_, re)| *re)).expect("valid regexes"))
 }
 
 fn sensitive_key() -> &'static Regex {
@@ -132,8 +111,8 @@ fn is_high_entropy(value: &str) -> bool {
 
 /// Whether `value` (found under `key`, if any) looks like a secret.
 pub fn inspect(key: Option<&str>, value: &str) -> Option<Suspicion> {
-    if let Some(i) = formats().matches(value).into_iter().next() {
-        return Some(Suspicion::KnownFormat(FORMATS[i].0));
+    if let Some(secret) = fluo_core::secrets::find(value).first() {
+        return Some(Suspicion::Holds(secret.kind));
     }
     if let Some(key) = key
         && !key.starts_with(OWN_ANNOTATION_PREFIX)
@@ -183,19 +162,29 @@ mod tests {
     }
 
     #[test]
-    fn known_formats_are_detected() {
-        for value in [
-            "-----BEGIN RSA PRIVATE KEY-----\nMIIE...",
-            "AKIAIOSFODNN7EXAMPLE",
+    fn a_value_holding_a_secret_the_detector_finds_is_flagged_with_its_kind() {
+        assert_eq!(
+            inspect(None, "-----BEGIN RSA PRIVATE KEY-----\nMIIE..."),
+            Some(Suspicion::Holds("private key"))
+        );
+        assert_eq!(
+            inspect(
+                Some("settings.ini"),
+                "[db]\nhost = db\ndsn = postgres://app:hunter2@db:5432/app\n"
+            ),
+            Some(Suspicion::Holds("url credentials"))
+        );
+        assert_eq!(
+            inspect(Some("UPSTREAM"), "nats://fluo:$(NATS_PASSWORD)@nats:4222"),
+            None
+        );
+        let why = inspect(
+            Some("ci/token"),
             "ghp_abcdefghijklmnopqrstuvwxyz0123456789AB",
-            "postgres://app:hunter2@db:5432/app",
-            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-        ] {
-            assert!(
-                matches!(inspect(None, value), Some(Suspicion::KnownFormat(_))),
-                "{value}"
-            );
-        }
+        )
+        .unwrap()
+        .to_string();
+        assert_eq!(why, "holds a secret (github token)");
     }
 
     #[test]
