@@ -1,5 +1,6 @@
 //! `logs`: the logs of a component's pods (all components by default), each line prefixed with
-//! `component/pod/container`; with `follow`, streams from every container until interrupted.
+//! `component/pod/container` and with secrets redacted; with `follow`, streams from every
+//! container (of the pods running when it starts) until their streams end or the caller stops.
 
 use futures::{AsyncBufReadExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
@@ -7,6 +8,7 @@ use kube::api::{Api, ListParams, LogParams};
 
 use crate::deploy::{Ctx, Error, Result};
 use crate::render::component_selector;
+use crate::secrets::redact;
 
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
@@ -15,7 +17,7 @@ pub struct LogOptions {
     pub follow: bool,
 }
 
-/// Writes log lines to `out` (one call per line).
+/// Writes log lines to `out` (one call per line), secrets redacted (they never reach output).
 pub async fn logs(
     ctx: &Ctx,
     component: Option<&str>,
@@ -55,7 +57,7 @@ pub async fn logs(
                 .await
                 .map_err(|e| Error::Failed(format!("logs of {c}/{pod}/{container}: {e}")))?;
             for line in text.lines() {
-                out(&format!("{c}/{pod}/{container}: {line}"));
+                out(&format!("{c}/{pod}/{container}: {}", redact(line)));
             }
         }
         return Ok(());
@@ -70,11 +72,9 @@ pub async fn logs(
         streams.push(
             reader
                 .lines()
-                .map(move |line| {
-                    format!(
-                        "{prefix}: {}",
-                        line.unwrap_or_else(|e| format!("<log stream error: {e}>"))
-                    )
+                .map(move |line| match line {
+                    Ok(line) => format!("{prefix}: {}", redact(&line)),
+                    Err(e) => format!("{prefix}: <log stream error: {e}>"),
                 })
                 .boxed(),
         );

@@ -3,6 +3,7 @@
 
 mod cli;
 mod gate;
+mod interrupt;
 mod monitor;
 mod run;
 

@@ -1,5 +1,6 @@
 //! From parsed flags to a library call and an exit code.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -262,8 +263,27 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
                 tail,
                 follow,
             };
-            let mut print = |line: &str| println!("{line}");
-            logs::logs(ctx, component.as_deref(), &options, &mut print).await?;
+            // A closed stdout (e.g. `| head`) is not an error.
+            let mut print = |line: &str| {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            };
+            if !follow {
+                logs::logs(ctx, component.as_deref(), &options, &mut print).await?;
+                return Ok(Exit::Ok);
+            }
+            // Following ends when every followed container's stream ends, or on SIGINT/SIGTERM:
+            // both are a normal end (exit 0).
+            let mut stop = crate::interrupt::Stop::install().map_err(|e| {
+                deploy::Error::Failed(format!("installing the SIGINT/SIGTERM handlers: {e}"))
+            })?;
+            tokio::select! {
+                result = logs::logs(ctx, component.as_deref(), &options, &mut print) => result?,
+                signal = stop.wait() => ctx.reporter.progress(
+                    "",
+                    Level::Info,
+                    &format!("{signal} received: stopped following logs"),
+                ),
+            }
             Ok(Exit::Ok)
         }
     }
