@@ -155,11 +155,7 @@ pub async fn run_tunnel(socket: WebSocket, pod: PodTarget) {
     let inbound = async {
         while let Some(Ok(msg)) = ws_rx.next().await {
             match msg {
-                Message::Binary(b) => {
-                    if pipe_wr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if pipe_wr.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }

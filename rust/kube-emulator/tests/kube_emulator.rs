@@ -8,6 +8,7 @@ mod kube_emulator {
     pub mod controllers;
     pub mod faults;
     pub mod kubectl;
+    pub mod kubectl_port_forward;
     pub mod pods;
     pub mod support;
     pub mod watch;
