@@ -252,7 +252,6 @@ pub fn create(
     let mut state = store.lock();
     check_namespace(&state, def, ns)?;
     let obj = create_in(&mut state, def, obj, opts, None)?;
-    drop(state);
     Ok(Written {
         object: obj,
         warnings,
@@ -486,7 +485,6 @@ pub fn update(
         .cloned()
         .ok_or_else(|| ApiError::not_found(def, name))?;
     let object = update_in(&mut state, def, &old, obj, part, opts, false)?;
-    drop(state);
     Ok(Written {
         object,
         warnings,
@@ -619,7 +617,6 @@ pub fn patch(
             )
         }
     };
-    drop(state);
     Ok(Written {
         object,
         warnings,
@@ -713,9 +710,7 @@ pub fn delete(
     opts: &DeleteOptions,
 ) -> Result<Value> {
     let mut state = store.lock();
-    let out = delete_in(&mut state, def, ns, name, opts)?;
-    drop(state);
-    Ok(out)
+    delete_in(&mut state, def, ns, name, opts)
 }
 
 fn delete_in(
@@ -836,7 +831,6 @@ pub fn delete_collection(
         items.push(delete_in(&mut state, def, &ons, &name, opts)?);
     }
     let rv = state.current_rv();
-    drop(state);
     Ok(
         json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
         "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
@@ -906,7 +900,6 @@ pub fn update_scale(
         m.remove("resourceVersion");
     }
     let stored = update_in(&mut state, def, &old, new, Part::Scale, opts, false)?;
-    drop(state);
     Ok(scale_of(&stored))
 }
 
