@@ -752,7 +752,7 @@ fn delete_in(
         return Ok(with_type(def, old));
     }
     if opts.orphan {
-        orphan_dependents(state, ns, meta_str(&old, "uid"));
+        orphan_dependents(state, meta_str(&old, "uid"));
     }
     if old["metadata"]["finalizers"]
         .as_array()
@@ -782,29 +782,22 @@ fn delete_in(
     Ok(with_type(def, removed))
 }
 
-/// Removes the owner reference to `owner_uid` from every object in `ns`.
-fn orphan_dependents(state: &mut State, ns: &str, owner_uid: &str) {
-    for r in crate::resources::RESOURCES {
-        let dependents: Vec<Value> = state
-            .list(r, if r.namespaced { Some(ns) } else { None })
-            .filter(|o| {
-                o["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|refs| refs.iter().any(|x| x["uid"] == owner_uid))
-            })
-            .cloned()
-            .collect();
-        for mut d in dependents {
-            if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
-                refs.retain(|x| x["uid"] != owner_uid);
-                if refs.is_empty()
-                    && let Some(m) = d["metadata"].as_object_mut()
-                {
-                    m.remove("ownerReferences");
-                }
+/// Removes the owner reference to `owner_uid` from every object that has one.
+fn orphan_dependents(state: &mut State, owner_uid: &str) {
+    let dependents: Vec<_> = state.dependents_of(owner_uid).cloned().collect();
+    for at in dependents {
+        let Some(mut d) = state.get_ref(&at).cloned() else {
+            continue;
+        };
+        if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
+            refs.retain(|x| x["uid"] != owner_uid);
+            if refs.is_empty()
+                && let Some(m) = d["metadata"].as_object_mut()
+            {
+                m.remove("ownerReferences");
             }
-            state.replace(r, d);
         }
+        state.replace(at.def(), d);
     }
 }
 
