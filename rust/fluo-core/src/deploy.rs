@@ -55,12 +55,18 @@ pub enum Error {
     /// An operation on the cluster failed (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// `rollback-to-previous` found only first installs: nothing earlier to restore (exit 2,
+    /// nothing changed).
+    #[error("{0}")]
+    NothingToRollBack(String),
 }
 
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Plan(_) | Error::Render(_) | Error::Refused(_) => Exit::Usage,
+            Error::Plan(_) | Error::Render(_) | Error::Refused(_) | Error::NothingToRollBack(_) => {
+                Exit::Usage
+            }
             Error::Failed(_) => Exit::Failed,
             Error::Gate(exit, _) => *exit,
             Error::Cluster(
@@ -176,6 +182,9 @@ pub enum ComponentResult {
     Deployed {
         revision: u32,
         duration_ms: u64,
+        /// For a rollback: the earlier revision whose manifests this revision re-applied.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        restores: Option<u32>,
     },
     /// Failed and was rolled back to `restored` (None: a first install that was removed).
     RolledBack {
@@ -191,6 +200,13 @@ pub enum ComponentResult {
     Skipped {
         because: String,
     },
+    /// `rollback-to-previous`: deploy `installed_by` installed the component for the first
+    /// time, so there is no earlier release to restore; it stays at `revision` (None: it is not
+    /// installed, its first install failed and was removed).
+    NoPrevious {
+        revision: Option<u32>,
+        installed_by: String,
+    },
 }
 
 impl ComponentResult {
@@ -200,7 +216,7 @@ impl ComponentResult {
 
     fn exit(&self) -> Exit {
         match self {
-            ComponentResult::Deployed { .. } => Exit::Ok,
+            ComponentResult::Deployed { .. } | ComponentResult::NoPrevious { .. } => Exit::Ok,
             ComponentResult::RolledBack { .. } | ComponentResult::Skipped { .. } => Exit::Failed,
             ComponentResult::RollbackFailed { .. } => Exit::RollbackFailed,
         }
@@ -238,8 +254,12 @@ impl RunReport {
                 ComponentResult::Deployed {
                     revision,
                     duration_ms,
+                    restores,
                 } => (
-                    format!("deployed v{revision}"),
+                    match restores {
+                        Some(to) => format!("rolled back to v{to} (as v{revision})"),
+                        None => format!("deployed v{revision}"),
+                    },
                     format!("{:.1}s", *duration_ms as f64 / 1000.0),
                 ),
                 ComponentResult::RolledBack {
@@ -264,6 +284,23 @@ impl RunReport {
                     format!("{message}; rollback: {rollback_error}"),
                 ),
                 ComponentResult::Skipped { because } => ("skipped".into(), because.clone()),
+                ComponentResult::NoPrevious {
+                    revision,
+                    installed_by,
+                } => match revision {
+                    Some(n) => (
+                        format!("no previous release — left at v{n}"),
+                        format!(
+                            "first installed by deploy {installed_by}; to remove it: fluo-deploy delete {c}"
+                        ),
+                    ),
+                    None => (
+                        "no previous release — not installed".into(),
+                        format!(
+                            "its first install by deploy {installed_by} failed and was removed"
+                        ),
+                    ),
+                },
             };
             rows.push(vec![c.clone(), result, detail]);
         }
@@ -384,17 +421,28 @@ pub async fn deploy(ctx: &Ctx, request: &Request, hooks: &dyn Hooks) -> Result<R
     Ok(report)
 }
 
+/// What each component row of a deploy whose post-deploy checks failed says; the cause itself
+/// is in `RunReport::post_checks` and printed once, under the table.
+pub const POST_CHECKS_FAILED: &str = "post-deploy checks failed";
+
 /// Failed post-deploy checks count as a failed rollout: every component of this deploy goes
 /// back to its revision before the deploy (a new, recorded rollback revision) and the checked
 /// revision is marked rolled back. A component with no earlier revision cannot go back: that
 /// is a failed rollback (exit 3, escalate).
 async fn roll_back_after_failed_checks(ctx: &Ctx, report: &mut RunReport, failure: &str) {
-    let message = format!("post-deploy checks failed: {failure}");
+    // The full cause is in the records' reason (audit) and printed once on each stream.
     let reason = format!(
-        "automatic rollback of deploy {}: {message}",
+        "automatic rollback of deploy {}: {POST_CHECKS_FAILED}: {failure}",
         report.deploy_id
     );
-    ctx.reporter.progress("", Level::Warn, &reason);
+    ctx.reporter.progress(
+        "",
+        Level::Warn,
+        &format!(
+            "{POST_CHECKS_FAILED}: rolling back deploy {}",
+            report.deploy_id
+        ),
+    );
     let rollback = crate::rollback::rollback_to_previous(ctx, &reason, false).await;
     for (component, result) in report.components.iter_mut() {
         let ComponentResult::Deployed { revision, .. } = *result else {
@@ -402,12 +450,19 @@ async fn roll_back_after_failed_checks(ctx: &Ctx, report: &mut RunReport, failur
         };
         let restored = match &rollback {
             Ok(rb) => match rb.components.get(component) {
-                Some(ComponentResult::Deployed { revision: r, .. }) => Ok(*r),
+                Some(ComponentResult::Deployed {
+                    restores: Some(to), ..
+                }) => Ok(*to),
                 Some(ComponentResult::RolledBack { message, .. })
                 | Some(ComponentResult::RollbackFailed { message, .. }) => Err(message.clone()),
                 Some(ComponentResult::Skipped { because }) => Err(because.clone()),
-                None => Err("no revision before this deploy to go back to".to_string()),
+                Some(ComponentResult::Deployed { restores: None, .. })
+                | Some(ComponentResult::NoPrevious { .. })
+                | None => Err("no revision before this deploy to go back to".to_string()),
             },
+            Err(Error::NothingToRollBack(_)) => {
+                Err("no revision before this deploy to go back to".to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         *result = match restored {
@@ -425,13 +480,13 @@ async fn roll_back_after_failed_checks(ctx: &Ctx, report: &mut RunReport, failur
                 }
                 ComponentResult::RolledBack {
                     failed_revision: revision,
-                    message: message.clone(),
+                    message: POST_CHECKS_FAILED.to_string(),
                     restored: Some(restored),
                 }
             }
             Err(rollback_error) => ComponentResult::RollbackFailed {
                 failed_revision: revision,
-                message: message.clone(),
+                message: POST_CHECKS_FAILED.to_string(),
                 rollback_error,
             },
         };
@@ -679,6 +734,10 @@ pub async fn roll_out(ctx: &Ctx, planned: &Planned, info: &RunInfo) -> Component
             ComponentResult::Deployed {
                 revision,
                 duration_ms: release.duration_ms,
+                restores: match planned.action {
+                    Action::Rollback { to, .. } => Some(to),
+                    Action::Deploy => None,
+                },
             }
         }
         Err(message) => {

@@ -21,6 +21,9 @@ pub const STATUS_LABEL: &str = "fluo.dev/status";
 pub const DIGEST_ANNOTATION: &str = "fluo.dev/digest";
 /// Set on the current record by `shutdown` (RFC 3339 time); cleared by the next revision.
 pub const SHUTDOWN_ANNOTATION: &str = "fluo.dev/shutdown-at";
+/// Set by `rollback-to-previous` on a first install it left in place (it had nothing earlier to
+/// restore): the rollback's deploy id, time and reason. Outside the payload, like the status.
+pub const LEFT_IN_PLACE_ANNOTATION: &str = "fluo.dev/left-in-place";
 const PAYLOAD_KEY: &str = "release";
 pub const RETENTION: usize = 20;
 
@@ -143,6 +146,21 @@ impl History {
         self.patch(
             &name,
             &json!({"metadata": {"annotations": {SHUTDOWN_ANNOTATION: at}}}),
+        )
+        .await
+    }
+
+    /// Notes on a record that a rollback left it in place (see `LEFT_IN_PLACE_ANNOTATION`).
+    pub async fn set_left_in_place(
+        &self,
+        component: &str,
+        revision: u32,
+        note: &str,
+    ) -> Result<()> {
+        let name = release::record_name(component, revision);
+        self.patch(
+            &name,
+            &json!({"metadata": {"annotations": {LEFT_IN_PLACE_ANNOTATION: note}}}),
         )
         .await
     }
@@ -289,6 +307,7 @@ fn stored(secret: &Secret) -> Result<Stored> {
             .get(DIGEST_ANNOTATION)
             .cloned()
             .unwrap_or_default(),
+        left_in_place: annotations.get(LEFT_IN_PLACE_ANNOTATION).cloned(),
         name,
         release,
     })

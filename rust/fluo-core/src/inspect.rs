@@ -158,6 +158,8 @@ pub struct HistoryEntry {
     pub change_ticket: Option<String>,
     pub approved_by: Option<String>,
     pub forced_unlock: Option<String>,
+    /// A `rollback-to-previous` left this first install in place (no previous release).
+    pub left_in_place: Option<String>,
 }
 
 pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEntry>> {
@@ -170,6 +172,7 @@ pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEn
         .await?
         .into_iter()
         .map(|s: Stored| HistoryEntry {
+            left_in_place: s.left_in_place,
             component: s.release.component,
             revision: s.release.revision,
             status: s.status.to_string(),
@@ -229,10 +232,17 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
                     &e.commit[..e.commit.len().min(12)],
                     if e.dirty { "-dirty" } else { "" }
                 ),
-                e.message
-                    .clone()
-                    .or_else(|| e.reason.clone())
-                    .unwrap_or_default(),
+                {
+                    let text = e
+                        .message
+                        .clone()
+                        .or_else(|| e.reason.clone())
+                        .unwrap_or_default();
+                    match &e.left_in_place {
+                        Some(note) => format!("{text} [{note}]"),
+                        None => text,
+                    }
+                },
             ]
         })
         .collect();

@@ -157,6 +157,9 @@ pub struct Stored {
     pub label_revision: Option<u32>,
     /// The digest written next to the payload (annotation `fluo.dev/digest`).
     pub recorded_digest: String,
+    /// Set when `rollback-to-previous` left this revision in place because it was the first
+    /// install (annotation `fluo.dev/left-in-place`): which rollback, when and why.
+    pub left_in_place: Option<String>,
     pub release: Release,
 }
 
@@ -246,6 +249,7 @@ pub(crate) mod tests {
             status: Status::Deployed,
             label_revision: Some(release.revision),
             recorded_digest: digest(&release).unwrap(),
+            left_in_place: None,
             release,
         }
     }

@@ -47,10 +47,22 @@ pub async fn rollback(
         )));
     }
     let planned = vec![planned_from(target)];
-    run(ctx, planned, reason, force_unlock).await
+    run(
+        ctx,
+        planned,
+        &FirstInstalls::default(),
+        reason,
+        force_unlock,
+    )
+    .await
 }
 
 /// Rolls every component touched by the latest deploy back to its revision before that deploy.
+///
+/// A component that deploy installed for the first time has no earlier release: it is left at
+/// its revision, reported as `NoPrevious` (exit 0 when everything else rolled back) and noted
+/// on its record. Removing it is a separate, deliberate `delete`: an emergency rollback never
+/// deletes a component. When every component is a first install, nothing is changed (exit 2).
 pub async fn rollback_to_previous(
     ctx: &Ctx,
     reason: &str,
@@ -65,6 +77,7 @@ pub async fn rollback_to_previous(
         .map(|r| r.release.deploy_id.clone())
         .ok_or_else(|| Error::Refused("no deploy recorded yet; nothing to roll back".into()))?;
     let mut planned = Vec::new();
+    let mut first_installs: BTreeMap<String, Option<u32>> = BTreeMap::new();
     for (component, records) in &all {
         let Some(first_of_deploy) = records
             .iter()
@@ -76,16 +89,23 @@ pub async fn rollback_to_previous(
         };
         match history::previous_good(records, first_of_deploy) {
             Some(target) => planned.push(planned_from(target)),
-            None => ctx.reporter.progress(
-                component,
-                Level::Warn,
-                &format!("no revision before deploy {latest_deploy}; left as is"),
-            ),
+            None => {
+                let current = history::current(records).map(|r| r.release.revision);
+                first_installs.insert(component.clone(), current);
+            }
         }
     }
     if planned.is_empty() {
-        return Err(Error::Refused(format!(
-            "deploy {latest_deploy} installed every component for the first time; nothing to roll back to"
+        let kept: Vec<String> = first_installs
+            .iter()
+            .map(|(c, rev)| match rev {
+                Some(n) => format!("{c} (left at v{n})"),
+                None => format!("{c} (not installed)"),
+            })
+            .collect();
+        return Err(Error::NothingToRollBack(format!(
+            "nothing to roll back (nothing changed): deploy {latest_deploy} installed every component it touched for the first time: {}; to remove them: fluo-deploy delete <component>...",
+            kept.join(", ")
         )));
     }
     ctx.reporter.progress(
@@ -93,7 +113,63 @@ pub async fn rollback_to_previous(
         Level::Info,
         &format!("rolling back deploy {latest_deploy}"),
     );
-    run(ctx, planned, reason, force_unlock).await
+    let first_installs = FirstInstalls {
+        installed_by: latest_deploy,
+        revisions: first_installs,
+    };
+    run(ctx, planned, &first_installs, reason, force_unlock).await
+}
+
+/// Components of the rolled-back deploy that it installed for the first time, with the
+/// revision they stay at (None: not installed).
+#[derive(Default)]
+struct FirstInstalls {
+    installed_by: String,
+    revisions: BTreeMap<String, Option<u32>>,
+}
+
+/// Reports a first install the rollback leaves in place and notes it on its record, so
+/// `history` shows that the rollback saw it and why it stayed.
+async fn note_left_in_place(
+    ctx: &Ctx,
+    component: &str,
+    revision: Option<u32>,
+    installed_by: &str,
+    rollback_id: &str,
+    reason: &str,
+) {
+    let Some(revision) = revision else {
+        ctx.reporter.progress(
+            component,
+            Level::Warn,
+            &format!(
+                "no previous release — not installed (its first install by deploy {installed_by} failed and was removed)"
+            ),
+        );
+        return;
+    };
+    ctx.reporter.progress(
+        component,
+        Level::Warn,
+        &format!(
+            "no previous release — left at revision {revision} (first installed by deploy {installed_by}; to remove it: fluo-deploy delete {component})"
+        ),
+    );
+    let note = format!(
+        "left at v{revision} by rollback {rollback_id} at {}: no previous release (reason: {reason})",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ")
+    );
+    if let Err(e) = ctx
+        .history
+        .set_left_in_place(component, revision, &note)
+        .await
+    {
+        ctx.reporter.progress(
+            component,
+            Level::Warn,
+            &format!("noting the rollback on v{revision}: {e}"),
+        );
+    }
 }
 
 fn planned_from(target: &crate::release::Stored) -> Planned {
@@ -111,6 +187,7 @@ fn planned_from(target: &crate::release::Stored) -> Planned {
 async fn run(
     ctx: &Ctx,
     planned: Vec<Planned>,
+    first_installs: &FirstInstalls,
     reason: &str,
     force_unlock: bool,
 ) -> Result<RunReport> {
@@ -134,8 +211,26 @@ async fn run(
         },
     };
     let started = std::time::Instant::now();
-    let components: BTreeMap<String, ComponentResult> =
+    let mut components: BTreeMap<String, ComponentResult> =
         deploy::run_graph(ctx, planned, ctx.config.environment.strategy.order, &info).await;
+    for (component, revision) in &first_installs.revisions {
+        note_left_in_place(
+            ctx,
+            component,
+            *revision,
+            &first_installs.installed_by,
+            &deploy_id,
+            reason,
+        )
+        .await;
+        components.insert(
+            component.clone(),
+            ComponentResult::NoPrevious {
+                revision: *revision,
+                installed_by: first_installs.installed_by.clone(),
+            },
+        );
+    }
     lock.release().await;
     Ok(RunReport {
         deploy_id,

@@ -76,7 +76,8 @@ pub enum Command {
         #[arg(long)]
         force_unlock: bool,
     },
-    /// Roll every component back to its state before the latest deploy.
+    /// Roll every component back to its state before the latest deploy (components it installed
+    /// for the first time are left in place and reported; exit 2 if there are only such).
     RollbackToPrevious {
         /// Why (recorded; required).
         #[arg(long)]
@@ -124,7 +125,7 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
-    /// Logs of a component's pods (all components by default).
+    /// Logs of a component's pods (all components by default), secrets redacted.
     Logs {
         component: Option<String>,
         /// Only lines newer than this (e.g. 10m).
@@ -133,7 +134,7 @@ pub enum Command {
         /// Last N lines per container.
         #[arg(long)]
         tail: Option<i64>,
-        /// Stream until interrupted.
+        /// Stream new lines until the pods go away or until SIGINT/SIGTERM (exit 0).
         #[arg(short = 'f', long)]
         follow: bool,
     },

@@ -274,3 +274,175 @@ async fn deploy_all_of_the_real_infra_tree() {
     assert_eq!(records(&w.client).await.len(), 5);
     assert!(!run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"));
 }
+
+/// SOP-002 emergency rollback after a deploy that also installed components for the first
+/// time: those have no previous release, are left in place (never deleted by an emergency
+/// rollback) and say so in the output and in their history; everything else rolls back, exit 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_previous_reports_first_installs_left_in_place() {
+    let w = World::start().await;
+    w.cmd(["deploy", "nats", "prometheus"]).run().await.code(0);
+    w.cmd([
+        "deploy",
+        "--all",
+        "--image",
+        "nats=fluo/nats:2.11",
+        "--image",
+        "prometheus=fluo/prometheus:3.0",
+    ])
+    .run()
+    .await
+    .code(0);
+    let run = w
+        .cmd(["rollback-to-previous", "--reason", "error rate after 1.5"])
+        .run()
+        .await;
+    run.code(0)
+        .stderr_has("bff: no previous release — left at revision 1")
+        .stderr_has("workers: no previous release — left at revision 1");
+    let row = |c: &str| -> Vec<String> {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(c))
+            .unwrap_or_else(|| panic!("no row for {c}:\n{}", run.stdout));
+        line.split("  ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        row("nats")[1],
+        "rolled back to v1 (as v3)",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(row("prometheus")[1], "rolled back to v1 (as v3)");
+    for c in ["bff", "workers"] {
+        let cells = row(c);
+        assert_eq!(
+            cells[1], "no previous release — left at v1",
+            "{}",
+            run.stdout
+        );
+        assert!(
+            cells[2].starts_with("first installed by deploy ")
+                && cells[2].ends_with(&format!("to remove it: fluo-deploy delete {c}")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(
+        run.stdout.matches("no previous release").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    for (name, image) in [
+        ("nats", "fluo/nats:2.10"),
+        ("prometheus", "fluo/prometheus:2.53"),
+        ("bff", "fluo/fluo-bff:dev"),
+        ("workers", "fluo/fluo-worker:dev"),
+    ] {
+        assert_eq!(
+            image_of(&w.client, name).await.as_deref(),
+            Some(image),
+            "{name}"
+        );
+    }
+    // History: bff stays at its deployed v1, noted as left in place by this rollback.
+    let history = w.cmd(["history", "bff", "-o", "json"]).run().await;
+    let entries = history.json();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    assert_eq!(entries[0]["status"], "deployed");
+    let note = entries[0]["left_in_place"].as_str().unwrap_or_default();
+    assert!(
+        note.starts_with("left at v1 by rollback ")
+            && note.ends_with("no previous release (reason: error rate after 1.5)"),
+        "{entries}"
+    );
+    w.cmd(["history", "workers"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("[left at v1 by rollback ");
+    let nats = w.cmd(["history", "nats", "-o", "json"]).run().await.json();
+    assert_eq!(nats[0]["left_in_place"], serde_json::Value::Null);
+    // The note lives outside the hashed payload: the chain still verifies.
+    w.cmd(["history", "--verify"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("history verified");
+}
+
+/// When the latest deploy only installed components for the first time there is nothing to go
+/// back to: refused (exit 2) with the way to remove them, and nothing changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_previous_of_first_installs_only_changes_nothing() {
+    let w = World::start().await;
+    w.cmd(["deploy", "nats", "bff"]).run().await.code(0);
+    let before = records(&w.client).await;
+    w.cmd(["rollback-to-previous", "--reason", "undo"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("nothing to roll back (nothing changed)")
+        .stderr_has("bff (left at v1), nats (left at v1)")
+        .stderr_has("fluo-deploy delete");
+    assert_eq!(records(&w.client).await, before);
+    let history = w.cmd(["history", "-o", "json"]).run().await.json();
+    for e in history.as_array().expect("array") {
+        assert_eq!(e["status"], "deployed", "{e}");
+        assert_eq!(e["left_in_place"], serde_json::Value::Null, "{e}");
+    }
+    assert_eq!(
+        image_of(&w.client, "bff").await.as_deref(),
+        Some("fluo/fluo-bff:dev")
+    );
+}
+
+/// A first install that failed was removed by the automatic rollback: rollback-to-previous
+/// reports it as not installed and rolls the rest back.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollback_to_previous_reports_a_removed_first_install_as_not_installed() {
+    let w = World::start().await;
+    w.cmd(["deploy", "nats"]).run().await.code(0);
+    w.cmd([
+        "deploy",
+        "nats",
+        "bff",
+        "--image",
+        "nats=fluo/nats:2.11",
+        "--image",
+        "fluo-bff=fluo/does-not-exist:1",
+    ])
+    .run()
+    .await
+    .code(1);
+    assert_eq!(image_of(&w.client, "bff").await, None);
+    let run = w
+        .cmd(["rollback-to-previous", "--reason", "undo 2.11"])
+        .run()
+        .await;
+    run.code(0)
+        .stdout_has("no previous release — not installed")
+        .stderr_has("bff: no previous release — not installed");
+    assert_eq!(
+        image_of(&w.client, "nats").await.as_deref(),
+        Some("fluo/nats:2.10")
+    );
+    assert_eq!(
+        image_of(&w.client, "bff").await,
+        None,
+        "nothing was installed"
+    );
+    let bff = w.cmd(["history", "bff", "-o", "json"]).run().await.json();
+    assert_eq!(bff[0]["status"], "rolled-back", "{bff}");
+    assert_eq!(
+        bff.as_array().map(Vec::len),
+        Some(1),
+        "no record added: {bff}"
+    );
+}

@@ -53,6 +53,73 @@ async fn failing_post_checks_roll_the_deploy_back_and_exit_1() {
     );
 }
 
+/// The cause of a post-check failure, as the fixture environment produces it.
+const CAUSE: &str = "smoke bff-health: GET http://127.0.0.1:9/health";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn post_check_failure_cause_is_printed_once_and_component_rows_stay_short() {
+    let w = World::start().await;
+    w.infra.write(
+        "environments/local.toml",
+        &LOCAL_ENV.replace("post_deploy_checks = false", "post_deploy_checks = true"),
+    );
+    w.cmd(["deploy", "--all", "--no-post-checks"])
+        .run()
+        .await
+        .code(0);
+    let run = w
+        .cmd(["deploy", "--all", "--image", "fluo-bff=fluo/fluo-bff:2"])
+        .run()
+        .await;
+    run.code(1);
+    // Once in the result (under the table), once in the progress (when the checks fail).
+    assert_eq!(run.stdout.matches(CAUSE).count(), 1, "{}", run.stdout);
+    assert_eq!(run.stderr.matches(CAUSE).count(), 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let last = lines.last().expect("a result");
+    assert!(
+        last.starts_with("post-deploy checks failed: ") && last.contains(CAUSE),
+        "{}",
+        run.stdout
+    );
+    // One short row per component: what happened to it, not why the checks failed.
+    for c in ["bff", "nats", "prometheus", "workers"] {
+        let row = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(c))
+            .unwrap_or_else(|| panic!("no row for {c}:\n{}", run.stdout));
+        let cells: Vec<&str> = row
+            .split("  ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                c,
+                "failed v2, rolled back to v1",
+                "post-deploy checks failed"
+            ],
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(
+        lines.len(),
+        6,
+        "header, four rows, the cause:\n{}",
+        run.stdout
+    );
+    // The records keep the whole cause (audit trail).
+    let history = w.cmd(["history", "nats", "-o", "json"]).run().await;
+    let v3 = history.json()[2].clone();
+    assert_eq!(v3["action"]["to"], 1, "{v3}");
+    assert!(
+        v3["reason"].as_str().is_some_and(|r| r.contains(CAUSE)),
+        "{v3}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3() {
     let w = World::start().await;
@@ -67,4 +134,16 @@ async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3()
         .stdout_has("ROLLBACK FAILED")
         .stdout_has("ESCALATE: automatic rollback of bff failed. Manual steps:")
         .stdout_has("rollback bff --to <N> --reason");
+    assert_eq!(run.stdout.matches(CAUSE).count(), 1, "{}", run.stdout);
+    assert_eq!(
+        run.stdout
+            .matches("failed v1, ROLLBACK FAILED  post-deploy checks failed; rollback: no revision before this deploy to go back to")
+            .count(),
+        4,
+        "{}",
+        run.stdout
+    );
+    // The rollback changed nothing: every component stays at its only revision.
+    let history = w.cmd(["history", "-o", "json"]).run().await;
+    assert_eq!(history.json().as_array().map(Vec::len), Some(4));
 }
