@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
+use fluo_jobs::flags::{self, FlagError};
 
 /// The FLUO API layer: accepts jobs, queues them on NATS JetStream and reports their state.
 ///
@@ -42,10 +43,8 @@ pub struct Config {
 /// A flag value that is not acceptable; names the flag, its variable and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--listen (FLUO_BFF_LISTEN) {value:?} is not a socket address like 0.0.0.0:8080")]
-    Listen { value: String },
-    #[error("--nats-url (NATS_URL) {value:?} must start with nats:// or tls://")]
-    NatsUrl { value: String },
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("--fault-5xx-ratio (FLUO_BFF_FAULT_5XX_RATIO) {value:?} must be a number from 0 to 1")]
     FaultRatio { value: String },
 }
@@ -54,14 +53,8 @@ impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: Args) -> Result<Self, ConfigError> {
-        let listen = args.listen.parse().map_err(|_| ConfigError::Listen {
-            value: args.listen.clone(),
-        })?;
-        if !(args.nats_url.starts_with("nats://") || args.nats_url.starts_with("tls://")) {
-            return Err(ConfigError::NatsUrl {
-                value: args.nats_url,
-            });
-        }
+        let listen = flags::listen_address(&args.listen, "FLUO_BFF_LISTEN", "0.0.0.0:8080")?;
+        let nats_url = flags::nats_url(args.nats_url)?;
         let fault_5xx_ratio = args
             .fault_5xx_ratio
             .parse::<f64>()
@@ -72,7 +65,7 @@ impl TryFrom<Args> for Config {
             })?;
         Ok(Config {
             listen,
-            nats_url: args.nats_url,
+            nats_url,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             commit: args.commit,
             fault_5xx_ratio,

@@ -9,7 +9,6 @@ pub mod fault;
 pub mod metrics;
 pub mod middleware;
 pub mod state;
-pub mod telemetry;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -66,7 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown_state = state.clone();
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(async move {
-            shutdown_signal().await;
+            fluo_jobs::service::shutdown_signal().await;
             shutdown_state.shutting_down.store(true, Ordering::Relaxed);
             tracing::info!("shutdown requested: no new connections, draining in-flight requests");
         })
@@ -104,15 +103,5 @@ async fn keep_provisioned(state: AppState) {
             Duration::from_millis(500)
         })
         .await;
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

@@ -1,8 +1,7 @@
 //! Prometheus metrics of the BFF, all prefixed `fluo_bff_`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Latency buckets from 0.5 ms to 10 s: submissions take around a millisecond when healthy and
@@ -28,7 +27,6 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(version: &str, commit: &str) -> Self {
-        let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
                 "fluo_bff_http_requests_total",
@@ -76,20 +74,15 @@ impl Metrics {
         )
         .expect("valid metric");
         build_info.with_label_values(&[version, commit]).set(1);
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
-            Box::new(jobs_submitted.clone()),
-            Box::new(submit_failures.clone()),
-            Box::new(nats_connected.clone()),
-            Box::new(build_info),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
         Metrics {
-            registry,
+            registry: fluo_jobs::metrics::registry(vec![
+                Box::new(requests.clone()),
+                Box::new(latency.clone()),
+                Box::new(jobs_submitted.clone()),
+                Box::new(submit_failures.clone()),
+                Box::new(nats_connected.clone()),
+                Box::new(build_info),
+            ]),
             requests,
             latency,
             jobs_submitted,
@@ -100,11 +93,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
-            .expect("text encoding into memory cannot fail");
-        String::from_utf8(buffer).expect("the text encoder writes UTF-8")
+        fluo_jobs::metrics::render(&self.registry)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The FLUO job model shared by `fluo-bff` and `fluo-worker`.
+//! What `fluo-bff` and `fluo-worker` share: the job model, and the plumbing of a FLUO service.
 //!
 //! Both services must agree on where jobs live in NATS and what a job record looks like, so
 //! the names ([`names`]), the record and its state machine ([`model`]), the validation of a
@@ -15,11 +15,19 @@
 //!    `failed` with another compare-and-set, and only then acks the message.
 //! 3. A record already `completed`/`failed` is never touched again, so a redelivery after a
 //!    crash between "state written" and "ack" is acked without running the job twice.
+//!
+//! Both are also run the same way: [`service`] is the process lifecycle (config, logging, exit
+//! code, shutdown signal), [`flags`] validates the flags they share, [`telemetry`] sets up
+//! logging and [`metrics`] exposes their Prometheus registries.
 
+pub mod flags;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod provision;
+pub mod service;
 pub mod submission;
+pub mod telemetry;
 
 pub use model::{JobId, JobMessage, JobRecord, JobStatus, JobType, TransitionError};
 pub use submission::{MAX_BODY_BYTES, NewJob, SubmissionError};

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use fluo_jobs::flags::{self, FlagError};
 
 /// The FLUO background worker: pulls jobs from the durable JetStream consumer `fluo-workers`,
 /// runs them and records the outcome in the `fluo-jobs` key-value bucket.
@@ -55,10 +56,8 @@ pub struct Config {
 /// A flag value that is not acceptable; names the flag, its variable and the value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--listen (FLUO_WORKER_LISTEN) {value:?} is not a socket address like 0.0.0.0:8081")]
-    Listen { value: String },
-    #[error("--nats-url (NATS_URL) {value:?} must start with nats:// or tls://")]
-    NatsUrl { value: String },
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("--concurrency (FLUO_WORKER_CONCURRENCY) {value} must be from 1 to 1024")]
     Concurrency { value: usize },
     #[error("--ack-wait-secs (FLUO_WORKER_ACK_WAIT_SECS) {value} must be from 1 to 3600")]
@@ -71,14 +70,8 @@ impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
     fn try_from(args: Args) -> Result<Self, ConfigError> {
-        let listen = args.listen.parse().map_err(|_| ConfigError::Listen {
-            value: args.listen.clone(),
-        })?;
-        if !(args.nats_url.starts_with("nats://") || args.nats_url.starts_with("tls://")) {
-            return Err(ConfigError::NatsUrl {
-                value: args.nats_url,
-            });
-        }
+        let listen = flags::listen_address(&args.listen, "FLUO_WORKER_LISTEN", "0.0.0.0:8081")?;
+        let nats_url = flags::nats_url(args.nats_url)?;
         if !(1..=1024).contains(&args.concurrency) {
             return Err(ConfigError::Concurrency {
                 value: args.concurrency,
@@ -98,7 +91,7 @@ impl TryFrom<Args> for Config {
         }
         Ok(Config {
             listen,
-            nats_url: args.nats_url,
+            nats_url,
             worker_id,
             concurrency: args.concurrency,
             ack_wait: Duration::from_secs(args.ack_wait_secs),

@@ -7,7 +7,6 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod process;
-pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .into_future(),
     );
     let signals = tokio::spawn(async move {
-        shutdown_signal().await;
+        fluo_jobs::service::shutdown_signal().await;
         tracing::info!("shutdown requested: no new jobs, finishing in-flight jobs");
         let _ = shutdown_tx.send(true);
     });
@@ -204,14 +203,4 @@ async fn open(
 
 async fn wait_for(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -1,8 +1,7 @@
 //! Prometheus metrics of the worker, all prefixed `fluo_worker_`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 const DURATION_BUCKETS: &[f64] = &[
@@ -28,7 +27,6 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(version: &str, commit: &str, worker_id: &str) -> Self {
-        let registry = Registry::new();
         let processed = IntCounterVec::new(
             Opts::new(
                 "fluo_worker_jobs_processed_total",
@@ -72,20 +70,15 @@ impl Metrics {
         build_info
             .with_label_values(&[version, commit, worker_id])
             .set(1);
-        for collector in [
-            Box::new(processed.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(in_flight.clone()),
-            Box::new(failures.clone()),
-            Box::new(duration.clone()),
-            Box::new(redeliveries.clone()),
-            Box::new(build_info),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
         Metrics {
-            registry,
+            registry: fluo_jobs::metrics::registry(vec![
+                Box::new(processed.clone()),
+                Box::new(in_flight.clone()),
+                Box::new(failures.clone()),
+                Box::new(duration.clone()),
+                Box::new(redeliveries.clone()),
+                Box::new(build_info),
+            ]),
             processed,
             in_flight,
             failures,
@@ -96,11 +89,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
-            .expect("text encoding into memory cannot fail");
-        String::from_utf8(buffer).expect("the text encoder writes UTF-8")
+        fluo_jobs::metrics::render(&self.registry)
     }
 }
 
