@@ -1,14 +1,18 @@
 //! What fluo-health and fluo-smoke share on the command line: the global flags every fluo-*
-//! binary takes, loading the configuration they name, and the cluster connection.
+//! binary takes, loading the configuration they name, the cluster connection, and the `main`
+//! that turns them into a printed report and an exit code.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use fluo_core::config::{AccessMode, Config};
 
 use crate::access::Cluster;
+use crate::report::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -106,20 +110,40 @@ impl GlobalArgs {
     pub fn color(&self) -> bool {
         std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
     }
+}
 
-    pub fn init_logging(&self) {
-        let fallback = match self.verbose {
-            0 => "warn",
-            1 => "info",
-            _ => "debug",
-        };
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(fallback));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
+/// The body of `main` for fluo-health and fluo-smoke: logging (-v), the TLS provider, then the
+/// configuration and cluster `global` names, the report `check` makes of them, printed as
+/// --output says. Exit code: the report's (0 passed, 1 failed), or 2 when the configuration or
+/// the cluster connection is bad (nothing was checked). `binary` prefixes the error message.
+pub fn run_report<F, Fut>(binary: &str, global: &GlobalArgs, check: F) -> ExitCode
+where
+    F: FnOnce(Config, Option<Cluster>) -> Fut,
+    Fut: Future<Output = Report>,
+{
+    fluo_core::telemetry::init(global.verbose);
+    fluo_core::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    let checked = runtime.block_on(async {
+        let config = global.load_config().context("loading the configuration")?;
+        let cluster = global
+            .cluster(&config)
+            .await
+            .context("connecting to the cluster")?;
+        anyhow::Ok(check(config, cluster).await)
+    });
+    let report = match checked {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("{binary}: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match global.output {
+        Output::Json => println!("{}", report.to_json()),
+        Output::Text => print!("{}", report.to_text(global.color())),
     }
+    ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
 }
 
 /// A kube client for `context` of the kubeconfig at `path` (or the default kubeconfig).

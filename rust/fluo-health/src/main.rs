@@ -4,10 +4,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::Parser;
 use fluo_health::access::Resolver;
-use fluo_health::cli::{GlobalArgs, Output};
+use fluo_health::cli::{self, GlobalArgs};
 use fluo_health::health::{self, CheckName, Options};
 
 /// Run the mandatory health checks (pods, bff, nats, workers, grafana, prometheus, logs)
@@ -29,38 +28,13 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.global.init_logging();
-    fluo_core::tls::install_crypto_provider();
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("fluo-health: {err:#}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let config = cli
-        .global
-        .load_config()
-        .context("loading the configuration")?;
-    let cluster = cli
-        .global
-        .cluster(&config)
-        .await
-        .context("connecting to the cluster")?;
-    let resolver = Arc::new(Resolver::from_config(&config, cluster));
     let mut options = Options::new(cli.global.timeout);
     options.grafana_token = cli.grafana_token;
     if !cli.checks.is_empty() {
         options.only = Some(cli.checks.into_iter().collect());
     }
-    let report = health::run(&config, resolver, &options).await;
-    match cli.global.output {
-        Output::Json => println!("{}", report.to_json()),
-        Output::Text => print!("{}", report.to_text(cli.global.color())),
-    }
-    Ok(u8::try_from(report.exit_code()).unwrap_or(1))
+    cli::run_report("fluo-health", &cli.global, |config, cluster| async move {
+        let resolver = Arc::new(Resolver::from_config(&config, cluster));
+        health::run(&config, resolver, &options).await
+    })
 }
