@@ -10,6 +10,8 @@ mod harness;
 mod monitor;
 #[path = "deploy/ops.rs"]
 mod ops;
+#[path = "deploy/output.rs"]
+mod output;
 #[path = "deploy/pipeline.rs"]
 mod pipeline;
 #[path = "deploy/post_checks.rs"]

@@ -53,9 +53,37 @@ async fn deploy_all_follows_dependencies_and_records_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sequential_deploy_follows_sop_order_one_at_a_time() {
+    let w = World::start().await;
+    let run = w.cmd(["deploy", "--all", "--sequential"]).run().await;
+    run.code(0);
+    // SOP-002 order of the fixture: nats (1), prometheus (2), bff (4), workers (5); each starts
+    // only after the one before is ready, even prometheus, which depends on nothing.
+    let order = ["nats", "prometheus", "bff", "workers"];
+    for pair in order.windows(2) {
+        assert!(
+            run.line_of(&format!("{}: revision 1 ready", pair[0]))
+                < run.line_of(&format!("{}: deploying revision 1", pair[1])),
+            "{} must be ready before {} starts:\n{}",
+            pair[0],
+            pair[1],
+            run.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn crashloop_fails_fast_rolls_back_and_spares_dependents() {
     let w = World::start().await;
     w.cmd(["deploy", "--all"]).run().await.code(0);
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(w.client.clone(), "fluo");
+    let workers_generation = deployments
+        .get("workers")
+        .await
+        .unwrap()
+        .metadata
+        .generation;
     let run = w
         .cmd([
             "deploy",
@@ -74,6 +102,21 @@ async fn crashloop_fails_fast_rolls_back_and_spares_dependents() {
         .stderr_has("rolled back to v1")
         .stderr_has("workers: skipped: dependency bff did not deploy");
     assert!(!run.stderr.contains("timed out"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("workers: applied"),
+        "workers were touched:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        deployments
+            .get("workers")
+            .await
+            .unwrap()
+            .metadata
+            .generation,
+        workers_generation,
+        "the workers Deployment was not changed"
+    );
     assert_eq!(
         image_of(&w.client, "bff").await.as_deref(),
         Some("fluo/fluo-bff:dev")
@@ -199,6 +242,21 @@ async fn rollback_one_component_to_a_revision() {
         .run()
         .await
         .code(0);
+    w.cmd(["rollback", "nats", "--to", "1"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("--reason");
+    assert_eq!(
+        records(&w.client).await.len(),
+        2,
+        "a refused rollback writes no record"
+    );
+    assert_eq!(
+        image_of(&w.client, "nats").await.as_deref(),
+        Some("fluo/nats:2.11"),
+        "a refused rollback changes nothing"
+    );
     w.cmd(["rollback", "nats", "--to", "9", "--reason", "x"])
         .run()
         .await
@@ -273,6 +331,85 @@ async fn deploy_all_of_the_real_infra_tree() {
     assert!(run.line_of("prometheus: deploying revision 1") < first_ready);
     assert_eq!(records(&w.client).await.len(), 5);
     assert!(!run.stderr.contains("s3cret") && !run.stdout.contains("s3cret"));
+    // Every record is complete: what was applied (gzip JSON), with what, by whom, why, how it
+    // went, and the chain.
+    let release_secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(w.client.clone(), "fluo-system");
+    let mut deploy_ids = std::collections::BTreeSet::new();
+    for c in ["nats", "prometheus", "grafana", "bff", "workers"] {
+        let secret = release_secrets
+            .get(&format!("fluo.release.{c}.v1"))
+            .await
+            .unwrap_or_else(|e| panic!("record of {c}: {e}"));
+        assert_eq!(secret.type_.as_deref(), Some("fluo.dev/release.v1"));
+        let labels = secret.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels["fluo.dev/component"], c);
+        assert_eq!(labels["fluo.dev/revision"], "1");
+        assert_eq!(labels["fluo.dev/status"], "deployed");
+        let digest = &secret.metadata.annotations.clone().unwrap_or_default()["fluo.dev/digest"];
+        assert_eq!(digest.len(), 64, "sha-256 hex digest of {c}");
+        let record = decode_record(&secret);
+        assert_eq!(record["component"], c);
+        assert_eq!(record["revision"], 1);
+        assert_eq!(record["action"]["type"], "deploy");
+        assert_eq!(record["environment"], "local");
+        assert_eq!(record["namespace"], "fluo");
+        assert_eq!(record["commit"], "0123456789abcdef");
+        assert_eq!(record["dirty"], true);
+        assert_eq!(record["user"], "tester");
+        assert_eq!(record["reason"], "real tree");
+        assert_eq!(record["outcome"], "succeeded");
+        assert_eq!(record["message"], serde_json::Value::Null);
+        assert!(record["duration_ms"].as_u64().is_some_and(|d| d > 0), "{c}");
+        assert!(
+            record["started_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{c}"
+        );
+        assert_eq!(
+            record["prev_digest"],
+            serde_json::Value::Null,
+            "first record of {c}"
+        );
+        assert_eq!(
+            record["skipped_checks"],
+            serde_json::json!([
+                "tests: real tree",
+                "flake-check: real tree",
+                "build: real tree",
+                "status: real tree"
+            ])
+        );
+        let images = record["images"].as_object().expect("images");
+        assert!(!images.is_empty(), "{c} records its images");
+        let manifests = record["manifests"].as_array().expect("manifests");
+        assert!(
+            manifests
+                .iter()
+                .any(|m| matches!(m["kind"].as_str(), Some("Deployment" | "StatefulSet"))),
+            "{c} records its workload"
+        );
+        for m in manifests {
+            assert_eq!(m["metadata"]["labels"]["fluo.dev/component"], c, "{m}");
+        }
+        // The recorded manifests never carry secret values (grafana's admin password is external).
+        assert!(!record.to_string().contains("s3cret"), "{c}");
+        deploy_ids.insert(record["deploy_id"].as_str().expect("deploy id").to_string());
+    }
+    assert_eq!(deploy_ids.len(), 1, "one deploy id per run: {deploy_ids:?}");
+    let mut verify = w.cmd(["--context", "kube-emulator", "history", "--verify"]);
+    verify.args[infra_arg] = crate::harness::repo_infra().display().to_string();
+    verify.run().await.code(0).stdout_has("history verified");
+}
+
+/// The gzip JSON payload of a release record.
+fn decode_record(secret: &k8s_openapi::api::core::v1::Secret) -> serde_json::Value {
+    let bytes = secret.data.as_ref().expect("data")["release"].0.clone();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json)
+        .expect("payload is gzip");
+    serde_json::from_slice(&json).expect("payload is JSON")
 }
 
 /// SOP-002 emergency rollback after a deploy that also installed components for the first

@@ -227,7 +227,8 @@ async fn held_lock_exits_4_naming_the_holder_and_force_unlock_is_recorded() {
         .run()
         .await
         .code(4)
-        .stderr_has("alice@laptop (d-1)");
+        .stderr_has("held by `alice@laptop (d-1)` for ")
+        .stderr_has("expires unless renewed within 3600s");
     assert!(
         app_objects(&w.client).await.is_empty(),
         "a refused deploy applied something"
