@@ -84,6 +84,15 @@ impl JobsClient {
         }
     }
 
+    /// Submits a valid test job and waits up to `timeout` for it to complete; returns its id.
+    pub async fn run_test_job(&self, timeout: Duration) -> Result<String> {
+        let id = self
+            .submit_ok("test", serde_json::json!({"validation": true}))
+            .await?;
+        self.wait_for_status(&id, "completed", timeout).await?;
+        Ok(id)
+    }
+
     /// Polls GET /api/jobs/{id} until the job's status is `status`; returns the record.
     pub async fn wait_for_status(
         &self,

@@ -23,6 +23,7 @@
 //!
 //! [`JobsClient`] talks to the BFF like a user; [`NatsProbe`] reads the job stream and the
 //! job-state bucket straight from NATS (backlog, sequences, a job's revision history).
+//! [`run_cli`] runs a binary to completion for flag tests.
 //!
 //! A missing `nats-server` or `prometheus` is an error saying
 //! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
@@ -30,6 +31,7 @@
 //! `NATS_SERVER_BIN` / `PROMETHEUS_BIN` override the system programs.
 
 mod binaries;
+mod cli_run;
 mod client;
 mod error;
 mod http_client;
@@ -39,6 +41,7 @@ mod prometheus_config;
 mod stack;
 mod wait;
 
+pub use cli_run::{CliRun, run_cli};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};

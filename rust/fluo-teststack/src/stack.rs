@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 use crate::binaries::{self, Service};
+use crate::client::JobsClient;
 use crate::error::{Error, Result};
 use crate::ports::free_port;
 use crate::process::{ChildProcess, log_path, log_tail};
@@ -90,6 +91,11 @@ impl StackBuilder {
     pub fn worker(mut self) -> Self {
         self.start.push(Component::Worker);
         self
+    }
+
+    /// Start what a job needs to run: nats-server, the BFF and one worker.
+    pub fn jobs(self) -> Self {
+        self.nats().bff().worker()
     }
 
     /// Start Prometheus, scraping the BFF and the worker.
@@ -240,6 +246,11 @@ impl Stack {
     /// `http://127.0.0.1:<port>` of the BFF.
     pub fn bff_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports.bff)
+    }
+
+    /// A client of the BFF's jobs API.
+    pub fn jobs_client(&self) -> JobsClient {
+        JobsClient::new(self.bff_url())
     }
 
     /// `http://127.0.0.1:<port>` of the worker's /health and /metrics.

@@ -1,4 +1,4 @@
-use fluo_teststack::{JobsClient, NatsProbe, Stack};
+use fluo_teststack::{NatsProbe, Stack};
 
 /// (case, body, content type, expected status, words the error must contain)
 type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
@@ -7,7 +7,7 @@ type Case<'a> = (&'a str, Vec<u8>, Option<&'a str>, u16, &'a str);
 #[tokio::test]
 async fn bad_submissions_get_the_right_4xx_and_enqueue_nothing() {
     let stack = Stack::builder().nats().bff().start().await.unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     let probe = NatsProbe::connect(&stack.nats_url()).await.unwrap();
     let stream_before = probe.job_stream().await.unwrap();
     let bucket_before = probe.job_bucket().await.unwrap();

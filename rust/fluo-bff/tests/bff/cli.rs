@@ -1,31 +1,9 @@
-use std::process::Command;
+use fluo_teststack::{CliRun, run_cli};
 
-/// Runs the fluo-bff binary with arguments and a clean environment.
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-}
-
-fn fluo_bff(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_fluo-bff"))
-        .args(args)
-        .env_remove("NATS_URL")
-        .env_remove("FLUO_BFF_LISTEN")
-        .env_remove("FLUO_BFF_FAULT_5XX_RATIO")
-        .output()
-        .expect("run fluo-bff");
-    Run {
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn fails_with(&self, code: i32, message: &str) {
-        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
-        assert!(self.stderr.contains(message), "stderr: {}", self.stderr);
-    }
+/// Runs the fluo-bff binary without the environment variables its flags read.
+fn fluo_bff(args: &[&str]) -> CliRun {
+    let unset = ["NATS_URL", "FLUO_BFF_LISTEN", "FLUO_BFF_FAULT_5XX_RATIO"];
+    run_cli(env!("CARGO_BIN_EXE_fluo-bff"), args, &unset)
 }
 
 #[test]

@@ -1,18 +1,12 @@
-use fluo_teststack::{JobsClient, Stack};
+use fluo_teststack::Stack;
 use serde_json::json;
 
 use super::support::JOB_TIMEOUT;
 
 #[tokio::test]
 async fn a_test_job_completes_through_nats_and_a_worker() {
-    let stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
-        .start()
-        .await
-        .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let stack = Stack::builder().jobs().start().await.unwrap();
+    let api = stack.jobs_client();
 
     let accepted = api
         .submit("test", json!({"validation": true}))
@@ -38,14 +32,8 @@ async fn a_test_job_completes_through_nats_and_a_worker() {
 
 #[tokio::test]
 async fn an_echo_job_returns_its_data_and_a_failing_job_is_reported_failed() {
-    let stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
-        .start()
-        .await
-        .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let stack = Stack::builder().jobs().start().await.unwrap();
+    let api = stack.jobs_client();
 
     let echo = api
         .submit_ok("echo", json!({"hello": ["world", 1]}))
@@ -81,7 +69,7 @@ async fn health_reports_version_and_commit() {
         .start()
         .await
         .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     let health = api.get("/health").await.unwrap();
     assert_eq!(
         health.expect_status(200),
@@ -94,7 +82,7 @@ async fn health_reports_version_and_commit() {
 async fn start_order_does_not_matter() {
     // BFF and worker first, NATS last: both provision the stream and bucket when it appears.
     let mut stack = Stack::builder().bff().worker().start().await.unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     let ready = api.get("/ready").await.unwrap();
     assert_eq!(ready.status, 503, "{ready:?}");
     assert!(
@@ -110,11 +98,5 @@ async fn start_order_does_not_matter() {
         .wait_ready(fluo_teststack::Component::Bff)
         .await
         .unwrap();
-    let id = api
-        .submit_ok("test", json!({"validation": true}))
-        .await
-        .unwrap();
-    api.wait_for_status(&id, "completed", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    api.run_test_job(JOB_TIMEOUT).await.unwrap();
 }

@@ -1,4 +1,4 @@
-use fluo_teststack::{JobsClient, Stack};
+use fluo_teststack::Stack;
 
 #[tokio::test]
 async fn the_fault_knob_turns_requests_into_500s_but_keeps_metrics() {
@@ -9,7 +9,7 @@ async fn the_fault_knob_turns_requests_into_500s_but_keeps_metrics() {
         .start()
         .await
         .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     // Readiness polling during start used some requests; count from here.
     let mut statuses = Vec::new();
     for _ in 0..10 {
@@ -48,7 +48,7 @@ async fn the_fault_knob_turns_requests_into_500s_but_keeps_metrics() {
 #[tokio::test]
 async fn without_the_knob_no_request_fails() {
     let stack = Stack::builder().nats().bff().start().await.unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     for _ in 0..20 {
         api.get("/health").await.unwrap().expect_status(200);
     }

@@ -1,26 +1,14 @@
-use fluo_teststack::{Component, JobsClient, Stack};
+use fluo_teststack::{Component, Stack};
 use serde_json::json;
 
 use super::support::JOB_TIMEOUT;
 
 #[tokio::test]
 async fn nats_down_means_503_and_recovery_needs_no_restart() {
-    let mut stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
-        .start()
-        .await
-        .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let mut stack = Stack::builder().jobs().start().await.unwrap();
+    let api = stack.jobs_client();
     let bff_pid = stack.pid(Component::Bff);
-    let before = api
-        .submit_ok("test", json!({"validation": true}))
-        .await
-        .unwrap();
-    api.wait_for_status(&before, "completed", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    let before = api.run_test_job(JOB_TIMEOUT).await.unwrap();
 
     stack.stop_nats().await.unwrap();
 

@@ -1,5 +1,4 @@
-use fluo_teststack::{BFF_JOB, JobsClient, Stack, WORKER_JOB};
-use serde_json::json;
+use fluo_teststack::{BFF_JOB, Stack, WORKER_JOB};
 
 use super::support::JOB_TIMEOUT;
 
@@ -10,7 +9,7 @@ async fn value(stack: &Stack, expr: &str) -> Result<Option<f64>, fluo_teststack:
 #[tokio::test]
 async fn prometheus_scrapes_bff_and_worker_and_sees_the_job_counter_rise() {
     let stack = Stack::start().await.unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
 
     for job in [BFF_JOB, WORKER_JOB] {
         let up = format!("up{{job=\"{job}\"}}");
@@ -25,13 +24,7 @@ async fn prometheus_scrapes_bff_and_worker_and_sees_the_job_counter_rise() {
     }
 
     let submitted = "sum(fluo_bff_jobs_submitted_total{type=\"test\"})";
-    let first = api
-        .submit_ok("test", json!({"validation": true}))
-        .await
-        .unwrap();
-    api.wait_for_status(&first, "completed", JOB_TIMEOUT)
-        .await
-        .unwrap();
+    api.run_test_job(JOB_TIMEOUT).await.unwrap();
     let baseline = stack
         .eventually("Prometheus to scrape the first job", || async {
             Ok::<_, fluo_teststack::Error>(value(&stack, submitted).await?.filter(|v| *v >= 1.0))
@@ -40,13 +33,7 @@ async fn prometheus_scrapes_bff_and_worker_and_sees_the_job_counter_rise() {
         .unwrap();
 
     for _ in 0..5 {
-        let id = api
-            .submit_ok("test", json!({"validation": true}))
-            .await
-            .unwrap();
-        api.wait_for_status(&id, "completed", JOB_TIMEOUT)
-            .await
-            .unwrap();
+        api.run_test_job(JOB_TIMEOUT).await.unwrap();
     }
     stack
         .eventually("the job counter to rise by 5", || async {

@@ -1,31 +1,14 @@
-use std::process::Command;
+use fluo_teststack::{CliRun, run_cli};
 
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-}
-
-fn fluo_worker(args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_fluo-worker"))
-        .args(args)
-        .env_remove("NATS_URL")
-        .env_remove("FLUO_WORKER_LISTEN")
-        .env_remove("FLUO_WORKER_CONCURRENCY")
-        .env_remove("FLUO_WORKER_ACK_WAIT_SECS")
-        .output()
-        .expect("run fluo-worker");
-    Run {
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-impl Run {
-    #[track_caller]
-    fn fails_with(&self, code: i32, message: &str) {
-        assert_eq!(self.code, Some(code), "stderr: {}", self.stderr);
-        assert!(self.stderr.contains(message), "stderr: {}", self.stderr);
-    }
+/// Runs the fluo-worker binary without the environment variables its flags read.
+fn fluo_worker(args: &[&str]) -> CliRun {
+    let unset = [
+        "NATS_URL",
+        "FLUO_WORKER_LISTEN",
+        "FLUO_WORKER_CONCURRENCY",
+        "FLUO_WORKER_ACK_WAIT_SECS",
+    ];
+    run_cli(env!("CARGO_BIN_EXE_fluo-worker"), args, &unset)
 }
 
 #[test]

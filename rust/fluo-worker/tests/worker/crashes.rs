@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use fluo_teststack::{JobsClient, NatsProbe, Stack};
+use fluo_teststack::{NatsProbe, Stack};
 use serde_json::json;
 
 use super::support::{JOB_TIMEOUT, completions, wait_until_running};
@@ -8,14 +8,12 @@ use super::support::{JOB_TIMEOUT, completions, wait_until_running};
 #[tokio::test]
 async fn a_worker_killed_mid_job_has_its_job_redelivered_and_completed_once() {
     let mut stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
+        .jobs()
         .worker_ack_wait(Duration::from_secs(3))
         .start()
         .await
         .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     let probe = NatsProbe::connect(&stack.nats_url()).await.unwrap();
 
     let id = api
@@ -51,14 +49,12 @@ async fn a_worker_killed_mid_job_has_its_job_redelivered_and_completed_once() {
 #[tokio::test]
 async fn a_job_that_keeps_killing_workers_fails_after_bounded_attempts() {
     let mut stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
+        .jobs()
         .worker_ack_wait(Duration::from_secs(2))
         .start()
         .await
         .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let api = stack.jobs_client();
     let id = api
         .submit_ok("test", json!({"validation": true, "duration_ms": 600000}))
         .await

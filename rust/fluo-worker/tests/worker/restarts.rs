@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use fluo_teststack::{JobsClient, NatsProbe, Stack};
+use fluo_teststack::{NatsProbe, Stack};
 use serde_json::json;
 
 use super::support::{JOB_TIMEOUT, completions};
@@ -11,14 +11,8 @@ const JOBS: usize = 200;
 /// complete, each exactly once.
 #[tokio::test]
 async fn two_hundred_jobs_across_worker_restarts_all_complete_exactly_once() {
-    let mut stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
-        .start()
-        .await
-        .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let mut stack = Stack::builder().jobs().start().await.unwrap();
+    let api = stack.jobs_client();
     let probe = NatsProbe::connect(&stack.nats_url()).await.unwrap();
 
     let mut ids = Vec::with_capacity(JOBS);

@@ -1,18 +1,12 @@
-use fluo_teststack::{JobsClient, Stack};
+use fluo_teststack::Stack;
 use serde_json::json;
 
 use super::support::{JOB_TIMEOUT, wait_until_running};
 
 #[tokio::test]
 async fn sigterm_finishes_the_job_in_flight_then_exits_0() {
-    let mut stack = Stack::builder()
-        .nats()
-        .bff()
-        .worker()
-        .start()
-        .await
-        .unwrap();
-    let api = JobsClient::new(stack.bff_url());
+    let mut stack = Stack::builder().jobs().start().await.unwrap();
+    let api = stack.jobs_client();
     let id = api
         .submit_ok("test", json!({"validation": true, "duration_ms": 3000}))
         .await
