@@ -11,8 +11,7 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    // Two rustls providers are linked (ring via kube, aws-lc-rs via reqwest): choose one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    fluo_core::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -205,7 +205,7 @@ impl World {
     }
 
     pub async fn with(infra: Infra, ready_after: Duration) -> World {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        fluo_core::tls::install_crypto_provider();
         let emulator = Emulator::start(Options {
             ready_after,
             ..Default::default()

@@ -512,6 +512,21 @@ async fn rollback_to_previous_reports_first_installs_left_in_place() {
         .await
         .code(0)
         .stdout_has("history verified");
+    // Run again (the latest deploy is still the same): same outcome, machine-readable.
+    let again = w
+        .cmd(["-o", "json", "rollback-to-previous", "--reason", "again"])
+        .run()
+        .await;
+    again.code(0);
+    let result = again.json();
+    let bff = &result["components"]["bff"];
+    assert_eq!(bff["result"], "no-previous", "{result}");
+    assert_eq!(bff["revision"], 1, "{result}");
+    assert_eq!(
+        result["components"]["nats"]["result"], "deployed",
+        "{result}"
+    );
+    assert_eq!(result["components"]["nats"]["restores"], 1, "{result}");
 }
 
 /// When the latest deploy only installed components for the first time there is nothing to go
