@@ -3,7 +3,7 @@
 //! that turns them into a printed report and an exit code.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ pub struct GlobalArgs {
     /// Timeout of each check (e.g. "10s").
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub timeout: Duration,
-    /// More logging (-v info, -vv debug).
+    /// More logging (-v info, -vv debug, -vvv trace).
     #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
@@ -53,10 +53,8 @@ pub struct GlobalArgs {
 pub enum Error {
     #[error(transparent)]
     Config(#[from] fluo_core::config::Error),
-    #[error("reading kubeconfig {path}: {message}")]
-    Kubeconfig { path: String, message: String },
-    #[error("connecting with context {context:?}: {message}")]
-    Client { context: String, message: String },
+    #[error(transparent)]
+    Cluster(#[from] fluo_core::cluster::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -89,9 +87,9 @@ impl GlobalArgs {
             .clone()
             .unwrap_or_else(|| env.environment.context.clone());
         let client = match (&self.kubeconfig, env.access.mode) {
-            (Some(path), _) => client(Some(path), &context).await?,
+            (Some(path), _) => connect(Some(path), &context).await?,
             (None, AccessMode::Direct) => return Ok(None),
-            (None, _) => match client(None, &context).await {
+            (None, _) => match connect(None, &context).await {
                 Ok(client) => client,
                 Err(err) => {
                     tracing::info!("no cluster: {err}");
@@ -110,6 +108,12 @@ impl GlobalArgs {
     pub fn color(&self) -> bool {
         std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
     }
+}
+
+/// A kube client for `context` of the kubeconfig at `path` (or the default kubeconfig).
+async fn connect(path: Option<&std::path::Path>, context: &str) -> Result<kube::Client> {
+    let cluster = fluo_core::cluster::Cluster::connect(path, context).await?;
+    Ok(cluster.client)
 }
 
 /// The body of `main` for fluo-health and fluo-smoke: logging (-v), the TLS provider, then the
@@ -144,29 +148,4 @@ where
         Output::Text => print!("{}", report.to_text(global.color())),
     }
     ExitCode::from(u8::try_from(report.exit_code()).unwrap_or(1))
-}
-
-/// A kube client for `context` of the kubeconfig at `path` (or the default kubeconfig).
-pub async fn client(path: Option<&Path>, context: &str) -> Result<kube::Client> {
-    let shown = path.map_or_else(|| "(default)".to_owned(), |p| p.display().to_string());
-    let kubeconfig = match path {
-        Some(p) => kube::config::Kubeconfig::read_from(p),
-        None => kube::config::Kubeconfig::read(),
-    }
-    .map_err(|e| Error::Kubeconfig {
-        path: shown,
-        message: e.to_string(),
-    })?;
-    let options = kube::config::KubeConfigOptions {
-        context: Some(context.to_owned()),
-        ..Default::default()
-    };
-    let failed = |message: String| Error::Client {
-        context: context.to_owned(),
-        message,
-    };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    kube::Client::try_from(config).map_err(|e| failed(e.to_string()))
 }

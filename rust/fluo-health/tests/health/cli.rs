@@ -56,3 +56,17 @@ async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
         "{evidence}"
     );
 }
+
+#[tokio::test]
+async fn a_kubeconfig_flag_naming_a_missing_file_is_a_configuration_error_that_runs_nothing() {
+    let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
+    let missing = infra.path().join("no-such-kubeconfig");
+    let ran = Cli::health(&infra)
+        .args(["--kubeconfig", &missing.display().to_string()])
+        .run()
+        .await;
+    ran.code(2)
+        .stderr_has("fluo-health: connecting to the cluster: reading kubeconfig ")
+        .stderr_has("no-such-kubeconfig");
+    assert_eq!(ran.stdout, "", "nothing was checked");
+}
