@@ -7,14 +7,14 @@
 //! Runs each binary (built next to this example's directory, same profile) RUNS times (default
 //! 20) as a fresh process, as an operator would, and prints min / median / max wall time.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/health/grafana_stand_in.rs"]
 mod grafana_stand_in;
 
-use fluo_teststack::{Stack, eventually};
+use fluo_teststack::{Stack, TestInfra, eventually};
 use grafana_stand_in::GrafanaStandIn;
 
 #[tokio::main]
@@ -46,22 +46,18 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let grafana = GrafanaStandIn::start("ok").await;
-    let infra = tempfile::tempdir()?;
-    write_infra(
-        infra.path(),
-        &[
-            ("bff", stack.bff_url()),
-            ("nats-monitor", stack.nats_monitor_url()),
-            ("prometheus", stack.prometheus_url()),
-            ("grafana", grafana.url()),
-            ("worker", stack.worker_url()),
-        ],
-    )?;
+    let infra = TestInfra::direct(&[
+        ("bff", stack.bff_url()),
+        ("nats-monitor", stack.nats_monitor_url()),
+        ("prometheus", stack.prometheus_url()),
+        ("grafana", grafana.url()),
+        ("worker", stack.worker_url()),
+    ]);
 
     for (name, bin) in [("fluo-health", &health), ("fluo-smoke", &smoke)] {
         let mut times = Vec::with_capacity(runs);
         for _ in 0..runs {
-            times.push(run_once(bin, &infra.path().join("infra")).await?);
+            times.push(run_once(bin, &infra).await?);
         }
         times.sort();
         println!(
@@ -78,11 +74,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn run_once(bin: &PathBuf, infra: &Path) -> anyhow::Result<Duration> {
+async fn run_once(bin: &Path, infra: &TestInfra) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let output = tokio::process::Command::new(bin)
-        .env("FLUO_INFRA_DIR", infra)
-        .env("FLUO_ENV", "bench")
+        .env("FLUO_INFRA_DIR", infra.path())
+        .env("FLUO_ENV", infra.env())
         .env_remove("KUBECONFIG")
         .stdin(Stdio::null())
         .output()
@@ -96,38 +92,4 @@ async fn run_once(bin: &PathBuf, infra: &Path) -> anyhow::Result<Duration> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(elapsed)
-}
-
-/// The repository's infra/ plus `environments/bench.toml` reaching the stack directly.
-fn write_infra(dir: &Path, urls: &[(&str, String)]) -> anyhow::Result<()> {
-    let repo_infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
-    copy_dir(&repo_infra, &dir.join("infra"))?;
-    let urls: String = urls
-        .iter()
-        .map(|(k, v)| format!("{k} = \"{v}\"\n"))
-        .collect();
-    std::fs::write(
-        dir.join("infra/environments/bench.toml"),
-        format!(
-            "[environment]\nname = \"bench\"\ncontext = \"none\"\nnamespace = \"fluo\"\n\n\
-             [access]\nmode = \"direct\"\n\n[access.urls]\n{urls}\n\
-             [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
-             [monitoring]\nduration = \"1m\"\ninterval = \"1s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 1000\n"
-        ),
-    )?;
-    Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -23,7 +23,9 @@
 //!
 //! [`JobsClient`] talks to the BFF like a user; [`NatsProbe`] reads the job stream and the
 //! job-state bucket straight from NATS (backlog, sequences, a job's revision history).
-//! [`run_cli`] runs a binary to completion for flag tests.
+//! [`run_cli`] runs a binary to completion for flag tests; [`TestInfra`] is a temp copy of
+//! infra/ with a test environment for the fluo-* tools; [`StandIn`] serves a small axum app
+//! in place of a service that cannot run locally.
 //!
 //! A missing `nats-server` or `prometheus` is an error saying
 //! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
@@ -35,16 +37,20 @@ mod cli_run;
 mod client;
 mod error;
 mod http_client;
+mod infra;
 mod ports;
 mod process;
 mod prometheus_config;
 mod stack;
+mod stand_in;
 mod wait;
 
 pub use cli_run::{CliRun, run_cli};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};
+pub use infra::TestInfra;
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
 pub use stack::{Component, Sample, Stack, StackBuilder};
+pub use stand_in::StandIn;
 pub use wait::eventually;

@@ -4,13 +4,11 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use fluo_teststack::StandIn;
 
 /// Grafana stand-in: a tiny HTTP server answering `/api/health` and `/api/search` like Grafana's
 /// API does (Grafana has no Debian package). `database` is what `/api/health` reports.
-pub struct GrafanaStandIn {
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
+pub struct GrafanaStandIn(StandIn);
 
 impl GrafanaStandIn {
     pub async fn start(database: &'static str) -> Self {
@@ -31,25 +29,10 @@ impl GrafanaStandIn {
         let app = Router::new()
             .route("/api/health", get(health))
             .route("/api/search", get(search));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("grafana stand-in serves");
-        });
-        Self { url, server }
+        Self(StandIn::serve(app).await)
     }
 
     pub fn url(&self) -> String {
-        self.url.clone()
-    }
-}
-
-impl Drop for GrafanaStandIn {
-    fn drop(&mut self) {
-        self.server.abort();
+        self.0.url().to_owned()
     }
 }

@@ -1,76 +1,13 @@
 //! Test support: a temp infra dir with a test environment, the Grafana stand-in, the local
 //! stack with Prometheus having scraped, and a fluent CLI runner.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+pub use fluo_teststack::TestInfra;
 use fluo_teststack::{Stack, eventually};
 
 pub use super::grafana_stand_in::GrafanaStandIn;
-
-/// A copy of the repository's infra/ with one extra environment file.
-pub struct TestInfra {
-    dir: tempfile::TempDir,
-    env: String,
-}
-
-impl TestInfra {
-    /// `environment` is the body of `environments/<name>.toml` after its `[environment]` table.
-    pub fn new(name: &str, context: &str, rest: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let repo_infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
-        copy_dir(&repo_infra, &dir.path().join("infra"));
-        let body = format!(
-            "[environment]\nname = \"{name}\"\ncontext = \"{context}\"\nnamespace = \"fluo\"\n\n{rest}\n\
-             [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
-             [monitoring]\nduration = \"1m\"\ninterval = \"1s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 1000\n"
-        );
-        std::fs::write(
-            dir.path().join(format!("infra/environments/{name}.toml")),
-            body,
-        )
-        .expect("write environment");
-        Self {
-            dir,
-            env: name.to_owned(),
-        }
-    }
-
-    /// An environment reaching everything through `[access.urls]`.
-    pub fn direct(urls: &[(&str, String)]) -> Self {
-        let urls: String = urls
-            .iter()
-            .map(|(k, v)| format!("{k} = \"{v}\"\n"))
-            .collect();
-        Self::new(
-            "ci",
-            "none",
-            &format!("[access]\nmode = \"direct\"\n\n[access.urls]\n{urls}"),
-        )
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("infra")
-    }
-
-    pub fn env(&self) -> &str {
-        &self.env
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read infra dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy file");
-        }
-    }
-}
 
 /// The full local stack, once Prometheus has scraped the BFF and the worker successfully.
 pub async fn healthy_stack() -> Stack {

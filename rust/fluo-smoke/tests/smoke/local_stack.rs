@@ -2,7 +2,7 @@
 
 use fluo_teststack::Stack;
 
-use super::support::{IngressStandIn, TestInfra, smoke};
+use super::support::{INGRESS_HOST, IngressStandIn, TestInfra, smoke};
 
 async fn stack() -> Stack {
     Stack::builder()
@@ -18,7 +18,7 @@ async fn stack() -> Stack {
 async fn smoke_tests_pass_through_the_ingress() {
     let stack = stack().await;
     let ingress = IngressStandIn::start(&stack.bff_url()).await;
-    let infra = TestInfra::ingress(ingress.url());
+    let infra = TestInfra::ingress(ingress.url(), INGRESS_HOST);
 
     let ran = smoke(&infra, &["-o", "json"]).await;
     ran.code(0);
@@ -58,7 +58,7 @@ async fn worker_stopped_fails_job_completion_only() {
     let mut stack = stack().await;
     stack.stop_worker().await.unwrap();
     let ingress = IngressStandIn::start(&stack.bff_url()).await;
-    let infra = TestInfra::ingress(ingress.url());
+    let infra = TestInfra::ingress(ingress.url(), INGRESS_HOST);
 
     let ran = smoke(&infra, &["--timeout", "3s", "-o", "json"]).await;
     ran.code(1);
@@ -74,7 +74,7 @@ async fn worker_stopped_fails_job_completion_only() {
 async fn bff_stopped_fails_every_step_and_job_completion_is_not_attempted() {
     let mut stack = stack().await;
     let ingress = IngressStandIn::start(&stack.bff_url()).await;
-    let infra = TestInfra::ingress(ingress.url());
+    let infra = TestInfra::ingress(ingress.url(), INGRESS_HOST);
     stack.stop_bff().await.unwrap();
 
     let ran = smoke(&infra, &["-o", "json"]).await;

@@ -1,7 +1,6 @@
 //! Test support: a temp infra dir whose environment reaches the BFF through an ingress stand-in,
 //! the ingress stand-in itself, and a fluent CLI runner.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -11,50 +10,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use fluo_teststack::StandIn;
+pub use fluo_teststack::TestInfra;
+
 pub const INGRESS_HOST: &str = "fluo-api.localhost";
-
-/// A copy of the repository's infra/ plus `environments/ci.toml` using ingress access.
-pub struct TestInfra {
-    dir: tempfile::TempDir,
-}
-
-impl TestInfra {
-    pub fn ingress(ingress_url: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra"),
-            &dir.path().join("infra"),
-        );
-        let env = format!(
-            "[environment]\nname = \"ci\"\ncontext = \"none\"\nnamespace = \"fluo\"\n\n\
-             [access]\nmode = \"ingress\"\ningress_url = \"{ingress_url}\"\ningress_host = \"{INGRESS_HOST}\"\n\n\
-             [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
-             [monitoring]\nduration = \"1m\"\ninterval = \"1s\"\nmax_error_ratio = 0.05\nmax_restarts = 3\nmax_backlog = 1000\n"
-        );
-        std::fs::write(dir.path().join("infra/environments/ci.toml"), env).expect("write env");
-        Self { dir }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// Ingress stand-in: routes requests whose Host is `fluo-api.localhost` to the backend and
 /// answers 404 to anything else, like the cluster's ingress rule.
-pub struct IngressStandIn {
-    url: String,
-    server: tokio::task::JoinHandle<()>,
-}
+pub struct IngressStandIn(StandIn);
 
 #[derive(Clone)]
 struct Route {
@@ -97,26 +60,11 @@ impl IngressStandIn {
             backend: backend.to_owned(),
             http: fluo_health::endpoint::http_client(Duration::from_secs(30)),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("ingress stand-in serves");
-        });
-        Self { url, server }
+        Self(StandIn::serve(app).await)
     }
 
     pub fn url(&self) -> &str {
-        &self.url
-    }
-}
-
-impl Drop for IngressStandIn {
-    fn drop(&mut self) {
-        self.server.abort();
+        self.0.url()
     }
 }
 
@@ -124,8 +72,8 @@ impl Drop for IngressStandIn {
 pub async fn smoke(infra: &TestInfra, args: &[&str]) -> Ran {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fluo-smoke"))
         .args(args)
-        .env("FLUO_INFRA_DIR", infra.dir.path().join("infra"))
-        .env("FLUO_ENV", "ci")
+        .env("FLUO_INFRA_DIR", infra.path())
+        .env("FLUO_ENV", infra.env())
         .env("NO_COLOR", "1")
         .env_remove("KUBECONFIG")
         .stdin(Stdio::null())
