@@ -2,18 +2,19 @@
 //! (see README), with the apiserver's container selection errors and follow mode.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use http::header;
 use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::Params;
 use crate::pods::{ANN_LOG, ANN_LOG_CONTAINER_PREFIX, is_crashloop_image};
 use crate::resources::by_kind;
 use crate::status::{ApiError, Result};
-use crate::store::Store;
+use crate::store::{Event, Store, meta_str};
 
 /// The log lines of one container of a pod, in order (without timestamps).
 pub fn lines(pod: &Value, container: &str) -> Vec<String> {
@@ -45,16 +46,47 @@ pub fn lines(pod: &Value, container: &str) -> Vec<String> {
     out
 }
 
-fn render(pod: &Value, container: &str, params: &Params, skip: usize) -> String {
-    let started = pod["status"]["startTime"]
+/// The earliest log time asked for by `sinceSeconds` or `sinceTime`, if any.
+fn since(params: &Params) -> Result<Option<DateTime<Utc>>> {
+    if let Some(secs) = params.get("sinceSeconds") {
+        let secs: i64 = secs.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid sinceSeconds {secs:?}: must be a positive integer"
+            ))
+        })?;
+        return Ok(Some(Utc::now() - chrono::Duration::seconds(secs)));
+    }
+    params
+        .get("sinceTime")
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!("invalid sinceTime {t:?}: not RFC 3339"))
+                })
+        })
+        .transpose()
+}
+
+/// Every line already logged carries the container's start time (the pod's startTime), so
+/// `since` keeps all of them or none.
+fn render(pod: &Value, container: &str, params: &Params, since: Option<DateTime<Utc>>) -> String {
+    let started_at = pod["status"]["startTime"]
         .as_str()
-        .unwrap_or("1970-01-01T00:00:00Z")
-        .replace('Z', ".000000000Z");
+        .unwrap_or("1970-01-01T00:00:00Z");
+    let started = started_at.replace('Z', ".000000000Z");
     let all = lines(pod, container);
+    let too_old = since.is_some_and(|cutoff| {
+        DateTime::parse_from_rfc3339(started_at).is_ok_and(|t| t.with_timezone(&Utc) < cutoff)
+    });
     let tail = params
         .get("tailLines")
         .and_then(|t| t.parse::<usize>().ok());
-    let from = tail.map_or(0, |t| all.len().saturating_sub(t)).max(skip);
+    let from = if too_old {
+        all.len()
+    } else {
+        tail.map_or(0, |t| all.len().saturating_sub(t))
+    };
     let mut text = String::new();
     for l in &all[from.min(all.len())..] {
         if params.get("timestamps") == Some("true") {
@@ -121,14 +153,17 @@ pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> 
     let pod = crate::registry::get(&store, pods, ns, name)?;
     let container = pick_container(&pod, name, params)?;
     check_started(&pod, name, &container)?;
-    let text = render(&pod, &container, params, 0);
+    let since = since(params)?;
+    // Subscribe before rendering so a change right after cannot be missed by follow.
+    let mut changes = store.lock().subscribe();
+    let text = render(&pod, &container, params, since);
     let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
     if params.get("follow") != Some("true") {
         return Ok(builder
             .body(Body::from(text))
             .expect("static response parts"));
     }
-    // Follow: stream what is there, then new annotation lines until the pod goes away.
+    // Follow: stream what is there, then new annotation lines as the pod changes, until it goes.
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let (ns, name) = (ns.to_string(), name.to_string());
     let mut sent = lines(&pod, &container).len();
@@ -138,8 +173,19 @@ pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> 
             return;
         }
         loop {
+            let this_pod = |ev: &Event| {
+                ev.def.kind == "Pod"
+                    && meta_str(&ev.object, "namespace") == ns
+                    && meta_str(&ev.object, "name") == name
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                ev = changes.recv() => match ev {
+                    Ok(ev) if this_pod(&ev) => {}
+                    Ok(_) => continue,
+                    // Missed events: look at the pod anyway.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                },
                 _ = tx.closed() => return,
             }
             let Some(pod) = store.lock().get(pods, &ns, &name).cloned() else {
@@ -196,12 +242,41 @@ mod tests {
         assert_eq!(b.len(), 5);
         assert!(b[3] == "only b" && b[4].contains("exited with code 1"));
         let params = Params::from_pairs(vec![("tailLines".into(), "1".into())]);
-        assert_eq!(render(&pod, "a", &params, 0), "ERROR boom\n");
+        assert_eq!(render(&pod, "a", &params, None), "ERROR boom\n");
         assert!(
             pick_container(&pod, "p", &Params::from_pairs(vec![]))
                 .unwrap_err()
                 .message
                 .contains("choose one of: [a b]")
         );
+    }
+
+    #[test]
+    fn since_keeps_lines_logged_after_the_cutoff_only() {
+        let pod = json!({"metadata":{"name":"p","namespace":"ns"},
+            "spec":{"containers":[{"name":"a","image":"img:1"}]},
+            "status":{"startTime":"2020-01-01T00:00:00Z"}});
+        let none = Params::from_pairs(vec![]);
+        let recent = since(&Params::from_pairs(vec![(
+            "sinceSeconds".into(),
+            "60".into(),
+        )]))
+        .unwrap();
+        assert_eq!(render(&pod, "a", &none, recent), "");
+        let before_start = since(&Params::from_pairs(vec![(
+            "sinceTime".into(),
+            "2019-12-31T23:00:00Z".into(),
+        )]))
+        .unwrap();
+        assert!(render(&pod, "a", &none, before_start).contains("container a of pod ns/p"));
+        for (key, bad) in [
+            ("sinceSeconds", "0"),
+            ("sinceSeconds", "x"),
+            ("sinceTime", "yesterday"),
+        ] {
+            let err = since(&Params::from_pairs(vec![(key.into(), bad.into())])).unwrap_err();
+            assert_eq!(err.code, 400, "{key}={bad}");
+            assert!(err.message.contains(key), "{}", err.message);
+        }
     }
 }
