@@ -23,9 +23,9 @@
 //!
 //! [`JobsClient`] talks to the BFF like a user; [`NatsProbe`] reads the job stream and the
 //! job-state bucket straight from NATS (backlog, sequences, a job's revision history).
-//! [`run_cli`] runs a binary to completion for flag tests; [`TestInfra`] is a temp copy of
-//! infra/ with a test environment for the fluo-* tools; [`StandIn`] serves a small axum app
-//! in place of a service that cannot run locally.
+//! [`Cli`] runs a binary to completion and asserts on its exit code and output; [`TestInfra`]
+//! is a temp copy of infra/ with a test environment for the fluo-* tools; [`StandIn`] serves a
+//! small axum app in place of a service that cannot run locally.
 //!
 //! A missing `nats-server` or `prometheus` is an error saying
 //! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
@@ -33,7 +33,7 @@
 //! `NATS_SERVER_BIN` / `PROMETHEUS_BIN` override the system programs.
 
 mod binaries;
-mod cli_run;
+mod cli;
 mod client;
 mod error;
 mod http_client;
@@ -45,7 +45,7 @@ mod stack;
 mod stand_in;
 mod wait;
 
-pub use cli_run::{CliRun, run_cli};
+pub use cli::{Cli, Ran};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};

@@ -1,11 +1,11 @@
 //! Usage and configuration errors: exit 2 with a message naming what is wrong.
 
-use super::support::{Cli, TestInfra};
+use super::support::{TestInfra, fluo_health};
 
 #[tokio::test]
 async fn unknown_check_is_a_usage_error() {
     let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
-    Cli::health(&infra)
+    fluo_health(&infra)
         .args(["--check", "bff,natz"])
         .run()
         .await
@@ -18,7 +18,7 @@ async fn unknown_check_is_a_usage_error() {
 #[tokio::test]
 async fn unknown_environment_is_a_configuration_error_that_runs_nothing() {
     let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
-    let ran = Cli::health(&infra).args(["--env", "nowhere"]).run().await;
+    let ran = fluo_health(&infra).args(["--env", "nowhere"]).run().await;
     ran.code(2)
         .stderr_has("fluo-health: loading the configuration: ")
         .stderr_has("nowhere");
@@ -32,7 +32,7 @@ async fn invalid_environment_file_names_the_field() {
         "none",
         "[access]\nmode = \"direct\"\n\n[access.urls]\nbff = \"ftp://x\"\n",
     );
-    Cli::health(&infra)
+    fluo_health(&infra)
         .run()
         .await
         .code(2)
@@ -43,7 +43,7 @@ async fn invalid_environment_file_names_the_field() {
 #[tokio::test]
 async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
     let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--check", "nats", "-o", "json"])
         .run()
         .await;
@@ -61,7 +61,7 @@ async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
 async fn a_kubeconfig_flag_naming_a_missing_file_is_a_configuration_error_that_runs_nothing() {
     let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
     let missing = infra.path().join("no-such-kubeconfig");
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--kubeconfig", &missing.display().to_string()])
         .run()
         .await;

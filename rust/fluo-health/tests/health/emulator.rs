@@ -9,7 +9,7 @@ use kube::api::{Api, PostParams};
 use kube_emulator::{Emulator, Options};
 use serde_json::json;
 
-use super::support::{Cli, TestInfra};
+use super::support::{TestInfra, fluo_health};
 
 async fn emulator() -> (Emulator, kube::Client) {
     fluo_core::tls::install_crypto_provider();
@@ -97,7 +97,7 @@ async fn port_forward_mode_reaches_a_real_nats_server_varz() {
     wait_ready(&client, "nats-0").await;
     let infra = port_forward_env();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args([
             "--kubeconfig",
             &emulator.kubeconfig_path().display().to_string(),
@@ -134,7 +134,7 @@ async fn pod_readiness_passes_when_every_component_is_ready_and_names_the_one_th
     let infra = port_forward_env();
     let kubeconfig = emulator.kubeconfig_path().display().to_string();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--kubeconfig", &kubeconfig, "--check", "pods"])
         .run()
         .await;
@@ -168,7 +168,7 @@ async fn pod_readiness_passes_when_every_component_is_ready_and_names_the_one_th
     )
     .await
     .unwrap();
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--kubeconfig", &kubeconfig, "--check", "pods"])
         .run()
         .await;
@@ -200,7 +200,7 @@ async fn log_scan_finds_a_planted_secret_and_redacts_it() {
     wait_ready(&client, "fluo-worker-0").await;
     let infra = port_forward_env();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args([
             "--kubeconfig",
             &emulator.kubeconfig_path().display().to_string(),

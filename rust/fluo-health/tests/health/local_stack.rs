@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fluo_teststack::eventually;
 
-use super::support::{Cli, GrafanaStandIn, TestInfra, healthy_stack, stack_urls};
+use super::support::{GrafanaStandIn, TestInfra, fluo_health, healthy_stack, stack_urls};
 
 #[tokio::test]
 async fn all_checks_pass_against_the_healthy_stack() {
@@ -13,7 +13,7 @@ async fn all_checks_pass_against_the_healthy_stack() {
     let grafana = GrafanaStandIn::start("ok").await;
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
 
-    let ran = Cli::health(&infra).args(["-o", "json"]).run().await;
+    let ran = fluo_health(&infra).args(["-o", "json"]).run().await;
     ran.code(0);
     let json = ran.json();
     assert_eq!(json["passed"], true);
@@ -54,7 +54,7 @@ async fn all_checks_pass_against_the_healthy_stack() {
     );
     assert!(json["not_run"]["logs"].is_string());
 
-    let text = Cli::health(&infra).run().await;
+    let text = fluo_health(&infra).run().await;
     text.code(0)
         .stdout_has("health ci: 5 of 5 checks passed\n")
         .stdout_has("pods        NOT RUN");
@@ -67,7 +67,7 @@ async fn bff_stopped_fails_the_bff_and_worker_checks() {
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
     stack.stop_bff().await.unwrap();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--check", "bff,workers,nats", "-o", "json"])
         .run()
         .await;
@@ -90,7 +90,7 @@ async fn nats_monitoring_down_fails_the_nats_check() {
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
     stack.stop_nats().await.unwrap();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--check", "nats", "-o", "json"])
         .run()
         .await;
@@ -110,7 +110,7 @@ async fn worker_stopped_leaves_the_test_job_queued_and_fails() {
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
     stack.stop_worker().await.unwrap();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--check", "workers", "--timeout", "3s", "-o", "json"])
         .run()
         .await;
@@ -143,7 +143,7 @@ async fn prometheus_target_down_fails_the_prometheus_check() {
     .await
     .unwrap();
 
-    let ran = Cli::health(&infra)
+    let ran = fluo_health(&infra)
         .args(["--check", "prometheus", "-o", "json"])
         .run()
         .await;
@@ -162,7 +162,7 @@ async fn grafana_stand_in_answering_unhealthy_fails_the_grafana_check() {
     let grafana = GrafanaStandIn::start("failing").await;
     let infra = TestInfra::direct(&[("grafana", grafana.url())]);
 
-    let ran = Cli::health(&infra).args(["--check", "grafana"]).run().await;
+    let ran = fluo_health(&infra).args(["--check", "grafana"]).run().await;
     ran.code(1)
         .stdout_has("/api/health answered 503 Service Unavailable: database \"failing\"")
         .stdout_has("health ci: 0 of 1 checks passed - FAILED");

@@ -23,24 +23,24 @@ async fn smoke_tests_pass_through_the_ingress() {
     let ran = smoke(&infra, &["-o", "json"]).await;
     ran.code(0);
     assert_eq!(
-        ran.step("bff-health"),
+        ran.check("bff-health"),
         (
             "pass".into(),
             "GET /health 200 (ingress Host fluo-api.localhost)".into()
         )
     );
-    let (_, submitted) = ran.step("job-submit");
+    let (_, submitted) = ran.check("job-submit");
     assert!(
         submitted.starts_with("POST /api/jobs 202, job "),
         "{submitted}"
     );
-    let (_, completed) = ran.step("job-complete");
+    let (_, completed) = ran.check("job-complete");
     assert!(completed.contains(" completed, result "), "{completed}");
     assert!(
         completed.contains(&stack.worker_id()),
         "the result names the worker that ran it: {completed}"
     );
-    let (verdict, refused) = ran.step("bad-payload-refused");
+    let (verdict, refused) = ran.check("bad-payload-refused");
     assert_eq!(verdict, "pass");
     assert!(refused.starts_with("malformed JSON -> 4"), "{refused}");
 
@@ -62,12 +62,12 @@ async fn worker_stopped_fails_job_completion_only() {
 
     let ran = smoke(&infra, &["--timeout", "3s", "-o", "json"]).await;
     ran.code(1);
-    assert_eq!(ran.step("job-submit").0, "pass");
+    assert_eq!(ran.check("job-submit").0, "pass");
     assert_eq!(
-        ran.step("job-complete"),
+        ran.check("job-complete"),
         ("fail".into(), "timed out after 3s".into())
     );
-    assert_eq!(ran.step("bff-health").0, "pass");
+    assert_eq!(ran.check("bff-health").0, "pass");
 }
 
 #[tokio::test]
@@ -79,7 +79,7 @@ async fn bff_stopped_fails_every_step_and_job_completion_is_not_attempted() {
 
     let ran = smoke(&infra, &["-o", "json"]).await;
     ran.code(1);
-    let (verdict, evidence) = ran.step("bff-health");
+    let (verdict, evidence) = ran.check("bff-health");
     assert_eq!(verdict, "fail");
     assert!(
         evidence
@@ -87,7 +87,7 @@ async fn bff_stopped_fails_every_step_and_job_completion_is_not_attempted() {
         "{evidence}"
     );
     assert_eq!(
-        ran.step("job-complete"),
+        ran.check("job-complete"),
         (
             "fail".into(),
             "not attempted: the test job was not submitted (see job-submit)".into()

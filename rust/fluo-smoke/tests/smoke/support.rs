@@ -1,7 +1,6 @@
 //! Test support: a temp infra dir whose environment reaches the BFF through an ingress stand-in,
 //! the ingress stand-in itself, and a fluent CLI runner.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::Router;
@@ -10,8 +9,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use fluo_teststack::StandIn;
 pub use fluo_teststack::TestInfra;
+use fluo_teststack::{Cli, Ran, StandIn};
 
 pub const INGRESS_HOST: &str = "fluo-api.localhost";
 
@@ -68,56 +67,8 @@ impl IngressStandIn {
     }
 }
 
-/// Runs fluo-smoke against a test infra and captures what it printed.
+/// Runs fluo-smoke against `infra` and captures what it printed.
 pub async fn smoke(infra: &TestInfra, args: &[&str]) -> Ran {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fluo-smoke"))
-        .args(args)
-        .env("FLUO_INFRA_DIR", infra.path())
-        .env("FLUO_ENV", infra.env())
-        .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), output)
-        .await
-        .expect("fluo-smoke finishes within 120 s")
-        .expect("fluo-smoke runs");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-pub struct Ran {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Ran {
-    pub fn code(&self, expected: i32) -> &Self {
-        assert_eq!(
-            self.code, expected,
-            "fluo-smoke exited {} (expected {expected})\nstdout:\n{}\nstderr:\n{}",
-            self.code, self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// Verdict and evidence of one step in the JSON report.
-    pub fn step(&self, name: &str) -> (String, String) {
-        let json: serde_json::Value = serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{}", self.stdout));
-        let step = json["checks"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["name"] == name))
-            .unwrap_or_else(|| panic!("no step {name} in:\n{}", self.stdout))
-            .clone();
-        (
-            step["verdict"].as_str().unwrap_or_default().to_owned(),
-            step["evidence"].as_str().unwrap_or_default().to_owned(),
-        )
-    }
+    let cli = Cli::new(env!("CARGO_BIN_EXE_fluo-smoke")).infra(infra);
+    cli.args(args).run().await
 }
