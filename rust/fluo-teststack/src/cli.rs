@@ -140,6 +140,14 @@ impl Ran {
             .unwrap_or_else(|e| panic!("`{}` printed no JSON ({e}):\n{}", self.shown, self.stdout))
     }
 
+    /// The evidence of the check `name` in a JSON report, which must say it failed.
+    #[track_caller]
+    pub fn failed_check(&self, name: &str) -> String {
+        let (verdict, evidence) = self.check(name);
+        assert_eq!(verdict, "fail", "check {name}: {evidence}");
+        evidence
+    }
+
     /// The verdict and evidence of the check `name` in a JSON report (fluo-health, fluo-smoke).
     #[track_caller]
     pub fn check(&self, name: &str) -> (String, String) {
@@ -199,6 +207,7 @@ mod tests {
             ran.check("bff"),
             ("fail".to_owned(), "GET /health: 503".to_owned())
         );
+        assert_eq!(ran.failed_check("bff"), "GET /health: 503");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! A temp copy of the repository's `infra/` with one test environment, for running the fluo-*
-//! command-line tools against the local stack or stand-ins.
+//! command-line tools against the local stack or stand-ins; and the tree copy behind it, for
+//! tests that change their own copy.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +18,7 @@ impl TestInfra {
     /// Panics if the copy cannot be written: a test cannot go on without it.
     pub fn new(name: &str, context: &str, access: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the infra copy");
-        let repo_infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
-        copy_dir(&repo_infra, &dir.path().join("infra"));
+        copy_dir(&repo_infra(), &dir.path().join("infra"));
         let body = format!(
             "[environment]\nname = \"{name}\"\ncontext = \"{context}\"\nnamespace = \"fluo\"\n\n{access}\n\
              [validation]\nrequire_clean_git = false\nallow_skip = true\nallow_inline_secrets = true\nrequire_image_scan = false\n\n\
@@ -67,7 +67,13 @@ impl TestInfra {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// The repository's own infra/.
+pub fn repo_infra() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra")
+}
+
+/// Copies the directory tree `from` to `to`. Panics naming the path that failed.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
     let entries =
         std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display()));

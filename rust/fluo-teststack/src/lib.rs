@@ -49,7 +49,7 @@ pub use cli::{Cli, Ran};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};
-pub use infra::TestInfra;
+pub use infra::{TestInfra, copy_dir, repo_infra};
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
 pub use stack::{Component, Sample, Stack, StackBuilder};
 pub use stand_in::StandIn;

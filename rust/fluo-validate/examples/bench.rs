@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fluo_core::config::Config;
+use fluo_teststack::copy_dir;
 use fluo_validate::environment::GitState;
 use fluo_validate::{Checklist, Gate, GateOptions, Step};
 
@@ -50,19 +51,6 @@ async fn measure(name: &str, infra: &Path, documents: usize, log: &Path) {
         times[0].as_secs_f64() * 1e3,
         times[RUNS / 2].as_secs_f64() * 1e3,
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// One hardened app of four documents (Deployment, Service, ConfigMap, NetworkPolicy).

@@ -48,8 +48,7 @@ async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
         .run()
         .await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("nats");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("nats");
     assert!(
         evidence
             .starts_with("access.mode is \"direct\" but access.urls.nats-monitor is not set in "),

@@ -72,8 +72,7 @@ async fn bff_stopped_fails_the_bff_and_worker_checks() {
         .run()
         .await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("bff");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("bff");
     assert!(
         evidence.starts_with(&format!("GET {}/health (direct): ", stack.bff_url())),
         "{evidence}"
@@ -95,8 +94,7 @@ async fn nats_monitoring_down_fails_the_nats_check() {
         .run()
         .await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("nats");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("nats");
     assert!(
         evidence.starts_with(&format!("GET {}/varz", stack.nats_monitor_url())),
         "{evidence}"
@@ -115,8 +113,7 @@ async fn worker_stopped_leaves_the_test_job_queued_and_fails() {
         .run()
         .await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("workers");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("workers");
     // The job gets 90% of the check's timeout, so its last state is reported, not a bare timeout.
     assert!(
         evidence.contains(" still queued after 2s 700ms (is a worker consuming?)"),
@@ -148,8 +145,7 @@ async fn prometheus_target_down_fails_the_prometheus_check() {
         .run()
         .await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("prometheus");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("prometheus");
     assert!(
         evidence.starts_with("target(s) not up: fluo-worker http://127.0.0.1:"),
         "{evidence}"

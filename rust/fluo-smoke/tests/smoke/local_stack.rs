@@ -79,8 +79,7 @@ async fn bff_stopped_fails_every_step_and_job_completion_is_not_attempted() {
 
     let ran = smoke(&infra, &["-o", "json"]).await;
     ran.code(1);
-    let (verdict, evidence) = ran.check("bff-health");
-    assert_eq!(verdict, "fail");
+    let evidence = ran.failed_check("bff-health");
     assert!(
         evidence
             .starts_with("GET /health answered 502 Bad Gateway (ingress Host fluo-api.localhost)"),

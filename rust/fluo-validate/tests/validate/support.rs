@@ -4,23 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository's own infra/.
-pub fn repo_infra() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use fluo_teststack::copy_dir;
+pub use fluo_teststack::repo_infra;
 
 /// A private copy of infra/ in a temp dir (the repository root is its parent).
 pub struct Infra {
