@@ -9,6 +9,9 @@ bin=${1:-$root/target/debug}
 command -v kubectl >/dev/null || { echo "kubectl missing (install kubectl 1.32)"; exit 1; }
 command -v hyperfine >/dev/null || { echo "hyperfine missing (apt-get install hyperfine)"; exit 1; }
 work=$(mktemp -d)
+# The rehearsal environment (kube-emulator context) with the Nix-only gate steps skipped, as
+# scripts/rehearse does; the manifest, policy and cluster-status gate steps still run and count.
+gate=(--env rehearsal --skip tests --skip flake-check --skip build)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
@@ -46,7 +49,7 @@ cat >"$work/fluo-deploy.sh" <<SCRIPT
 #!/usr/bin/env bash
 set -euo pipefail
 kc=\$1; ns=\$2
-"$bin/fluo-deploy" --kubeconfig "\$kc" --infra "$root/infra" --context kube-emulator -n "\$ns" -q deploy --all --no-post-checks --reason bench >/dev/null
+"$bin/fluo-deploy" --kubeconfig "\$kc" --infra "$root/infra" --context kube-emulator -n "\$ns" -q deploy --all ${gate[*]} --no-post-checks --reason bench >/dev/null
 SCRIPT
 chmod +x "$work/fluo-deploy.sh"
 
@@ -73,7 +76,7 @@ cat "$work/zero.md"
 echo "== 2. reaction time: from a dependency's last object ready to the dependent's start"
 prepare_ns "$kc" react
 "$bin/fluo-deploy" --kubeconfig "$kc" --infra "$root/infra" --context kube-emulator -n react -o json \
-  deploy --all --no-post-checks --reason bench 2>"$work/react.jsonl" >/dev/null
+  deploy --all "${gate[@]}" --no-post-checks --reason bench 2>"$work/react.jsonl" >/dev/null
 python3 - "$work/react.jsonl" <<'PY'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
@@ -95,10 +98,10 @@ cat "$work/slow.md"
 echo "== 4. rollback-to-previous of all five (ready delay 0)"
 prepare_ns "$kc" rb
 for tag in a b; do
-  "$bin/fluo-deploy" --kubeconfig "$kc" --infra "$root/infra" --context kube-emulator -n rb -q deploy --all --no-post-checks \
+  "$bin/fluo-deploy" --kubeconfig "$kc" --infra "$root/infra" --context kube-emulator -n rb -q deploy --all "${gate[@]}" --no-post-checks --reason bench \
     --image nats=fluo/nats:$tag --image fluo-bff=fluo/fluo-bff:$tag --image fluo-worker=fluo/fluo-worker:$tag \
     --image prometheus=fluo/prometheus:$tag --image grafana=fluo/grafana:$tag >/dev/null
 done
 hyperfine --runs 1 --export-markdown "$work/rb.md" -n rollback-to-previous \
-  "$bin/fluo-deploy --kubeconfig $kc --infra $root/infra --context kube-emulator -n rb -q rollback-to-previous --reason bench"
+  "$bin/fluo-deploy --kubeconfig $kc --infra $root/infra --context kube-emulator -n rb -q --env rehearsal rollback-to-previous --reason bench"
 cat "$work/rb.md"
