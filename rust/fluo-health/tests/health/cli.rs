@@ -1,6 +1,6 @@
 //! Usage and configuration errors: exit 2 with a message naming what is wrong.
 
-use super::support::{TestInfra, fluo_health};
+use super::support::{TestInfra, fluo_health, run_checks};
 
 #[tokio::test]
 async fn unknown_check_is_a_usage_error() {
@@ -43,10 +43,7 @@ async fn invalid_environment_file_names_the_field() {
 #[tokio::test]
 async fn direct_mode_without_a_url_fails_that_check_naming_the_key() {
     let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
-    let ran = fluo_health(&infra)
-        .args(["--check", "nats", "-o", "json"])
-        .run()
-        .await;
+    let ran = run_checks(&infra, "nats").await;
     ran.code(1);
     let evidence = ran.failed_check("nats");
     assert!(

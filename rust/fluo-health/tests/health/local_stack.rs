@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use fluo_teststack::eventually;
 
-use super::support::{GrafanaStandIn, TestInfra, fluo_health, healthy_stack, stack_urls};
+use super::support::{
+    GrafanaStandIn, TestInfra, fluo_health, healthy_stack, run_checks, stack_urls,
+};
 
 #[tokio::test]
 async fn all_checks_pass_against_the_healthy_stack() {
@@ -67,10 +69,7 @@ async fn bff_stopped_fails_the_bff_and_worker_checks() {
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
     stack.stop_bff().await.unwrap();
 
-    let ran = fluo_health(&infra)
-        .args(["--check", "bff,workers,nats", "-o", "json"])
-        .run()
-        .await;
+    let ran = run_checks(&infra, "bff,workers,nats").await;
     ran.code(1);
     let evidence = ran.failed_check("bff");
     assert!(
@@ -89,10 +88,7 @@ async fn nats_monitoring_down_fails_the_nats_check() {
     let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
     stack.stop_nats().await.unwrap();
 
-    let ran = fluo_health(&infra)
-        .args(["--check", "nats", "-o", "json"])
-        .run()
-        .await;
+    let ran = run_checks(&infra, "nats").await;
     ran.code(1);
     let evidence = ran.failed_check("nats");
     assert!(
@@ -140,10 +136,7 @@ async fn prometheus_target_down_fails_the_prometheus_check() {
     .await
     .unwrap();
 
-    let ran = fluo_health(&infra)
-        .args(["--check", "prometheus", "-o", "json"])
-        .run()
-        .await;
+    let ran = run_checks(&infra, "prometheus").await;
     ran.code(1);
     let evidence = ran.failed_check("prometheus");
     assert!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 pub use fluo_teststack::TestInfra;
-use fluo_teststack::{Cli, Stack, eventually};
+use fluo_teststack::{Cli, Ran, Stack, eventually};
 
 pub use super::grafana_stand_in::GrafanaStandIn;
 
@@ -42,4 +42,10 @@ pub fn stack_urls(stack: &Stack, grafana: &GrafanaStandIn) -> Vec<(&'static str,
 /// fluo-health pointed at `infra`.
 pub fn fluo_health(infra: &TestInfra) -> Cli {
     Cli::new(env!("CARGO_BIN_EXE_fluo-health")).infra(infra)
+}
+
+/// fluo-health running only `checks` (comma-separated) against `infra`, reporting JSON.
+pub async fn run_checks(infra: &TestInfra, checks: &str) -> Ran {
+    let args = ["--check", checks, "-o", "json"];
+    fluo_health(infra).args(args).run().await
 }
