@@ -312,6 +312,22 @@ impl Config {
     }
 }
 
+/// The infra/ directory when none is given: the nearest `infra/` holding `environments/` in
+/// `start` or one of its parents (so every command works from anywhere in a checkout, with or
+/// without git), else `./infra` (whose absence the config loader then reports).
+pub fn find_infra_dir(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .map(|d| d.join("infra"))
+        .find(|d| d.join("environments").is_dir())
+        .unwrap_or_else(|| PathBuf::from("infra"))
+}
+
+/// [`find_infra_dir`] from the current directory.
+pub fn default_infra_dir() -> PathBuf {
+    find_infra_dir(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+}
+
 /// All `infra/components/*/component.toml`, in SOP order.
 pub fn load_components(infra_dir: &Path) -> Result<Vec<Component>> {
     let root = infra_dir.join("components");

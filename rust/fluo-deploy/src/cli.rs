@@ -33,7 +33,7 @@ pub struct Global {
     /// Environment: infra/environments/<ENV>.toml.
     #[arg(long = "env", global = true, env = "FLUO_ENV", default_value = "local")]
     pub env: String,
-    /// The infra/ directory (default: infra/ of the enclosing git checkout, else ./infra).
+    /// The infra/ directory (default: the nearest infra/ with environments/ here or in a parent directory, else ./infra).
     #[arg(long, global = true, env = "FLUO_INFRA_DIR")]
     pub infra: Option<PathBuf>,
     /// Output format: progress on stderr, result on stdout.

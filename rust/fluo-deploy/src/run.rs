@@ -1,7 +1,6 @@
 //! From parsed flags to a library call and an exit code.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use fluo_core::config::Config;
@@ -26,7 +25,11 @@ pub async fn run(cli: Cli) -> Exit {
         reporter.progress("", Level::Error, &message);
         return Exit::Usage;
     }
-    let infra = cli.global.infra.clone().unwrap_or_else(default_infra_dir);
+    let infra = cli
+        .global
+        .infra
+        .clone()
+        .unwrap_or_else(fluo_core::config::default_infra_dir);
     let config = match Config::load(&infra, &cli.global.env) {
         Ok(c) => c,
         Err(e) => {
@@ -105,17 +108,6 @@ fn request_of(args: &crate::cli::DeployArgs) -> Request {
 }
 
 /// `infra/` of the enclosing git checkout, else `./infra`.
-fn default_infra_dir() -> PathBuf {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("infra"))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| PathBuf::from("infra"))
-}
-
 async fn connect(
     cli: &Cli,
     config: Config,

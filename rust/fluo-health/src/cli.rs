@@ -35,7 +35,7 @@ pub struct GlobalArgs {
     /// Environment name: infra/environments/<ENV>.toml.
     #[arg(long = "env", env = "FLUO_ENV", default_value = "local", global = true)]
     pub env: String,
-    /// The infra/ directory (default: infra/ of the enclosing checkout, or ./infra).
+    /// The infra/ directory (default: the nearest infra/ with environments/ here or in a parent directory, else ./infra).
     #[arg(long, env = "FLUO_INFRA_DIR", global = true)]
     pub infra: Option<PathBuf>,
     /// Output format.
@@ -62,14 +62,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl GlobalArgs {
     /// The infra directory: `--infra`, else `infra/` in the nearest ancestor that has one.
     pub fn infra_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.infra {
-            return dir.clone();
-        }
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        cwd.ancestors()
-            .map(|d| d.join("infra"))
-            .find(|d| d.join("environments").is_dir())
-            .unwrap_or_else(|| PathBuf::from("infra"))
+        self.infra
+            .clone()
+            .unwrap_or_else(fluo_core::config::default_infra_dir)
     }
 
     pub fn load_config(&self) -> Result<Config> {

@@ -57,7 +57,7 @@ struct Args {
     /// Environment: infra/environments/<ENV>.toml.
     #[arg(long = "env", env = "FLUO_ENV", default_value = "local")]
     env: String,
-    /// The infra/ directory (default: infra/ of the enclosing checkout, or ./infra).
+    /// The infra/ directory (default: the nearest infra/ with environments/ here or in a parent directory, else ./infra).
     #[arg(long, env = "FLUO_INFRA_DIR")]
     infra: Option<PathBuf>,
     /// Output format.
@@ -88,14 +88,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn infra_dir(args: &Args) -> PathBuf {
-    if let Some(dir) = &args.infra {
-        return dir.clone();
-    }
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    cwd.ancestors()
-        .map(|d| d.join("infra"))
-        .find(|d| d.join("environments").is_dir())
-        .unwrap_or_else(|| PathBuf::from("infra"))
+    args.infra
+        .clone()
+        .unwrap_or_else(fluo_core::config::default_infra_dir)
 }
 
 /// The target context and, unless offline, a client for it.

@@ -261,3 +261,14 @@ fn unknown_environment_lists_known_ones() {
         .to_string();
     assert!(err.starts_with("unknown environment `../local`"), "{err}");
 }
+
+#[test]
+fn infra_dir_is_found_from_any_subdirectory_else_defaults_to_dot_infra() {
+    let root = tempfile::tempdir().unwrap();
+    let deep = root.path().join("rust/some-crate/src");
+    std::fs::create_dir_all(&deep).unwrap();
+    assert_eq!(find_infra_dir(&deep), PathBuf::from("infra"));
+    std::fs::create_dir_all(root.path().join("infra/environments")).unwrap();
+    assert_eq!(find_infra_dir(&deep), root.path().join("infra"));
+    assert_eq!(find_infra_dir(root.path()), root.path().join("infra"));
+}
