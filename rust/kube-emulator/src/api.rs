@@ -301,12 +301,15 @@ async fn read_body(req: Request) -> Result<bytes::Bytes> {
 }
 
 fn parse_object(body: &[u8], content_type: &str) -> Result<Value> {
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
+    if content_type.contains("protobuf") {
+        return Ok(crate::protobuf::decode(body)?);
+    }
+    if content_type.contains("cbor") {
         return Err(ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "kube-emulator accepts JSON and YAML request bodies only, got {content_type:?} (kubectl create <generator> sends protobuf; use kubectl apply -f instead)"
+                "kube-emulator accepts JSON and YAML request bodies (protobuf only for v1 Namespace, Secret, ConfigMap and ServiceAccount), got {content_type:?}; use kubectl apply -f"
             ),
         ));
     }

@@ -16,6 +16,7 @@ pub mod patch;
 pub mod pods;
 pub mod portforward;
 pub mod portforward_spdy;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod schema;
