@@ -30,6 +30,25 @@ pub async fn image_of(client: &kube::Client, name: &str) -> Option<String> {
     d.spec.template.spec?.containers.first()?.image.clone()
 }
 
+/// The images of the default install (what rollback-to-previous restores in these tests).
+pub const DEFAULT_IMAGES: [(&str, &str); 4] = [
+    ("nats", "fluo/nats:2.10"),
+    ("prometheus", "fluo/prometheus:2.53"),
+    ("bff", "fluo/fluo-bff:dev"),
+    ("workers", "fluo/fluo-worker:dev"),
+];
+
+/// Asserts each Deployment (by name) runs the given image.
+pub async fn assert_images(client: &kube::Client, expected: &[(&str, &str)]) {
+    for (name, image) in expected {
+        assert_eq!(
+            image_of(client, name).await.as_deref(),
+            Some(*image),
+            "{name}"
+        );
+    }
+}
+
 /// Names of the release records in fluo-system.
 pub async fn records(client: &kube::Client) -> Vec<String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), "fluo-system");

@@ -1,7 +1,7 @@
 //! Deploy order, fail-fast with automatic rollback, manual rollbacks.
 
 use crate::harness::World;
-use crate::{image_of, records};
+use crate::{DEFAULT_IMAGES, assert_images, image_of, records};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_all_follows_dependencies_and_records_everything() {
@@ -215,18 +215,7 @@ async fn rollback_to_previous_restores_every_previous_image_and_needs_a_reason()
         .run()
         .await
         .code(0);
-    for (name, image) in [
-        ("nats", "fluo/nats:2.10"),
-        ("prometheus", "fluo/prometheus:2.53"),
-        ("bff", "fluo/fluo-bff:dev"),
-        ("workers", "fluo/fluo-worker:dev"),
-    ] {
-        assert_eq!(
-            image_of(&w.client, name).await.as_deref(),
-            Some(image),
-            "{name}"
-        );
-    }
+    assert_images(&w.client, &DEFAULT_IMAGES).await;
     let history = w.cmd(["history", "bff", "-o", "json"]).run().await;
     let last = history.json().as_array().unwrap().last().cloned().unwrap();
     assert_eq!(last["reason"], "bad release");
@@ -476,18 +465,7 @@ async fn rollback_to_previous_reports_first_installs_left_in_place() {
         "{}",
         run.stdout
     );
-    for (name, image) in [
-        ("nats", "fluo/nats:2.10"),
-        ("prometheus", "fluo/prometheus:2.53"),
-        ("bff", "fluo/fluo-bff:dev"),
-        ("workers", "fluo/fluo-worker:dev"),
-    ] {
-        assert_eq!(
-            image_of(&w.client, name).await.as_deref(),
-            Some(image),
-            "{name}"
-        );
-    }
+    assert_images(&w.client, &DEFAULT_IMAGES).await;
     // History: bff stays at its deployed v1, noted as left in place by this rollback.
     let history = w.cmd(["history", "bff", "-o", "json"]).run().await;
     let entries = history.json();

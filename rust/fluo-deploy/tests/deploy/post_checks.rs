@@ -3,14 +3,20 @@
 use crate::harness::{LOCAL_ENV, World};
 use crate::image_of;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn failing_post_checks_roll_the_deploy_back_and_exit_1() {
-    let w = World::start().await;
-    // Direct access: the bff URL points at the discard port, where nothing answers.
+/// Turns post-deploy checks on in the fixture environment (its bff URL is the discard port,
+/// where nothing answers, so the checks fail).
+fn enable_post_checks(w: &World) {
     w.infra.write(
         "environments/local.toml",
         &LOCAL_ENV.replace("post_deploy_checks = false", "post_deploy_checks = true"),
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_post_checks_roll_the_deploy_back_and_exit_1() {
+    let w = World::start().await;
+    // Direct access: the bff URL points at the discard port, where nothing answers.
+    enable_post_checks(&w);
     w.cmd(["deploy", "--all", "--no-post-checks"])
         .run()
         .await
@@ -59,10 +65,7 @@ const CAUSE: &str = "smoke bff-health: GET http://127.0.0.1:9/health";
 #[tokio::test(flavor = "multi_thread")]
 async fn post_check_failure_cause_is_printed_once_and_component_rows_stay_short() {
     let w = World::start().await;
-    w.infra.write(
-        "environments/local.toml",
-        &LOCAL_ENV.replace("post_deploy_checks = false", "post_deploy_checks = true"),
-    );
+    enable_post_checks(&w);
     w.cmd(["deploy", "--all", "--no-post-checks"])
         .run()
         .await
@@ -123,10 +126,7 @@ async fn post_check_failure_cause_is_printed_once_and_component_rows_stay_short(
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3() {
     let w = World::start().await;
-    w.infra.write(
-        "environments/local.toml",
-        &LOCAL_ENV.replace("post_deploy_checks = false", "post_deploy_checks = true"),
-    );
+    enable_post_checks(&w);
     // A first install: the post-deploy rollback has no earlier revision to return to.
     let run = w.cmd(["deploy", "--all"]).run().await;
     run.code(3)
