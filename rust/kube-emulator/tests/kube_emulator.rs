@@ -1,5 +1,6 @@
 //! Integration tests for kube-emulator: kube-rs against every API semantic, the controllers and
-//! pod outcomes, kubectl 1.32 fidelity, bad requests, faults, logs, port-forward and the binary.
+//! pod outcomes, kubectl 1.32 fidelity (including `kubectl create` generators' protobuf bodies),
+//! bad requests, faults, logs, port-forward and the binary.
 
 mod kube_emulator {
     pub mod api;
@@ -8,6 +9,7 @@ mod kube_emulator {
     pub mod controllers;
     pub mod faults;
     pub mod kubectl;
+    pub mod kubectl_create;
     pub mod kubectl_port_forward;
     pub mod pods;
     pub mod support;
