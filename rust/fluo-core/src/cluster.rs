@@ -79,10 +79,19 @@ impl Cluster {
             context: context.to_string(),
             message,
         };
-        let config = kube::Config::from_custom_kubeconfig(config, &options)
+        let mut config = kube::Config::from_custom_kubeconfig(config, &options)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
-        let client = Client::try_from(config).map_err(|e| connect_err(e.to_string()))?;
+        // Our retry policy (crate::retry) replaces kube's built-in one; two would multiply.
+        config.default_retry = false;
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| connect_err(e.to_string()))?
+            // The retry layer replays requests, so the service under it must be cloneable.
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(
+                crate::retry::TransientErrors::default(),
+            ))
+            .build();
         Ok(Self::from_client(client, context))
     }
 

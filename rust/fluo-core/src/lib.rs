@@ -24,6 +24,7 @@ pub mod readiness;
 pub mod release;
 pub mod render;
 pub mod report;
+pub mod retry;
 pub mod rollback;
 pub mod secrets;
 pub mod teardown;

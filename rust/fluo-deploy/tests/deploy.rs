@@ -18,6 +18,8 @@ mod pipeline;
 mod post_checks;
 #[path = "deploy/safety.rs"]
 mod safety;
+#[path = "deploy/throttling.rs"]
+mod throttling;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
