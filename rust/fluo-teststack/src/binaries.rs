@@ -83,11 +83,17 @@ pub async fn service_binary(service: Service) -> Result<PathBuf> {
     Ok(profile_dir.join(service.binary_name()))
 }
 
-/// The sources the service binaries are built from, relative to the workspace root.
-const SERVICE_SOURCES: [&str; 5] = [
-    "rust/fluo-bff",
-    "rust/fluo-worker",
-    "rust/fluo-jobs",
+/// The sources the service binaries are built from, relative to the workspace root. Only what
+/// goes into the binaries: a changed test file does not make cargo relink them, so counting
+/// tests/ would call them stale forever and rebuild on every run (with the narrower `-p`
+/// feature set, which then also invalidates the workspace build).
+const SERVICE_SOURCES: [&str; 8] = [
+    "rust/fluo-bff/src",
+    "rust/fluo-bff/Cargo.toml",
+    "rust/fluo-worker/src",
+    "rust/fluo-worker/Cargo.toml",
+    "rust/fluo-jobs/src",
+    "rust/fluo-jobs/Cargo.toml",
     "Cargo.toml",
     "Cargo.lock",
 ];
@@ -237,6 +243,13 @@ mod tests {
         }
         assert!(services_are_fresh(workspace.path(), profile.path()));
         std::thread::sleep(std::time::Duration::from_millis(20));
+        let tests = workspace.path().join("rust/fluo-bff/tests");
+        std::fs::create_dir_all(&tests).unwrap();
+        std::fs::write(tests.join("new_test.rs"), "").unwrap();
+        assert!(
+            services_are_fresh(workspace.path(), profile.path()),
+            "tests are not part of the binaries"
+        );
         std::fs::write(workspace.path().join("Cargo.lock"), "").unwrap();
         assert!(
             !services_are_fresh(workspace.path(), profile.path()),
