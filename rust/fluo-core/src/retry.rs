@@ -8,7 +8,9 @@
 //! - 429, 503, 504 and any 5xx carrying Retry-After: retried for every method (the server did
 //!   not process the request, or asks for the retry);
 //! - 500, 502 and connection errors: retried only for GET, HEAD and server-side apply, which
-//!   are safe to repeat (an etcd timeout surfaces as a 500);
+//!   are safe to repeat (an etcd timeout surfaces as a 500); connection errors at most
+//!   [`MAX_CONNECTION_RETRIES`] times, so an unreachable cluster is reported in well under a
+//!   second;
 //! - Retry-After is honoured up to [`MAX_DELAY`]; otherwise the delay doubles from
 //!   [`FIRST_DELAY`]; at most [`MAX_RETRIES`] retries (about 16 s in the worst case).
 //!
@@ -22,6 +24,8 @@ use tower::retry::Policy;
 
 /// Retries after the first attempt.
 pub const MAX_RETRIES: u32 = 8;
+/// Retries after a connection error (refused, reset): a server that is down stays down.
+pub const MAX_CONNECTION_RETRIES: u32 = 2;
 /// The first back-off when the server names no delay; it doubles per retry.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait for one retry, even if Retry-After asks for more.
@@ -31,6 +35,7 @@ pub const MAX_DELAY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct TransientErrors {
     retries_left: u32,
+    connection_retries_left: u32,
     next_delay: Duration,
 }
 
@@ -38,6 +43,7 @@ impl Default for TransientErrors {
     fn default() -> Self {
         Self {
             retries_left: MAX_RETRIES,
+            connection_retries_left: MAX_CONNECTION_RETRIES,
             next_delay: FIRST_DELAY,
         }
     }
@@ -108,7 +114,10 @@ impl<B, E> Policy<Request<Body>, Response<B>, E> for TransientErrors {
                 resp.status().to_string(),
             ),
             // The request may not have reached the server; repeat only what is safe to repeat.
-            Err(_) if idempotent => (self.next_delay, "connection error".to_string()),
+            Err(_) if idempotent && self.connection_retries_left > 0 => {
+                self.connection_retries_left -= 1;
+                (self.next_delay, "connection error".to_string())
+            }
             Err(_) => return None,
         };
         tracing::debug!(method = %req.method(), uri = %req.uri(), %cause, ?delay,
@@ -232,6 +241,13 @@ mod tests {
         assert_eq!(delays[0], FIRST_DELAY);
         assert_eq!(delays[1], FIRST_DELAY * 2);
         assert!(delays.iter().all(|d| *d <= MAX_DELAY));
+        let mut unreachable = TransientErrors::default();
+        let mut refused: Result<Response<()>, ()> = Err(());
+        let mut connection_retries = 0;
+        while unreachable.retry(&mut req, &mut refused).is_some() {
+            connection_retries += 1;
+        }
+        assert_eq!(connection_retries, MAX_CONNECTION_RETRIES);
         let copy = Policy::<_, Response<()>, ()>::clone_request(&mut policy, &req)
             .expect("buffered bodies replay");
         assert_eq!(copy.method(), Method::GET);
