@@ -3,9 +3,10 @@
 //!
 //! Ported from kubectl's `pkg/polymorphichelpers/rollout_status.go` (observedGeneration is
 //! checked first, so a status written for an older spec never counts as ready) plus kapp-style
-//! fail-fast: a Deployment whose Progressing condition reports ProgressDeadlineExceeded, or a
-//! new-revision pod stuck in a waiting reason that never resolves by itself, fails at once
-//! instead of at the timeout.
+//! fail-fast: a Deployment whose Progressing condition reports ProgressDeadlineExceeded, whose
+//! ReplicaFailure condition says its pods cannot be created (admission denied them: Pod
+//! Security, a missing ServiceAccount, a quota, a webhook), or a new-revision pod stuck in a
+//! waiting reason that never resolves by itself, fails at once instead of at the timeout.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -56,6 +57,16 @@ pub fn deployment(d: &Deployment, new_pods: &[Pod]) -> Readiness {
     {
         return Readiness::Failed(format!(
             "exceeded its progress deadline: {}",
+            c.message.as_deref().unwrap_or("no message")
+        ));
+    }
+    let replica_failure = status.conditions.iter().flatten().find(|c| {
+        c.type_.as_deref() == Some("ReplicaFailure") && c.status.as_deref() == Some("True")
+    });
+    if let Some(c) = replica_failure {
+        return Readiness::Failed(format!(
+            "cannot create pods ({}): {}",
+            c.reason.as_deref().unwrap_or("ReplicaFailure"),
             c.message.as_deref().unwrap_or("no message")
         ));
     }
@@ -356,6 +367,26 @@ mod tests {
                     .into()
             )
         );
+    }
+
+    #[test]
+    fn deployment_fails_fast_when_its_pods_cannot_be_created() {
+        let failing = deploy(
+            1,
+            "{observedGeneration: 1, replicas: 0, conditions: [{type: ReplicaFailure, status: 'True', reason: FailedCreate, message: 'pods \"bff-1-x\" is forbidden: error looking up service account fluo/bff: serviceaccount \"bff\" not found'}]}",
+        );
+        assert_eq!(
+            deployment(&failing, &[]),
+            Readiness::Failed(
+                "cannot create pods (FailedCreate): pods \"bff-1-x\" is forbidden: error looking up service account fluo/bff: serviceaccount \"bff\" not found"
+                    .into()
+            )
+        );
+        let recovered = deploy(
+            1,
+            "{observedGeneration: 1, replicas: 0, conditions: [{type: ReplicaFailure, status: 'False', reason: FailedCreate}]}",
+        );
+        assert!(matches!(deployment(&recovered, &[]), Readiness::Waiting(_)));
     }
 
     fn waiting_pod(reason: &str) -> Pod {
