@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::controllers::events::{self, KUBELET, Record, SCHEDULER, Type};
 use crate::controllers::{Requeue, def, now_str};
 use crate::store::{State, meta_str};
 
@@ -189,15 +190,132 @@ impl Kubelet {
             .or_insert(now);
         let elapsed = now.saturating_duration_since(seen);
         let mut next = pod.clone();
-        if next["spec"]["nodeName"].as_str().is_none_or(str::is_empty) {
+        let scheduling = next["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+        if scheduling {
             next["spec"]["nodeName"] = json!(NODE_NAME);
         }
         let (status, changes_in) = self.status_for(state, &next, elapsed);
         next["status"] = status;
         if next != *pod {
-            state.replace(def("", "Pod"), next);
+            let stored = state.replace(def("", "Pod"), next);
+            if scheduling {
+                let message = format!(
+                    "Successfully assigned {}/{} to {NODE_NAME}",
+                    meta_str(&stored, "namespace"),
+                    meta_str(&stored, "name")
+                );
+                events::normal(state, SCHEDULER, &stored, "Scheduled", message);
+            }
+            self.record_container_events(state, &stored, &pod["status"]);
         }
         changes_in
+    }
+
+    /// The kubelet's container events for what changed between `old` status and the stored pod's:
+    /// Pulling/Pulled/Created/Started once per container start, BackOff on each crash-loop
+    /// restart, Failed (and the image back-off) when a container gets stuck waiting.
+    fn record_container_events(&self, state: &mut State, pod: &Value, old: &Value) {
+        let container_status = |status: &Value, name: &str| {
+            status["containerStatuses"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|s| s["name"] == name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let containers = pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for c in &containers {
+            let name = c["name"].as_str().unwrap_or("");
+            let image = c["image"].as_str().unwrap_or("");
+            let before = container_status(old, name);
+            let after = container_status(&pod["status"], name);
+            let mut emit = |kind: Type, reason: &str, message: String| {
+                let field_path = Some(format!("spec.containers{{{name}}}"));
+                let record = Record {
+                    source: KUBELET,
+                    object: pod,
+                    field_path,
+                    kind,
+                    reason,
+                    message,
+                };
+                events::record(state, record);
+            };
+            let (starts_before, starts_after) = (starts(&before), starts(&after));
+            if starts_after > starts_before {
+                if starts_before == 0 {
+                    emit(Type::Normal, "Pulling", format!("Pulling image {image:?}"));
+                    let took = go_duration(self.ready_after(pod));
+                    emit(
+                        Type::Normal,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image {image:?} in {took} ({took} including waiting). Image size: 0 bytes."
+                        ),
+                    );
+                } else {
+                    emit(
+                        Type::Normal,
+                        "Pulled",
+                        format!("Container image {image:?} already present on machine"),
+                    );
+                }
+                emit(Type::Normal, "Created", format!("Created container {name}"));
+                emit(Type::Normal, "Started", format!("Started container {name}"));
+            }
+            let waiting = &after["state"]["waiting"];
+            let reason = waiting["reason"].as_str().unwrap_or("");
+            let message = waiting["message"].as_str().unwrap_or("").to_string();
+            if reason == "CrashLoopBackOff" {
+                if starts_after > starts_before {
+                    emit(
+                        Type::Warning,
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {name} in pod {}_{}({})",
+                            meta_str(pod, "name"),
+                            meta_str(pod, "namespace"),
+                            meta_str(pod, "uid")
+                        ),
+                    );
+                }
+                continue;
+            }
+            if waiting == &before["state"]["waiting"] {
+                continue;
+            }
+            match reason {
+                "ErrImagePull" => {
+                    emit(Type::Normal, "Pulling", format!("Pulling image {image:?}"));
+                    emit(
+                        Type::Warning,
+                        "Failed",
+                        format!("Failed to pull image {image:?}: {message}"),
+                    );
+                    emit(Type::Warning, "Failed", "Error: ErrImagePull".into());
+                }
+                "ImagePullBackOff" => {
+                    emit(Type::Normal, "BackOff", message);
+                    emit(Type::Warning, "Failed", "Error: ImagePullBackOff".into());
+                }
+                "CreateContainerConfigError" => {
+                    emit(Type::Warning, "Failed", format!("Error: {message}"));
+                }
+                "InvalidImageName" => {
+                    emit(Type::Warning, "InspectFailed", message);
+                    emit(Type::Warning, "Failed", "Error: InvalidImageName".into());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn ready_after(&self, pod: &Value) -> Duration {
+        annotation(pod, ANN_READY_AFTER)
+            .and_then(parse_duration)
+            .unwrap_or(self.ready_after)
     }
 
     /// Drops what the kubelet remembers of a deleted pod.
@@ -224,9 +342,7 @@ impl Kubelet {
         elapsed: Duration,
     ) -> (Outcome, Option<Duration>) {
         let image = c["image"].as_str().unwrap_or("");
-        let ready_after = annotation(pod, ANN_READY_AFTER)
-            .and_then(parse_duration)
-            .unwrap_or(self.ready_after);
+        let ready_after = self.ready_after(pod);
         if is_invalid_image(image) {
             let message = format!(
                 "Failed to apply default image tag \"{image}\": couldn't parse image name \"{image}\": invalid reference format"
@@ -442,6 +558,52 @@ impl Kubelet {
             status["podIPs"] = json!([{"ip": ip}]);
         }
         (status, next_change)
+    }
+}
+
+/// How many times a container has been started, as its status tells: once it ran (running,
+/// exited, or backing off after a crash), the initial start plus its restarts.
+fn starts(status: &Value) -> i64 {
+    let state = &status["state"];
+    let ran = state["running"].is_object()
+        || state["terminated"].is_object()
+        || state["waiting"]["reason"] == "CrashLoopBackOff";
+    if ran {
+        status["restartCount"].as_i64().unwrap_or(0) + 1
+    } else {
+        0
+    }
+}
+
+/// A duration the way Go prints it (`50ms`, `1.5s`), as the kubelet's pull message does.
+fn go_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+/// The kubelet's container events when a running pod is deleted: `Killing` per live container.
+pub fn record_pod_deleted(state: &mut State, pod: &Value) {
+    for cs in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if !cs["state"]["running"].is_object() {
+            continue;
+        }
+        let name = cs["name"].as_str().unwrap_or("");
+        let record = Record {
+            source: KUBELET,
+            object: pod,
+            field_path: Some(format!("spec.containers{{{name}}}")),
+            kind: Type::Normal,
+            reason: "Killing",
+            message: format!("Stopping container {name}"),
+        };
+        events::record(state, record);
     }
 }
 

@@ -171,8 +171,21 @@ const SUPPORTED: &[&str] = &[
     "involvedObject.kind",
     "involvedObject.namespace",
     "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
     "reason",
+    "reportingComponent",
+    "source",
 ];
+
+/// Field labels that name a different object path (the Event's `source` is its component).
+fn object_path(label: &str) -> &str {
+    match label {
+        "source" => "source.component",
+        other => other,
+    }
+}
 
 impl FieldSelector {
     pub fn parse(s: &str) -> Result<Self> {
@@ -208,7 +221,7 @@ impl FieldSelector {
 
     pub fn matches(&self, obj: &Value) -> bool {
         self.terms.iter().all(|(path, eq, want)| {
-            let got = path
+            let got = object_path(path)
                 .split('.')
                 .try_fold(obj, |v, seg| v.get(seg))
                 .and_then(Value::as_str)
@@ -265,5 +278,22 @@ mod tests {
                 .matches(&obj)
         );
         assert!(FieldSelector::parse("spec.foo=bar").is_err());
+    }
+
+    #[test]
+    fn event_field_selectors() {
+        let event = json!({"involvedObject": {"kind": "Pod", "name": "web-0", "fieldPath": "spec.containers{app}"},
+            "reason": "BackOff", "type": "Warning", "source": {"component": "kubelet", "host": "n"},
+            "reportingComponent": "kubelet"});
+        let t = |s: &str| FieldSelector::parse(s).unwrap().matches(&event);
+        assert!(t(
+            "involvedObject.name=web-0,involvedObject.kind=Pod,type=Warning"
+        ));
+        assert!(t(
+            "source=kubelet,reason=BackOff,reportingComponent=kubelet"
+        ));
+        assert!(t("involvedObject.fieldPath=spec.containers{app}"));
+        assert!(!t("source=default-scheduler"));
+        assert!(!t("involvedObject.name=web-1"));
     }
 }

@@ -7,6 +7,7 @@ mod kube_emulator {
     pub mod bad_requests;
     pub mod cli;
     pub mod controllers;
+    pub mod events;
     pub mod faults;
     pub mod kubectl;
     pub mod kubectl_cli;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::events::{self, DEPLOYMENT_CONTROLLER};
 use super::{
     Requeue, condition, def, now_str, owned, owner_ref, set_condition, template_hash, write_status,
 };
@@ -47,10 +48,24 @@ fn template_without_hash(rs: &Value) -> Value {
     t
 }
 
-fn set_replicas(state: &mut State, rs: &mut Value, replicas: i64) {
-    if int(&rs["spec"]["replicas"]) != replicas {
+/// Scales a ReplicaSet and records `ScalingReplicaSet` on the Deployment, as scaleReplicaSet does.
+fn set_replicas(state: &mut State, d: &Value, rs: &mut Value, replicas: i64) {
+    let from = int(&rs["spec"]["replicas"]);
+    if from != replicas {
         rs["spec"]["replicas"] = json!(replicas);
         *rs = state.replace(def("apps", "ReplicaSet"), rs.clone());
+        let direction = if from < replicas { "up" } else { "down" };
+        let message = format!(
+            "Scaled {direction} replica set {} from {from} to {replicas}",
+            meta_str(rs, "name")
+        );
+        events::normal(
+            state,
+            DEPLOYMENT_CONTROLLER,
+            d,
+            "ScalingReplicaSet",
+            message,
+        );
     }
 }
 
@@ -114,7 +129,7 @@ pub fn reconcile(state: &mut State, d: &Value) -> Requeue {
 
     if !paused && let Some(ni) = new_idx {
         if d["spec"]["strategy"]["type"] == "Recreate" {
-            recreate(state, &mut all, ni, replicas);
+            recreate(state, d, &mut all, ni, replicas);
         } else {
             rolling(state, d, &mut all, ni, replicas);
         }
@@ -134,16 +149,16 @@ pub fn reconcile(state: &mut State, d: &Value) -> Requeue {
     sync_status(state, d, &all, new_idx, replicas, progressing_reason)
 }
 
-fn recreate(state: &mut State, all: &mut [Value], ni: usize, replicas: i64) {
+fn recreate(state: &mut State, d: &Value, all: &mut [Value], ni: usize, replicas: i64) {
     let mut old_running = 0;
     for (i, rs) in all.iter_mut().enumerate() {
         if i != ni {
-            set_replicas(state, rs, 0);
+            set_replicas(state, d, rs, 0);
             old_running += int(&rs["status"]["replicas"]);
         }
     }
     if old_running == 0 {
-        set_replicas(state, &mut all[ni], replicas);
+        set_replicas(state, d, &mut all[ni], replicas);
     }
 }
 
@@ -157,13 +172,13 @@ fn rolling(state: &mut State, d: &Value, all: &mut [Value], ni: usize, replicas:
     // Scale up the new ReplicaSet within the surge budget.
     let new_spec = int(&all[ni]["spec"]["replicas"]);
     if new_spec > replicas {
-        set_replicas(state, &mut all[ni], replicas);
+        set_replicas(state, d, &mut all[ni], replicas);
     } else if new_spec < replicas {
         let current: i64 = all.iter().map(|rs| int(&rs["spec"]["replicas"])).sum();
         let allowed = replicas + max_surge;
         if current < allowed {
             let up = (allowed - current).min(replicas - new_spec);
-            set_replicas(state, &mut all[ni], new_spec + up);
+            set_replicas(state, d, &mut all[ni], new_spec + up);
         }
     }
     // Scale down old ReplicaSets while keeping the minimum available.
@@ -199,7 +214,7 @@ fn rolling(state: &mut State, d: &Value, all: &mut [Value], ni: usize, replicas:
             continue;
         }
         let down = budget.min(unhealthy);
-        set_replicas(state, &mut all[i], spec - down);
+        set_replicas(state, d, &mut all[i], spec - down);
         budget -= down;
     }
     let available: i64 = all
@@ -213,7 +228,7 @@ fn rolling(state: &mut State, d: &Value, all: &mut [Value], ni: usize, replicas:
             continue;
         }
         let down = spec.min(remaining);
-        set_replicas(state, &mut all[i], spec - down);
+        set_replicas(state, d, &mut all[i], spec - down);
         remaining -= down;
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::events::{self, JOB_CONTROLLER};
 use super::{
     Requeue, condition, def, now_str, owned, owner_ref, pod_from_template, set_condition,
     write_status,
@@ -48,8 +49,13 @@ pub fn reconcile(state: &mut State, job: &Value) -> Requeue {
 
     if failed > backoff_limit {
         for p in active.drain(..) {
-            state.remove(pod_def, &ns, meta_str(&p, "name"));
+            if state.remove(pod_def, &ns, meta_str(&p, "name")).is_some() {
+                let message = format!("Deleted pod: {}", meta_str(&p, "name"));
+                events::normal(state, JOB_CONTROLLER, job, "SuccessfulDelete", message);
+            }
         }
+        let message = "Job has reached the specified backoff limit".to_string();
+        events::warning(state, JOB_CONTROLLER, job, "BackoffLimitExceeded", message);
         set_condition(
             &mut conditions,
             "FailureTarget",
@@ -67,6 +73,13 @@ pub fn reconcile(state: &mut State, job: &Value) -> Requeue {
             false,
         );
     } else if succeeded >= completions {
+        events::normal(
+            state,
+            JOB_CONTROLLER,
+            job,
+            "Completed",
+            "Job completed".into(),
+        );
         set_condition(
             &mut conditions,
             "SuccessCriteriaMet",
@@ -99,6 +112,8 @@ pub fn reconcile(state: &mut State, job: &Value) -> Requeue {
                 owner_ref(job, "Job", "batch/v1"),
             );
             if let Some(p) = super::create(state, pod_def, pod) {
+                let message = format!("Created pod: {}", meta_str(&p, "name"));
+                events::normal(state, JOB_CONTROLLER, job, "SuccessfulCreate", message);
                 active.push(p);
             }
         }

@@ -8,6 +8,7 @@
 mod daemonset;
 mod deployment;
 mod endpoints;
+pub mod events;
 mod gc;
 mod job;
 mod namespace;
@@ -66,7 +67,7 @@ impl Controllers {
     }
 
     /// Turns the store changes seen so far into work.
-    fn observe_changes(&mut self, state: &State) {
+    fn observe_changes(&mut self, state: &mut State) {
         loop {
             match self.events.try_recv() {
                 Ok(event) => self.observe(state, &event),
@@ -76,9 +77,10 @@ impl Controllers {
         }
     }
 
-    fn observe(&mut self, state: &State, event: &Event) {
+    fn observe(&mut self, state: &mut State, event: &Event) {
         if event.def.kind == "Pod" && event.kind == crate::store::EventType::Deleted {
             self.kubelet.forget(meta_str(&event.object, "uid"));
+            crate::pods::record_pod_deleted(state, &event.object);
         }
         self.queue.enqueue_affected(state, event);
     }
@@ -122,7 +124,7 @@ impl Controllers {
         }
         self.queue.promote_due(now);
         for _ in 0..ROUNDS_PER_LOCK {
-            self.observe_changes(&state);
+            self.observe_changes(&mut state);
             let batch = self.queue.take_ready();
             if batch.is_empty() {
                 return false;
@@ -133,7 +135,7 @@ impl Controllers {
                 }
             }
         }
-        self.observe_changes(&state);
+        self.observe_changes(&mut state);
         self.queue.has_ready()
     }
 
@@ -160,8 +162,8 @@ pub async fn run(
         tokio::select! {
             event = controllers.events.recv() => match event {
                 Ok(event) => {
-                    let state = store.lock();
-                    controllers.observe(&state, &event);
+                    let mut state = store.lock();
+                    controllers.observe(&mut state, &event);
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     controllers.queue.enqueue_all(&store.lock());

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::events::{self, REPLICASET_CONTROLLER};
 use super::{
     Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, write_status,
 };
@@ -55,6 +56,14 @@ pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
                 owner_ref(rs, "ReplicaSet", "apps/v1"),
             );
             if let Some(p) = super::create(state, pod_def, pod) {
+                let message = format!("Created pod: {}", meta_str(&p, "name"));
+                events::normal(
+                    state,
+                    REPLICASET_CONTROLLER,
+                    rs,
+                    "SuccessfulCreate",
+                    message,
+                );
                 pods.push(p);
             }
         }
@@ -67,7 +76,16 @@ pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
             )
         });
         for p in pods.drain(..(have - want) as usize) {
-            state.remove(pod_def, &ns, meta_str(&p, "name"));
+            if state.remove(pod_def, &ns, meta_str(&p, "name")).is_some() {
+                let message = format!("Deleted pod: {}", meta_str(&p, "name"));
+                events::normal(
+                    state,
+                    REPLICASET_CONTROLLER,
+                    rs,
+                    "SuccessfulDelete",
+                    message,
+                );
+            }
         }
     }
     let min_ready = rs["spec"]["minReadySeconds"].as_i64().unwrap_or(0);

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use super::events::{self, STATEFULSET_CONTROLLER};
 use super::{
     Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
     write_status,
@@ -35,7 +36,8 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
     // Scale down from the highest ordinal.
     while let Some(last) = pods.last() {
         if ordinal(last, &name).is_some_and(|o| o >= replicas) {
-            state.remove(pod_def, &ns, meta_str(last, "name"));
+            let pod_name = meta_str(last, "name").to_string();
+            delete_pod(state, sts, &pod_name);
             pods.pop();
             if !parallel {
                 break;
@@ -76,7 +78,7 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
             .flatten()
         {
             let claim_name = format!("{}-{pod_name}", meta_str(claim, "name"));
-            ensure_claim(state, claim, &ns, &claim_name);
+            ensure_claim(state, sts, claim, &pod_name, &claim_name);
             let volumes = template["spec"]["volumes"]
                 .as_array()
                 .cloned()
@@ -105,6 +107,14 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
             pod["spec"]["subdomain"] = json!(svc);
         }
         if let Some(p) = super::create(state, pod_def, pod) {
+            let message = format!("create Pod {pod_name} in StatefulSet {name} successful");
+            events::normal(
+                state,
+                STATEFULSET_CONTROLLER,
+                sts,
+                "SuccessfulCreate",
+                message,
+            );
             pods.push(p);
             pods.sort_by_key(|p| ordinal(p, &name).unwrap_or(i64::MAX));
         }
@@ -126,7 +136,7 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
         })
     {
         let n = meta_str(outdated, "name").to_string();
-        state.remove(pod_def, &ns, &n);
+        delete_pod(state, sts, &n);
         pods.retain(|p| meta_str(p, "name") != n);
     }
     let updated = pods
@@ -154,8 +164,27 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
     None
 }
 
-fn ensure_claim(state: &mut State, claim: &Value, ns: &str, claim_name: &str) {
+/// Deletes one of the set's pods and records it like the StatefulSet pod control does.
+fn delete_pod(state: &mut State, sts: &Value, pod_name: &str) {
+    let ns = meta_str(sts, "namespace");
+    if state.remove(def("", "Pod"), ns, pod_name).is_some() {
+        let message = format!(
+            "delete Pod {pod_name} in StatefulSet {} successful",
+            meta_str(sts, "name")
+        );
+        events::normal(
+            state,
+            STATEFULSET_CONTROLLER,
+            sts,
+            "SuccessfulDelete",
+            message,
+        );
+    }
+}
+
+fn ensure_claim(state: &mut State, sts: &Value, claim: &Value, pod_name: &str, claim_name: &str) {
     let pvc_def = def("", "PersistentVolumeClaim");
+    let ns = meta_str(sts, "namespace");
     if state.get(pvc_def, ns, claim_name).is_some() {
         return;
     }
@@ -163,5 +192,17 @@ fn ensure_claim(state: &mut State, claim: &Value, ns: &str, claim_name: &str) {
     meta["name"] = json!(claim_name);
     meta["namespace"] = json!(ns);
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": claim["spec"].clone()});
-    super::create(state, pvc_def, pvc);
+    if super::create(state, pvc_def, pvc).is_some() {
+        let message = format!(
+            "create Claim {claim_name} Pod {pod_name} in StatefulSet {} success",
+            meta_str(sts, "name")
+        );
+        events::normal(
+            state,
+            STATEFULSET_CONTROLLER,
+            sts,
+            "SuccessfulCreate",
+            message,
+        );
+    }
 }
