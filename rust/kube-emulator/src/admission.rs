@@ -1,12 +1,13 @@
 //! What the apiserver does to an object before storing it: defaulting (as the types' defaulters
-//! do) and validation (422 Invalid with field causes).
+//! do), validation (422 Invalid with field causes) and the ServiceAccount admission check.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::resources::ResourceDef;
+use crate::resources::{ResourceDef, by_kind};
 use crate::selectors::LabelSelector;
 use crate::status::ApiError;
+use crate::store::State;
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
     if let Some(m) = obj.as_object_mut()
@@ -267,6 +268,40 @@ fn validate_workload(spec: &Value, causes: &mut Causes) {
 }
 
 /// Validates an object about to be stored; `old` is the stored version on updates.
+/// The ServiceAccount admission plugin: a pod naming a ServiceAccount that does not exist is
+/// refused (the ReplicaSet controller then reports FailedCreate / ReplicaFailure). The
+/// namespace's `default` account is exempt here because the emulator creates it asynchronously
+/// (a real cluster has the same race right after a namespace is created).
+pub fn check_service_account(
+    state: &State,
+    def: &ResourceDef,
+    pod: &Value,
+) -> Result<(), ApiError> {
+    if (def.group, def.kind) != ("", "Pod") {
+        return Ok(());
+    }
+    let account = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap_or("default");
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
+    let sa_def = by_kind("", "ServiceAccount").expect("service accounts are served");
+    if account == "default" || state.get(sa_def, ns, account).is_some() {
+        return Ok(());
+    }
+    let name = pod["metadata"]["generateName"]
+        .as_str()
+        .filter(|g| !g.is_empty())
+        .or_else(|| pod["metadata"]["name"].as_str())
+        .unwrap_or("");
+    Err(ApiError::forbidden(
+        def,
+        name,
+        &format!(
+            "error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+        ),
+    ))
+}
+
 pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
     let mut causes: Causes = Vec::new();
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
@@ -420,10 +455,33 @@ pub fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
 
     fn yaml(s: &str) -> Value {
         serde_yaml::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn pods_naming_a_missing_service_account_are_forbidden() {
+        let store = crate::store::Store::new(16);
+        let mut state = store.lock();
+        let pod_def = by_kind("", "Pod").unwrap();
+        let pod = |account: &str| {
+            yaml(&format!(
+                "metadata: {{generateName: web-5d4f-, namespace: fluo}}\nspec: {{serviceAccountName: {account}}}"
+            ))
+        };
+        let err = check_service_account(&state, pod_def, &pod("web")).unwrap_err();
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            "pods \"web-5d4f-\" is forbidden: error looking up service account fluo/web: serviceaccount \"web\" not found"
+        );
+        assert!(check_service_account(&state, pod_def, &pod("default")).is_ok());
+        let sa_def = by_kind("", "ServiceAccount").unwrap();
+        state.insert(sa_def, yaml("metadata: {name: web, namespace: fluo}"));
+        assert!(check_service_account(&state, pod_def, &pod("web")).is_ok());
+        let deployment = by_kind("apps", "Deployment").unwrap();
+        assert!(check_service_account(&state, deployment, &pod("missing")).is_ok());
     }
 
     #[test]

@@ -276,6 +276,7 @@ pub(crate) fn create_in(
     }
     admission::apply_defaults(def, &mut obj);
     admission::validate(def, &obj, None)?;
+    admission::check_service_account(state, def, &obj)?;
     if !name.is_empty() && state.get(def, &ns, &name).is_some() {
         return Err(ApiError::already_exists(def, &name));
     }

@@ -33,6 +33,16 @@ impl ApiError {
         self
     }
 
+    /// 403 from an admission plugin: `pods "web-5d4f-" is forbidden: <why>`.
+    pub fn forbidden(def: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{} \"{name}\" is forbidden: {why}", def.plural),
+        )
+        .with_details(json!({"name": name, "kind": def.plural}))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
