@@ -8,6 +8,7 @@
 //! events within the same second. Events are not reconciled by any controller (the work queue
 //! ignores them), so writing one never wakes a loop.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{def, now_str};
@@ -158,6 +159,38 @@ pub fn record(state: &mut State, r: Record<'_>) {
     state.insert(event_def, event);
 }
 
+/// How long an Event is kept after its last occurrence, the apiserver's default `--event-ttl`.
+const EVENT_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Deletes Events neither created nor seen again within the TTL before `now`, as the
+/// apiserver's lease on Event objects does, so a long-running emulator with pod churn keeps a
+/// bounded number of them. (Creation counts so that a client's Event with an old
+/// `lastTimestamp` is kept for the TTL, as the apiserver keeps it from the write.)
+pub fn expire(state: &mut State, now: DateTime<Utc>) {
+    let event_def = def("", "Event");
+    let time = |v: &Value| {
+        v.as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let expired: Vec<(String, String)> = state
+        .list(event_def, None)
+        .filter(|e| {
+            let created = time(&e["metadata"]["creationTimestamp"]);
+            time(&e["lastTimestamp"])
+                .max(created)
+                .is_some_and(|seen| now - seen > EVENT_TTL)
+        })
+        .map(|e| {
+            let ns = meta_str(e, "namespace").to_string();
+            (ns, meta_str(e, "name").to_string())
+        })
+        .collect();
+    for (ns, name) in expired {
+        state.remove(event_def, &ns, &name);
+    }
+}
+
 /// Whether `event` is an earlier occurrence of `r`: same object (uid and container), source,
 /// type, reason and message, the key of client-go's EventLogger.
 fn correlates(event: &Value, r: &Record<'_>, field_path: &str) -> bool {
@@ -227,6 +260,41 @@ mod tests {
         // Names sort in the order the events first happened.
         let reasons: Vec<&Value> = all.iter().map(|e| &e["reason"]).collect();
         assert_eq!(reasons, [&json!("BackOff"), &json!("Started")]);
+    }
+
+    #[test]
+    fn events_expire_an_hour_after_they_were_last_seen() {
+        let store = Store::new(64);
+        let mut state = store.lock();
+        state.insert(
+            by_kind("", "Namespace").unwrap(),
+            json!({"metadata": {"name": "prod"}}),
+        );
+        normal(&mut state, KUBELET, &pod("u1"), "Started", "Started".into());
+        normal(&mut state, KUBELET, &pod("u1"), "Created", "Created".into());
+        let started = events(&state)
+            .into_iter()
+            .find(|e| e["reason"] == "Started")
+            .unwrap();
+        let last = DateTime::parse_from_rfc3339(started["lastTimestamp"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
+        expire(&mut state, last + chrono::TimeDelta::minutes(59));
+        assert_eq!(events(&state).len(), 2);
+        // A repeat refreshes lastTimestamp; only Events not seen for an hour go.
+        let mut old = started.clone();
+        old["lastTimestamp"] = json!("2000-01-01T00:00:00Z");
+        state.replace(by_kind("", "Event").unwrap(), old.clone());
+        expire(&mut state, last + chrono::TimeDelta::minutes(59));
+        assert_eq!(events(&state).len(), 2, "created within the hour");
+        old["metadata"]["creationTimestamp"] = json!("2000-01-01T00:00:00Z");
+        state.replace(by_kind("", "Event").unwrap(), old);
+        expire(&mut state, last + chrono::TimeDelta::minutes(59));
+        let left: Vec<Value> = events(&state);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0]["reason"], "Created");
+        expire(&mut state, last + chrono::TimeDelta::minutes(61));
+        assert!(events(&state).is_empty());
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl Controllers {
         if now >= self.next_resync {
             self.queue.enqueue_all(&state);
             self.kubelet.retain_live(&state);
+            events::expire(&mut state, chrono::Utc::now());
             self.next_resync = now + RESYNC;
         }
         self.queue.promote_due(now);
