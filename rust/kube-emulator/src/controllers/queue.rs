@@ -266,6 +266,33 @@ mod tests {
     }
 
     #[test]
+    fn recording_an_event_enqueues_nothing() {
+        let store = Store::new(64);
+        let mut state = store.lock();
+        let ns_def = by_kind("", "Namespace").unwrap();
+        state.insert(
+            ns_def,
+            json!({"metadata": {"name": "default", "uid": "ns"}}),
+        );
+        let pod = obj("Pod", "web-1-a", "p1", json!({"apiVersion": "v1"}));
+        let mut events = state.subscribe();
+        for _ in 0..2 {
+            crate::controllers::events::normal(
+                &mut state,
+                crate::controllers::events::KUBELET,
+                &pod,
+                "Started",
+                "Started container app".into(),
+            );
+        }
+        let mut queue = WorkQueue::default();
+        for _ in 0..2 {
+            queue.enqueue_affected(&state, &events.try_recv().unwrap());
+        }
+        assert!(!queue.has_ready());
+    }
+
+    #[test]
     fn timers_become_ready_only_when_due() {
         let mut queue = WorkQueue::default();
         let now = Instant::now();
