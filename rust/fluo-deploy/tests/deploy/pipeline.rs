@@ -1,6 +1,6 @@
 //! Deploy order, fail-fast with automatic rollback, manual rollbacks.
 
-use crate::harness::World;
+use crate::harness::{World, workload};
 use crate::{DEFAULT_IMAGES, assert_images, image_of, records};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,6 +176,41 @@ async fn failed_first_install_is_removed() {
     );
     let history = w.cmd(["history", "nats", "-o", "json"]).run().await;
     assert_eq!(history.json()[0]["status"], "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_refused_by_admission_fail_fast_with_the_api_servers_reason() {
+    let w = World::start().await;
+    // The gate would catch the missing ServiceAccount; an operator skipping it in an emergency
+    // must still get the cause at once, not a progress-deadline timeout.
+    let manifest = workload("nats", "fluo/nats:2.10").replace(
+        "    spec:\n      securityContext:",
+        "    spec:\n      serviceAccountName: nats-missing\n      securityContext:",
+    );
+    w.infra
+        .write("components/nats/manifests/nats.yaml", &manifest);
+    let run = w
+        .cmd([
+            "deploy",
+            "nats",
+            "--skip",
+            "manifests",
+            "--reason",
+            "emergency: validation skipped",
+            "--timeout",
+            "120s",
+        ])
+        .run()
+        .await;
+    run.code(1)
+        .stderr_has("cannot create pods (FailedCreate)")
+        .stderr_has("serviceaccount \"nats-missing\" not found");
+    assert!(!run.stderr.contains("timed out"), "{}", run.stderr);
+    assert_eq!(
+        image_of(&w.client, "nats").await,
+        None,
+        "the failed first install was removed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

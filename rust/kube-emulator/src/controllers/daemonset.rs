@@ -48,7 +48,7 @@ pub fn reconcile(state: &mut State, ds: &Value) -> Requeue {
                 owner_ref(ds, "DaemonSet", "apps/v1"),
             );
             pod["spec"]["nodeName"] = json!(NODE_NAME);
-            super::create(state, pod_def, pod)
+            super::create(state, pod_def, pod).ok()
         }
     };
     let scheduled = i64::from(pod.is_some());

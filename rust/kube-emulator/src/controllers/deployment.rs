@@ -114,7 +114,7 @@ pub fn reconcile(state: &mut State, d: &Value) -> Requeue {
                 "spec": {"replicas": 0, "minReadySeconds": d["spec"]["minReadySeconds"].as_i64().unwrap_or(0),
                     "selector": selector, "template": t}});
             match super::create(state, rs_def, rs) {
-                Some(created) => {
+                Ok(created) => {
                     progressing_reason = Some((
                         "NewReplicaSetCreated",
                         format!("Created new replica set \"{rs_name}\""),
@@ -122,7 +122,7 @@ pub fn reconcile(state: &mut State, d: &Value) -> Requeue {
                     all.push(created);
                     Some(all.len() - 1)
                 }
-                None => None,
+                Err(_) => None,
             }
         }
     };
@@ -300,6 +300,28 @@ fn sync_status(
             "Deployment does not have minimum availability.",
             true,
         );
+    }
+
+    // ReplicaFailure follows the ReplicaSets' (the new one's first), as getReplicaFailures does.
+    let failure = new_idx
+        .map(|i| &all[i])
+        .into_iter()
+        .chain(all.iter())
+        .find_map(|rs| {
+            condition(rs["status"]["conditions"].as_array()?, "ReplicaFailure")
+                .filter(|c| c["status"] == "True")
+                .cloned()
+        });
+    match failure {
+        Some(c) => set_condition(
+            &mut conditions,
+            "ReplicaFailure",
+            "True",
+            c["reason"].as_str().unwrap_or("FailedCreate"),
+            c["message"].as_str().unwrap_or(""),
+            true,
+        ),
+        None => conditions.retain(|c| c["type"] != "ReplicaFailure"),
     }
 
     let rs_name = new_idx

@@ -93,7 +93,7 @@ fn reconcile_one(state: &mut State, svc: &Value) {
     let ep_def = def("", "Endpoints");
     match state.get(ep_def, &ns, &name).cloned() {
         None => {
-            super::create(state, ep_def, endpoints);
+            super::create(state, ep_def, endpoints).ok();
         }
         Some(existing) => {
             let mut next = existing.clone();

@@ -111,7 +111,7 @@ pub fn reconcile(state: &mut State, job: &Value) -> Requeue {
                 &format!("{}-", meta_str(job, "name")),
                 owner_ref(job, "Job", "batch/v1"),
             );
-            if let Some(p) = super::create(state, pod_def, pod) {
+            if let Ok(p) = super::create(state, pod_def, pod) {
                 let message = format!("Created pod: {}", meta_str(&p, "name"));
                 events::normal(state, JOB_CONTROLLER, job, "SuccessfulCreate", message);
                 active.push(p);

@@ -208,18 +208,18 @@ pub fn owned(state: &State, def: &ResourceDef, owner: &Value) -> Vec<Value> {
 }
 
 /// Creates an object through the same admission path as API clients.
-pub fn create(state: &mut State, def: &'static ResourceDef, obj: Value) -> Option<Value> {
+pub fn create(
+    state: &mut State,
+    def: &'static ResourceDef,
+    obj: Value,
+) -> Result<Value, crate::status::ApiError> {
     let opts = WriteOptions {
         field_manager: CONTROLLER_MANAGER.into(),
         ..Default::default()
     };
-    match registry::create_in(state, def, obj, &opts, None) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            tracing::debug!(error = %e, kind = def.kind, "controller create failed");
-            None
-        }
-    }
+    registry::create_in(state, def, obj, &opts, None).inspect_err(|e| {
+        tracing::debug!(error = %e, kind = def.kind, "controller create failed");
+    })
 }
 
 /// Writes `status` if it differs from the stored one.

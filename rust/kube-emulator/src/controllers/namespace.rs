@@ -10,7 +10,7 @@ pub fn reconcile(state: &mut State, ns: &Value) -> Requeue {
     let name = meta_str(ns, "name");
     if state.get(sa_def, name, "default").is_none() {
         let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}});
-        super::create(state, sa_def, sa);
+        super::create(state, sa_def, sa).ok();
     }
     None
 }

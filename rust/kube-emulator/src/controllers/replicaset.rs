@@ -46,6 +46,7 @@ pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
         .filter(|p| !is_deleting(p))
         .collect();
     let have = pods.len() as i64;
+    let mut create_error = None;
     if have < want {
         for _ in have..want {
             let pod = pod_from_template(
@@ -55,16 +56,25 @@ pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
                 &format!("{}-", meta_str(rs, "name")),
                 owner_ref(rs, "ReplicaSet", "apps/v1"),
             );
-            if let Some(p) = super::create(state, pod_def, pod) {
-                let message = format!("Created pod: {}", meta_str(&p, "name"));
-                events::normal(
-                    state,
-                    REPLICASET_CONTROLLER,
-                    rs,
-                    "SuccessfulCreate",
-                    message,
-                );
-                pods.push(p);
+            match super::create(state, pod_def, pod) {
+                Ok(p) => {
+                    let message = format!("Created pod: {}", meta_str(&p, "name"));
+                    events::normal(
+                        state,
+                        REPLICASET_CONTROLLER,
+                        rs,
+                        "SuccessfulCreate",
+                        message,
+                    );
+                    pods.push(p);
+                }
+                // Admission refused the pod: stop this batch, report, and retry later.
+                Err(e) => {
+                    let message = format!("Error creating: {}", e.message);
+                    events::warning(state, REPLICASET_CONTROLLER, rs, "FailedCreate", message);
+                    create_error = Some(e.message);
+                    break;
+                }
             }
         }
     } else if have > want {
@@ -98,10 +108,45 @@ pub fn reconcile(state: &mut State, rs: &Value) -> Requeue {
             status.as_object_mut().expect("status object").remove(f);
         }
     }
+    let conditions = replica_failure(rs, create_error.as_deref());
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
+    }
     write_status(state, def("apps", "ReplicaSet"), rs, status);
+    if create_error.is_some() {
+        // The real controller requeues with rate-limited back-off; the refusal may go away
+        // (the ServiceAccount gets created) without any change to this ReplicaSet.
+        return Some(CREATE_RETRY);
+    }
     // Come back when the next ready pod has been ready for minReadySeconds.
     pods.iter()
         .filter_map(|p| available_in(p, min_ready))
         .filter(|d| !d.is_zero())
         .min()
+}
+
+/// How soon a ReplicaSet whose pods were refused tries again.
+const CREATE_RETRY: Duration = Duration::from_secs(1);
+
+/// The ReplicaSet's conditions: ReplicaFailure (reason FailedCreate) while pods are refused,
+/// removed once creation works again, as the controller's calculateStatus does.
+fn replica_failure(rs: &Value, create_error: Option<&str>) -> Vec<Value> {
+    let mut conditions: Vec<Value> = rs["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match create_error {
+        Some(message) => {
+            super::set_condition(
+                &mut conditions,
+                "ReplicaFailure",
+                "True",
+                "FailedCreate",
+                message,
+                false,
+            );
+        }
+        None => conditions.retain(|c| c["type"] != "ReplicaFailure"),
+    }
+    conditions
 }

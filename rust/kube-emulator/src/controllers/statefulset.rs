@@ -106,7 +106,7 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
         {
             pod["spec"]["subdomain"] = json!(svc);
         }
-        if let Some(p) = super::create(state, pod_def, pod) {
+        if let Ok(p) = super::create(state, pod_def, pod) {
             let message = format!("create Pod {pod_name} in StatefulSet {name} successful");
             events::normal(
                 state,
@@ -192,7 +192,7 @@ fn ensure_claim(state: &mut State, sts: &Value, claim: &Value, pod_name: &str, c
     meta["name"] = json!(claim_name);
     meta["namespace"] = json!(ns);
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": claim["spec"].clone()});
-    if super::create(state, pvc_def, pvc).is_some() {
+    if super::create(state, pvc_def, pvc).is_ok() {
         let message = format!(
             "create Claim {claim_name} Pod {pod_name} in StatefulSet {} success",
             meta_str(sts, "name")

@@ -392,3 +392,74 @@ spec:
     let subset = &ep.subsets.unwrap()[0];
     assert_eq!(subset.ports.as_ref().unwrap()[0].port, 8080);
 }
+
+#[tokio::test]
+async fn pods_refused_by_admission_surface_as_replica_failure_until_the_cause_is_fixed() {
+    let emu = emulator().await;
+    let client = emu.client().await;
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    let mut d = deployment("needs-sa", "nginx:1.27", 2);
+    if let Some(spec) = d.spec.template.spec.as_mut() {
+        spec.service_account_name = Some("needs-sa".into());
+    }
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let refused = |d: Option<&Deployment>| {
+        d.is_some_and(|d| condition(d, "ReplicaFailure") == ("True".into(), "FailedCreate".into()))
+    };
+    let d = wait_for(
+        &api,
+        "needs-sa",
+        "ReplicaFailure on the deployment",
+        refused,
+    )
+    .await;
+    let message = d
+        .status
+        .and_then(|s| s.conditions)
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_.as_deref() == Some("ReplicaFailure"))
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("pods \"needs-sa-")
+            && message.ends_with(
+                "\" is forbidden: error looking up service account default/needs-sa: serviceaccount \"needs-sa\" not found"
+            ),
+        "{message}"
+    );
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let listed = pods
+        .list(&ListParams::default().labels("app=needs-sa"))
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "no pod was stored");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let failed = events
+        .list(&ListParams::default().fields("reason=FailedCreate"))
+        .await
+        .unwrap();
+    assert!(
+        failed
+            .items
+            .iter()
+            .any(|e| e.type_.as_deref() == Some("Warning")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Error creating: pods"))),
+        "{failed:?}"
+    );
+
+    // Creating the account fixes it without touching the Deployment: the controller retries.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::default_namespaced(client.clone());
+    accounts
+        .create(
+            &PostParams::default(),
+            &from_json(json!({"metadata": {"name": "needs-sa"}})),
+        )
+        .await
+        .unwrap();
+    let d = wait_for(&api, "needs-sa", "rollout after the fix", rolled_out()).await;
+    assert_eq!(condition(&d, "ReplicaFailure"), Default::default());
+}
