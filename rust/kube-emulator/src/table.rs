@@ -54,11 +54,60 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 fn age(obj: &Value) -> String {
-    obj["metadata"]["creationTimestamp"]
+    since(&obj["metadata"]["creationTimestamp"])
+}
+
+/// How long ago an RFC 3339 timestamp was, as the printers show it.
+fn since(timestamp: &Value) -> String {
+    timestamp
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()))
         .unwrap_or_else(|| "<unknown>".into())
+}
+
+/// The printers' Event row: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE, plus the wide columns.
+fn event_row(obj: &Value) -> (Vec<Value>, Vec<Value>) {
+    let involved = &obj["involvedObject"];
+    let kind = involved["kind"].as_str().unwrap_or("").to_lowercase();
+    let target = match involved["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(name) => format!("{kind}/{name}"),
+        None => kind,
+    };
+    let source = match (
+        obj["source"]["component"].as_str(),
+        obj["source"]["host"].as_str(),
+    ) {
+        (Some(c), Some(h)) if !h.is_empty() => format!("{c}, {h}"),
+        (Some(c), _) => c.to_string(),
+        _ => obj["reportingComponent"].as_str().unwrap_or("").to_string(),
+    };
+    (
+        vec![
+            col("Last Seen", "string", 0, ""),
+            col("Type", "string", 0, ""),
+            col("Reason", "string", 0, ""),
+            col("Object", "string", 0, ""),
+            col("Subobject", "string", 1, ""),
+            col("Source", "string", 1, ""),
+            col("Message", "string", 0, ""),
+            col("First Seen", "string", 1, ""),
+            col("Count", "integer", 1, ""),
+            col("Name", "string", 1, ""),
+        ],
+        vec![
+            json!(since(&obj["lastTimestamp"])),
+            obj["type"].clone(),
+            obj["reason"].clone(),
+            json!(target),
+            json!(involved["fieldPath"].as_str().unwrap_or("")),
+            json!(source),
+            json!(obj["message"].as_str().unwrap_or("").trim()),
+            json!(since(&obj["firstTimestamp"])),
+            json!(obj["count"].as_i64().unwrap_or(1)),
+            obj["metadata"]["name"].clone(),
+        ],
+    )
 }
 
 fn int(v: &Value) -> i64 {
@@ -416,6 +465,7 @@ fn columns_and_cells(def: &ResourceDef, obj: &Value) -> (Vec<Value>, Vec<Value>)
                 age,
             ],
         ),
+        ("", "Event") => event_row(obj),
         _ => (vec![name_col, age_col], vec![name, age]),
     }
 }

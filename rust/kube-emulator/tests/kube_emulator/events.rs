@@ -433,6 +433,49 @@ async fn kubectl_describe_and_get_events_show_a_pods_events() {
         "{ok_events}"
     );
 
+    // The table kubectl prints: the event printer's columns, one row per Event.
+    let table = k
+        .run(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=ok,reason=Started",
+        ])
+        .await
+        .success();
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{}",
+        table.stdout
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row[1..5],
+        ["Normal", "Started", "pod/ok", "Started"],
+        "{}",
+        table.stdout
+    );
+    let wide = k
+        .run(&[
+            "get",
+            "events",
+            "-o",
+            "wide",
+            "--field-selector",
+            "involvedObject.name=ok,reason=Started",
+        ])
+        .await
+        .success();
+    assert!(
+        wide.stdout.contains("spec.containers{app}")
+            && wide.stdout.contains("kubelet, kube-emulator-node"),
+        "{}",
+        wide.stdout
+    );
+
     k.run(&["get", "events", "--field-selector", "spec.foo=bar"])
         .await
         .failure()
