@@ -117,7 +117,7 @@ impl WorkQueue {
             ("", "pods") => self.enqueue_services_selecting(state, event),
             ("", "configmaps" | "secrets" | "persistentvolumeclaims") => {
                 // Pods waiting for a missing ConfigMap, Secret or claim may start now.
-                self.enqueue_all_of(state, "Pod", &at.ns)
+                self.enqueue_pods_referencing(state, &at)
             }
             ("", "endpoints") if deleted => self.enqueue(Work::Reconcile(ObjRef {
                 res: ("", "services"),
@@ -132,10 +132,14 @@ impl WorkQueue {
         }
     }
 
-    fn enqueue_all_of(&mut self, state: &State, kind: &str, ns: &str) {
-        let def = super::def("", kind);
-        for obj in state.list(def, Some(ns)) {
-            self.ready.insert(Work::Reconcile(ObjRef::of(def, obj)));
+    /// Pods of the namespace whose spec names the changed ConfigMap, Secret or claim (only
+    /// those can be affected; a namespace-wide enqueue made every ConfigMap write cost O(pods)).
+    fn enqueue_pods_referencing(&mut self, state: &State, at: &ObjRef) {
+        let pod_def = super::def("", "Pod");
+        for pod in state.list(pod_def, Some(&at.ns)) {
+            if references(&pod["spec"], at.res.1, &at.name) {
+                self.ready.insert(Work::Reconcile(ObjRef::of(pod_def, pod)));
+            }
         }
     }
 
@@ -157,6 +161,39 @@ impl WorkQueue {
             }
         }
     }
+}
+
+/// Whether a pod spec names `name` of `plural` (configmaps, secrets, persistentvolumeclaims) in
+/// its volumes or in a container's env/envFrom.
+fn references(spec: &Value, plural: &str, name: &str) -> bool {
+    let is = |v: &Value| v.as_str() == Some(name);
+    let volume = |v: &Value| match plural {
+        "configmaps" => is(&v["configMap"]["name"]),
+        "secrets" => is(&v["secret"]["secretName"]),
+        _ => is(&v["persistentVolumeClaim"]["claimName"]),
+    };
+    let (key_ref, from_ref) = match plural {
+        "configmaps" => ("configMapKeyRef", "configMapRef"),
+        "secrets" => ("secretKeyRef", "secretRef"),
+        _ => return spec["volumes"].as_array().into_iter().flatten().any(volume),
+    };
+    let container = |c: &Value| {
+        c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| is(&e["valueFrom"][key_ref]["name"]))
+            || c["envFrom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| is(&e[from_ref]["name"]))
+    };
+    spec["volumes"].as_array().into_iter().flatten().any(volume)
+        || ["containers", "initContainers"]
+            .iter()
+            .flat_map(|k| spec[*k].as_array().into_iter().flatten())
+            .any(container)
 }
 
 /// The object named by `obj`'s controller owner reference, if it still exists.
@@ -290,6 +327,24 @@ mod tests {
             queue.enqueue_affected(&state, &events.try_recv().unwrap());
         }
         assert!(!queue.has_ready());
+    }
+
+    #[test]
+    fn only_pods_naming_a_changed_config_map_secret_or_claim_are_woken() {
+        let spec = json!({
+            "volumes": [{"name": "v", "configMap": {"name": "settings"}},
+                        {"name": "d", "persistentVolumeClaim": {"claimName": "data"}}],
+            "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "init-creds"}}]}],
+            "containers": [{"name": "c", "env": [
+                {"name": "P", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "p"}}}]}]
+        });
+        assert!(references(&spec, "configmaps", "settings"));
+        assert!(references(&spec, "persistentvolumeclaims", "data"));
+        assert!(references(&spec, "secrets", "creds"));
+        assert!(references(&spec, "secrets", "init-creds"));
+        assert!(!references(&spec, "configmaps", "creds"));
+        assert!(!references(&spec, "secrets", "settings"));
+        assert!(!references(&spec, "configmaps", "other"));
     }
 
     #[test]
