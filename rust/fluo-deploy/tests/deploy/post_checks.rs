@@ -3,6 +3,18 @@
 use crate::harness::{LOCAL_ENV, World};
 use crate::image_of;
 
+/// Everything installed (v1, checks skipped), then post-deploy checks turned on, so the next
+/// deploy's checks fail and have a previous revision to roll back to.
+async fn installed_with_failing_post_checks() -> World {
+    let w = World::start().await;
+    w.cmd(["deploy", "--all", "--no-post-checks"])
+        .run()
+        .await
+        .code(0);
+    enable_post_checks(&w);
+    w
+}
+
 /// Turns post-deploy checks on in the fixture environment (its bff URL is the discard port,
 /// where nothing answers, so the checks fail).
 fn enable_post_checks(w: &World) {
@@ -14,13 +26,7 @@ fn enable_post_checks(w: &World) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_post_checks_roll_the_deploy_back_and_exit_1() {
-    let w = World::start().await;
-    // Direct access: the bff URL points at the discard port, where nothing answers.
-    enable_post_checks(&w);
-    w.cmd(["deploy", "--all", "--no-post-checks"])
-        .run()
-        .await
-        .code(0);
+    let w = installed_with_failing_post_checks().await;
     let run = w
         .cmd(["deploy", "bff", "--image", "fluo-bff=fluo/fluo-bff:2"])
         .run()
@@ -64,12 +70,7 @@ const CAUSE: &str = "smoke bff-health: GET http://127.0.0.1:9/health";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn post_check_failure_cause_is_printed_once_and_component_rows_stay_short() {
-    let w = World::start().await;
-    enable_post_checks(&w);
-    w.cmd(["deploy", "--all", "--no-post-checks"])
-        .run()
-        .await
-        .code(0);
+    let w = installed_with_failing_post_checks().await;
     let run = w
         .cmd(["deploy", "--all", "--image", "fluo-bff=fluo/fluo-bff:2"])
         .run()
