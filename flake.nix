@@ -22,6 +22,6 @@
       apps = perSystem (import ./nix/apps.nix);
       checks = perSystem (import ./nix/checks.nix);
       devShells = perSystem (ctx: { default = import ./nix/devshell.nix ctx; });
-      formatter = perSystem (ctx: ctx.pkgs.nixfmt);
+      formatter = perSystem (ctx: ctx.pkgs.nixfmt-tree);
     };
 }

@@ -3,7 +3,6 @@
 {
   pkgs,
   fluoLib,
-  self,
   system,
   packages,
   infraStore,
@@ -11,44 +10,38 @@
   ...
 }@ctx:
 let
-  rust = import ./rust.nix { inherit self fluoLib; };
+  rust = import ./rust.nix { inherit fluoLib; };
+  root = ../.;
 
   nixFiles = builtins.path {
     name = "fluo-nix-files";
-    path = self.outPath;
-    filter = path: type: type == "directory" || fluoLib.hasSuffix ".nix" path;
+    path = root;
+    filter = fluoLib.sourceFilter {
+      inherit root;
+      keep = fluoLib.isNixSource;
+    };
   };
 
-  libTestFailures = (import ./lib/tests { root = self.outPath; }).failures;
+  libTestFailures = (import ./lib/tests { inherit root; }).failures;
 
   all = {
+    # nixpkgs' prometheus here is 3.x, CI's Debian prometheus 2.42: the tests run against both.
     cargo-test = rust.mkWorkspaceCheck pkgs {
       pname = "fluo-cargo-test";
-      # Only the tests are needed: no release build first, tests in the dev profile.
-      dontCargoBuild = true;
-      checkType = "debug";
-      useNextest = true;
-      cargoTestFlags = [ "--workspace" ];
+      nativeBuildInputs = [ pkgs.cargo-nextest ];
       nativeCheckInputs = [
         pkgs.nats-server
         pkgs.prometheus
         pkgs.kubectl
         pkgs.git
       ];
-      preCheck = ''
-        export HOME=$TMPDIR
-      '';
+      command = "cargo nextest run --workspace --offline --locked";
     };
 
     clippy = rust.mkWorkspaceCheck pkgs {
       pname = "fluo-clippy";
       nativeBuildInputs = [ pkgs.clippy ];
-      doCheck = false;
-      buildPhase = ''
-        runHook preBuild
-        cargo clippy --workspace --all-targets --offline -- -D warnings
-        runHook postBuild
-      '';
+      command = "cargo clippy --workspace --all-targets --offline --locked -- -D warnings";
     };
 
     rustfmt = pkgs.runCommand "fluo-rustfmt" { nativeBuildInputs = [ pkgs.rustfmt ]; } ''

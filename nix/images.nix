@@ -1,6 +1,8 @@
 # OCI images for the five components, built from this flake and nixpkgs so nothing is pulled
-# from a registry: layered, running as the non-root user 65532, tagged with the flake revision.
-# Names come from component.toml ([[images]] nix_package and the repository of default_ref).
+# from a registry: layered, running as the non-root user 65532. Names come from component.toml
+# ([[images]] nix_package and the repository of default_ref); tags from what the image runs:
+# the nixpkgs package's version for upstream software, the build's tag (short commit or
+# "dirty") for ours. Returns { packages = { <nix_package> = image; }; tags = { ... = tag; }; }.
 {
   pkgs,
   fluoLib,
@@ -21,7 +23,8 @@ let
     echo "fluo:x:${uid}:" > $out/etc/group
   '';
 
-  # What each image runs. Manifests add arguments (config files, data paths) with `args`.
+  # What each image runs; `package` is the nixpkgs package whose version tags the image.
+  # Manifests add arguments (config files, data paths) with `args`.
   recipes = {
     image-fluo-bff = {
       entrypoint = [ "${binaries.fluo-bff}/bin/fluo-bff" ];
@@ -32,6 +35,7 @@ let
       ports = [ 8081 ];
     };
     image-nats = {
+      package = pkgs.nats-server;
       entrypoint = [ "${pkgs.nats-server}/bin/nats-server" ];
       ports = [
         4222
@@ -40,14 +44,17 @@ let
       ];
     };
     image-nats-exporter = {
+      package = pkgs.prometheus-nats-exporter;
       entrypoint = [ "${pkgs.prometheus-nats-exporter}/bin/prometheus-nats-exporter" ];
       ports = [ 7777 ];
     };
     image-prometheus = {
+      package = pkgs.prometheus;
       entrypoint = [ "${pkgs.prometheus}/bin/prometheus" ];
       ports = [ 9090 ];
     };
     image-grafana = {
+      package = pkgs.grafana;
       entrypoint = [
         "${pkgs.grafana}/bin/grafana"
         "server"
@@ -70,7 +77,7 @@ let
     in
     build {
       name = image.repository;
-      inherit tag;
+      tag = tags.${image.nixPackage};
       contents = [
         user
         pkgs.cacert
@@ -87,14 +94,25 @@ let
         Env = [ "SSL_CERT_FILE=${pkgs.cacert}/etc/ssl/certs/ca-bundle.crt" ] ++ recipe.env or [ ];
         Labels = {
           "org.opencontainers.image.title" = image.name;
+          "org.opencontainers.image.version" = tags.${image.nixPackage};
+          # The FLUO build that made the image (upstream images too: their layers are ours).
           "org.opencontainers.image.revision" = tag;
         };
       };
     };
+
+  tags = fluoLib.imageTags {
+    images = fluoLib.allImages components;
+    versions = builtins.mapAttrs (_: recipe: recipe.package.version or null) recipes;
+    inherit tag;
+  };
 in
-builtins.listToAttrs (
-  map (image: {
-    name = image.nixPackage;
-    value = mkImage image;
-  }) (fluoLib.allImages components)
-)
+{
+  inherit tags;
+  packages = builtins.listToAttrs (
+    map (image: {
+      name = image.nixPackage;
+      value = mkImage image;
+    }) (fluoLib.allImages components)
+  );
+}

@@ -6,8 +6,9 @@
   packages,
   environments,
   infraStore,
-  self,
+  scriptsStore,
   tag,
+  imageTags,
   commit,
   ...
 }:
@@ -38,12 +39,13 @@ let
           exe
           commit
           tag
+          imageTags
           environments
           ;
         infraDir = "${infraStore}";
         imageSources = builtins.mapAttrs (_: package: "${package}") packages;
         publishLib = "${./apps/publish-images.sh}";
-        source = "${self}";
+        source = "${scriptsStore}";
         packages = map (packageName: {
           name = packageName;
           path = "${packages.${packageName}}";

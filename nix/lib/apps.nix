@@ -135,6 +135,12 @@ in
         "fluo-health"
         "fluo-smoke"
       ];
+      # What the script itself runs: bash, sed, dirname.
+      tools = [
+        "bash"
+        "gnused"
+        "coreutils"
+      ];
     };
     smoke = app {
       kind = "binary";

@@ -8,6 +8,8 @@ let
   images = import ./images.nix;
   apps = import ./apps.nix;
   scripts = import ./scripts.nix;
+  source = import ./source.nix;
+  lock = import ./lock.nix;
 in
 strings
 // infra
@@ -15,6 +17,8 @@ strings
 // images
 // apps
 // scripts
+// source
+// lock
 // rec {
   # Images are always Linux; darwin hosts build them for the Linux of the same CPU.
   systems = [

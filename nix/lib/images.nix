@@ -34,8 +34,28 @@ rec {
 
   allImages = components: imagesOf components (builtins.attrNames components);
 
-  # Built images are tagged with the flake's revision; a dirty tree has none.
-  imageTag = self: self.rev or "dirty";
+  # The tag of our own images: the flake's short revision; a dirty tree has none.
+  imageTag = self: self.shortRev or "dirty";
+
+  # The tag of every built image (nix_package -> tag): the version of the nixpkgs package it
+  # runs (`versions`: nix_package -> version, null for our own binaries), else `tag`. Never
+  # hand-written, so a nixpkgs bump that changes what an image runs changes its tag.
+  imageTags =
+    {
+      images,
+      versions,
+      tag,
+    }:
+    builtins.listToAttrs (
+      map (image: {
+        name = image.nixPackage;
+        value =
+          let
+            version = versions.${image.nixPackage} or null;
+          in
+          if version == null then tag else version;
+      }) images
+    );
 
   # What FLUO_COMMIT the binaries get: "<sha>" or "<sha>-dirty"; null lets them ask git.
   commitOf = self: self.rev or self.dirtyRev or null;
@@ -49,10 +69,11 @@ rec {
     }:
     if registry == "" then "${repository}:${tag}" else "${registry}/${baseName repository}:${tag}";
 
+  # `--image name=ref` for each image; `tags` maps nix_package -> tag.
   imageArgs =
     {
       images,
-      tag,
+      tags,
       registry,
     }:
     builtins.concatLists (
@@ -61,7 +82,8 @@ rec {
         "${image.name}=${
           imageRef {
             inherit (image) repository;
-            inherit tag registry;
+            inherit registry;
+            tag = tags.${image.nixPackage};
           }
         }"
       ]) images

@@ -19,23 +19,23 @@ let
   environmentBranch =
     {
       app,
-      tag,
+      imageTags,
       imageSources,
     }:
     envName: env:
     let
       imageArgs = images.imageArgs {
         inherit (app) images;
-        inherit tag;
         inherit (env) registry;
+        tags = imageTags;
       };
       source =
         image:
         "${
           images.imageRef {
             inherit (image) repository;
-            inherit tag;
             inherit (env) registry;
+            tag = imageTags.${image.nixPackage};
           }
         }=${imageSources.${image.nixPackage}}";
     in
@@ -54,6 +54,7 @@ let
       name,
       app,
       tag,
+      imageTags,
       environments,
       imageSources,
     }:
@@ -65,7 +66,8 @@ let
           { ${app.environment} = environments.${app.environment}; };
       known = builtins.concatStringsSep ", " (builtins.attrNames environments);
       branches = concatMapStrings (
-        envName: environmentBranch { inherit app tag imageSources; } envName selected.${envName}
+        envName:
+        environmentBranch { inherit app imageTags imageSources; } envName selected.${envName}
       ) (builtins.attrNames selected);
       envLine =
         if app.environment == null then
@@ -95,6 +97,7 @@ in
       infraDir,
       commit,
       tag,
+      imageTags,
       environments,
       imageSources,
       publishLib,
@@ -123,6 +126,7 @@ in
           name
           app
           tag
+          imageTags
           environments
           imageSources
           ;

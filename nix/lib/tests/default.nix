@@ -8,7 +8,9 @@
 let
   fluoLib = import ../.;
   cases =
-    import ./lib.nix { inherit fluoLib root; } // import ./flake.nix { inherit fluoLib root; };
+    import ./lib.nix { inherit fluoLib root; }
+    // import ./wiring.nix { inherit fluoLib root; }
+    // import ./source.nix { inherit fluoLib root; };
   failure =
     name:
     let
@@ -23,7 +25,11 @@ let
         {
           inherit name;
           inherit (case) expected;
-          result = if evaluated.success then evaluated.value else "<throws: evaluate it with --show-trace>";
+          result =
+            if evaluated.success then
+              evaluated.value
+            else
+              "<throws: evaluate it with --show-trace>";
         }
       ];
 in

@@ -114,6 +114,9 @@ let
       infraDir = "/fake/infra";
       commit = "0123456789abcdef0123456789abcdef01234567";
       tag = "0123456789abcdef0123456789abcdef01234567";
+      imageTags = fluoLib.genAttrs (fluoLib.imagePackageNames components) (
+        _: "0123456789abcdef0123456789abcdef01234567"
+      );
       imageSources = fluoLib.genAttrs (fluoLib.imagePackageNames components) (
         name: "/fake/${name}"
       );
@@ -217,7 +220,9 @@ builtins.listToAttrs (
         waveNumbers = builtins.genList (i: i) (builtins.length waves);
         indexOf =
           name:
-          builtins.head (builtins.filter (i: builtins.elem name (builtins.elemAt waves i)) waveNumbers);
+          builtins.head (
+            builtins.filter (i: builtins.elem name (builtins.elemAt waves i)) waveNumbers
+          );
       in
       builtins.all (
         name: builtins.all (dep: indexOf dep < indexOf name) components.${name}.dependsOn
@@ -329,7 +334,7 @@ builtins.listToAttrs (
   testImageArgsForBff = {
     expr = fluoLib.imageArgs {
       images = fluoLib.imagesOf components [ "bff" ];
-      tag = "abc";
+      tags.image-fluo-bff = "abc";
       registry = environments.staging.registry;
     };
     expected = [
@@ -340,14 +345,17 @@ builtins.listToAttrs (
 
   testImageTagAndCommit = {
     expr = [
-      (fluoLib.imageTag { rev = "abc"; })
+      (fluoLib.imageTag {
+        rev = "abcdef0123";
+        shortRev = "abcdef0";
+      })
       (fluoLib.imageTag { dirtyRev = "abc-dirty"; })
       (fluoLib.commitOf { rev = "abc"; })
       (fluoLib.commitOf { dirtyRev = "abc-dirty"; })
       (fluoLib.commitOf { })
     ];
     expected = [
-      "abc"
+      "abcdef0"
       "dirty"
       "abc"
       "abc-dirty"
@@ -585,7 +593,9 @@ builtins.listToAttrs (
         "production)"
         "  sources=(${
           builtins.concatStringsSep " " (
-            map (image: "${image.repository}:${tag}=/fake/${image.nixPackage}") (fluoLib.allImages components)
+            map (image: "${image.repository}:${tag}=/fake/${image.nixPackage}") (
+              fluoLib.allImages components
+            )
           )
         })"
         ''fluo_publish_images ${tag} "$registry" "$context" "''${sources[@]}"''

@@ -5,6 +5,7 @@
 let
   rev = "0123456789abcdef0123456789abcdef01234567";
   componentRev = "89abcdef0123456789abcdef0123456789abcdef";
+  componentShortRev = builtins.substring 0 7 componentRev;
   components = fluoLib.readComponents (root + "/infra");
   componentNames = builtins.attrNames components;
   sorted = builtins.sort builtins.lessThan;
@@ -14,13 +15,16 @@ let
     inherit name;
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
+  # The versions nixpkgs would give the upstream images their tags from.
+  versions = {
+    nats-server = "2.11.4";
+    prometheus-nats-exporter = "0.20.1";
+    prometheus = "3.5.0";
+    grafana = "13.0.1";
+  };
   fakePkgs =
     fluoLib.genAttrs [
       "cacert"
-      "nats-server"
-      "prometheus-nats-exporter"
-      "prometheus"
-      "grafana"
       "skopeo"
       "gzip"
       "coreutils"
@@ -32,11 +36,16 @@ let
       "git"
       "kubectl"
       "shellcheck"
+      "bash"
+      "gnused"
+      "zstd"
+      "nixfmt"
     ] fakeDrv
+    // builtins.mapAttrs (name: version: fakeDrv name // { inherit version; }) versions
     // {
       stdenv.cc = fakeDrv "cc";
       rustPlatform.buildRustPackage =
-        args: fakeDrv args.pname // { inherit (args) cargoBuildFlags; };
+        args: fakeDrv args.pname // builtins.intersectAttrs { cargoBuildFlags = null; } args;
       dockerTools = {
         streamLayeredImage =
           args:
@@ -51,11 +60,14 @@ let
             inherit (args) name tag;
           };
       };
-      runCommand = name: _: _: fakeDrv name;
+      runCommand =
+        name: env: script:
+        fakeDrv (env.pname or name) // { inherit script; };
       writeShellApplication = args: fakeDrv args.name // { inherit (args) text runtimeInputs; };
     };
 
   throwingNixpkgs.legacyPackages = throw "nixpkgs was evaluated";
+  shortRev = builtins.substring 0 7 rev;
   fakeNixpkgs.legacyPackages = fluoLib.genAttrs fluoLib.systems (_: fakePkgs);
 
   rootFlakeFile = import (root + "/flake.nix");
@@ -65,8 +77,9 @@ let
       self =
         rootFlakeFile.outputs { inherit self nixpkgs; }
         // {
-          outPath = root;
-          inherit rev;
+          # As a component sub-flake sees the root: sources must not be taken from it.
+          outPath = toString root + "/infra/components/nats/../../..";
+          inherit rev shortRev;
         };
     in
     self;
@@ -83,6 +96,7 @@ let
         // {
           outPath = root + "/infra/components/${name}";
           rev = componentRev;
+          shortRev = componentShortRev;
         };
     in
     self;
@@ -102,6 +116,15 @@ let
   rootApps = fluoLib.rootApps components;
   rootCtx = contextWith faked;
   store = name: "/nix/store/00000000000000000000000000000000-${name}";
+  # Upstream software carries its nixpkgs version, our binaries the short commit.
+  expectedTags = {
+    image-nats = versions.nats-server;
+    image-nats-exporter = versions.prometheus-nats-exporter;
+    image-prometheus = versions.prometheus;
+    image-grafana = versions.grafana;
+    image-fluo-bff = shortRev;
+    image-fluo-worker = shortRev;
+  };
 in
 {
   # The nixpkgs pin every machine agrees on (shared/nix-pin.md); `nix flake lock` cannot run here.
@@ -165,6 +188,7 @@ in
         "outPath"
         "packages"
         "rev"
+        "shortRev"
       ];
       packages = fluoLib.genAttrs fluoLib.systems (_: sorted (fluoLib.packageNames components));
       apps = fluoLib.genAttrs fluoLib.systems (_: builtins.attrNames rootApps);
@@ -221,16 +245,42 @@ in
     ];
   };
 
-  testBinaryPackagesBuildOneBinary = {
+  # One cargo build makes every binary; each binary package only links its program from it.
+  testBinaryPackagesShareOneWorkspaceBuild = {
     expr = fluoLib.genAttrs fluoLib.binaries (
-      name: faked.packages.x86_64-linux.${name}.cargoBuildFlags
+      name:
+      builtins.elem "ln -s ${store "fluo-workspace"}/bin/${name} $out/bin/${name}" (
+        lines faked.packages.x86_64-linux.${name}.script
+      )
     );
-    expected = fluoLib.genAttrs fluoLib.binaries (name: [
-      "--package"
-      name
-      "--bin"
-      name
-    ]);
+    expected = fluoLib.genAttrs fluoLib.binaries (_: true);
+  };
+
+  # The checks' wiring (the VM test needs real nixpkgs; nix-lib runs these very tests).
+  testChecksEvaluateWithFakeNixpkgs = {
+    expr = map (name: faked.checks.x86_64-linux.${name}.name) [
+      "cargo-test"
+      "clippy"
+      "rustfmt"
+      "nixfmt"
+      "manifests-policy"
+    ];
+    expected = [
+      "fluo-cargo-test"
+      "fluo-clippy"
+      "fluo-rustfmt"
+      "fluo-nixfmt"
+      "fluo-manifests-policy"
+    ];
+  };
+
+  testWorkspaceBuildBuildsEveryBinary = {
+    expr =
+      let
+        rust = import (root + "/nix/rust.nix") { inherit fluoLib; };
+      in
+      (rust.workspace fakePkgs).cargoBuildFlags;
+    expected = [ "--workspace" ];
   };
 
   testImagesAreTaggedNonRootAndNamedFromComponentToml = {
@@ -240,7 +290,7 @@ in
     }) (fluoLib.allImages components);
     expected = map (image: {
       name = image.repository;
-      tag = rev;
+      tag = expectedTags.${image.nixPackage};
       user = "65532:65532";
     }) (fluoLib.allImages components);
   };
@@ -261,10 +311,19 @@ in
     };
   };
 
-  testDirtyTreeTagsImagesDirty = {
-    expr = (rootFlakeWith fakeNixpkgs).packages.x86_64-linux.image-nats.tag == rev
-      && (contextWith { dirtyRev = "abc-dirty"; }).packages.image-nats.tag == "dirty";
-    expected = true;
+  testDirtyTreeTagsOurImagesDirty = {
+    expr =
+      let
+        dirty = (contextWith { dirtyRev = "abc-dirty"; }).packages;
+      in
+      [
+        dirty.image-fluo-bff.tag
+        dirty.image-nats.tag
+      ];
+    expected = [
+      "dirty"
+      versions.nats-server
+    ];
   };
 
   testStatusAllScriptThroughTheFlake = {
@@ -277,9 +336,10 @@ in
   testDeployAllPublishesTheBuiltImages = {
     expr = builtins.elem "  sources=(${
       builtins.concatStringsSep " " (
-        map (image: "${image.repository}:${rev}=${store "stream-${baseNameOf image.repository}"}") (
-          fluoLib.allImages components
-        )
+        map (
+          image:
+          "${image.repository}:${expectedTags.${image.nixPackage}}=${store "stream-${baseNameOf image.repository}"}"
+        ) (fluoLib.allImages components)
       )
     })" (lines (scriptOf rootCtx "deploy-all" rootApps.deploy-all).text);
     expected = true;
@@ -288,6 +348,9 @@ in
   testHealthHasItsBinariesOnPath = {
     expr = map (p: p.name) (scriptOf rootCtx "health" rootApps.health).runtimeInputs;
     expected = [
+      "bash"
+      "gnused"
+      "coreutils"
       "fluo-health"
       "fluo-smoke"
     ];
@@ -301,12 +364,15 @@ in
   testComponentDeployUsesTheComponentRevision = {
     expr =
       let
-        ctx = contextWith { rev = componentRev; };
+        ctx = contextWith {
+          rev = componentRev;
+          shortRev = componentShortRev;
+        };
         text = (scriptOf ctx "deploy" (fluoLib.componentApps components "bff").deploy).text;
       in
       map (line: builtins.elem line (lines text)) [
         "export FLUO_COMMIT=\${FLUO_COMMIT:-${componentRev}}"
-        "  image_args=(--image fluo-bff=fluo/fluo-bff:${componentRev})"
+        "  image_args=(--image fluo-bff=fluo/fluo-bff:${componentShortRev})"
         ''exec ${store "fluo-deploy"}/bin/fluo-deploy deploy bff "''${image_args[@]}" "$@"''
       ];
     expected = [
