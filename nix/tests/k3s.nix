@@ -8,7 +8,7 @@
   environments,
   infraStore,
   packages,
-  tag,
+  imageTags,
   commit,
   ...
 }@ctx:
@@ -68,7 +68,7 @@ let
     image:
     fluoLib.imageRef {
       inherit (image) repository;
-      inherit tag;
+      tag = imageTags.${image.nixPackage};
       registry = "";
     };
   bff = builtins.head (fluoLib.imagesOf components [ "bff" ]);
