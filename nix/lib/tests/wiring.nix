@@ -60,9 +60,7 @@ let
             inherit (args) name tag;
           };
       };
-      runCommand =
-        name: env: script:
-        fakeDrv (env.pname or name) // { inherit script; };
+      runCommand = name: env: script: fakeDrv (env.pname or name) // { inherit script; };
       writeShellApplication = args: fakeDrv args.name // { inherit (args) text runtimeInputs; };
     };
 
