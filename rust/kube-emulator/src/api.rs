@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::Value;
 
-use crate::faults::{self, Faults};
+use crate::connection::Peer;
+use crate::faults::{self, Faults, Outcome};
 use crate::registry::{
     self, DeleteOptions, FieldValidation, ListOptions, Part, PatchType, WriteOptions,
 };
@@ -206,8 +207,19 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             if !faults.latency.is_zero() {
                 tokio::time::sleep(faults.latency).await;
             }
-            if let Some(e) = faults.outcome(faults::sample()) {
-                return e.into_response();
+            match faults.outcome(is_write(req.method(), &target), faults::sample()) {
+                Outcome::Serve => {}
+                Outcome::Fail(e) => return e.into_response(),
+                Outcome::Reset => {
+                    match req.extensions().get::<ConnectInfo<Peer>>() {
+                        Some(ConnectInfo(peer)) => peer.reset(),
+                        None => tracing::warn!(
+                            "no connection to reset (router served without connect info)"
+                        ),
+                    }
+                    // Never sent: the connection fails every write from now on.
+                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                }
             }
             match serve_resource(&app, target, params, req, &faults).await {
                 Ok(r) => r,
@@ -215,6 +227,15 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             }
         }
     }
+}
+
+/// Writes for the write-fault shares: the mutating verbs, except the connect subresources
+/// (port-forward), which only open a stream.
+fn is_write(method: &Method, target: &Target) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && target.sub.as_deref() != Some("portforward")
 }
 
 fn write_options(params: &Params, headers: &HeaderMap) -> Result<WriteOptions> {
@@ -350,7 +371,7 @@ async fn serve_resource(
                     .map(Duration::from_secs),
                 bookmarks: params.flag("allowWatchBookmarks"),
                 send_initial_events: params.flag("sendInitialEvents"),
-                close_after: faults.watch_close_after,
+                close_after: faults.watch_close(faults::sample(), faults::sample()),
                 bookmark_interval: app.bookmark_interval,
             };
             let stream = watch::start(store.clone(), def, opts);

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod connection;
 pub mod controllers;
 pub mod discovery;
 pub mod faults;
@@ -33,7 +34,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 
 pub use faults::Faults;
 
@@ -118,14 +118,9 @@ impl Emulator {
             let shutdown = async move {
                 let _ = server_stop.changed().await;
             };
-            // Watch events are small writes; without TCP_NODELAY, Nagle's algorithm holds each
-            // one back until the client's delayed ACK (~40 ms), which would dominate reaction time.
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
-                }
-            });
-            if let Err(e) = axum::serve(listener, api::router(app))
+            let listener = connection::Listener::new(listener);
+            let app = api::router(app).into_make_service_with_connect_info::<connection::Peer>();
+            if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {

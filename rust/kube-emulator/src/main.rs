@@ -46,12 +46,27 @@ struct ServeArgs {
     /// Share (0..1) of resource requests answered 429.
     #[arg(long, default_value_t = 0.0)]
     throttle_rate: f64,
+    /// Share (0..1) of write requests (POST/PUT/PATCH/DELETE) answered 500, not performed.
+    #[arg(long, default_value_t = 0.0)]
+    write_error_rate: f64,
+    /// Share (0..1) of write requests answered 503 ServiceUnavailable, not performed.
+    #[arg(long, default_value_t = 0.0)]
+    write_unavailable_rate: f64,
+    /// Share (0..1) of resource requests whose connection is reset without a response.
+    #[arg(long, default_value_t = 0.0)]
+    reset_rate: f64,
     /// Latency added to every resource request (e.g. 50ms).
     #[arg(long, default_value = "0", value_parser = duration)]
     latency: Duration,
     /// Close every watch after this long (e.g. 5s).
     #[arg(long, value_parser = duration)]
     watch_close_after: Option<Duration>,
+    /// Share (0..1) of watches closed early, at a random moment within --watch-close-within.
+    #[arg(long, default_value_t = 0.0)]
+    watch_close_rate: f64,
+    /// Window for --watch-close-rate closes (0: right after the initial events).
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    watch_close_within: Duration,
     /// Watch events kept for resourceVersion replay (older versions get 410 Gone).
     #[arg(long, default_value_t = 4096)]
     watch_history: usize,
@@ -66,8 +81,13 @@ impl ServeArgs {
         let faults = Faults {
             error_rate: self.error_rate,
             throttle_rate: self.throttle_rate,
+            write_error_rate: self.write_error_rate,
+            write_unavailable_rate: self.write_unavailable_rate,
+            reset_rate: self.reset_rate,
             latency: self.latency,
             watch_close_after: self.watch_close_after,
+            watch_close_rate: self.watch_close_rate,
+            watch_close_within: self.watch_close_within,
         };
         faults.validate().context("invalid fault flags")?;
         if self.watch_history == 0 {

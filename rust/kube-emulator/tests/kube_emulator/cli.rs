@@ -98,6 +98,22 @@ fn bad_flags_are_usage_errors_and_write_nothing() {
     );
     assert!(!kc.exists());
     let out = bin()
+        .args([
+            "serve",
+            "--write-unavailable-rate",
+            "0.6",
+            "--reset-rate",
+            "0.5",
+        ])
+        .arg("--kubeconfig-out")
+        .arg(&kc)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must not exceed 1, got 1.1"), "{err}");
+    assert!(!kc.exists());
+    let out = bin()
         .args(["serve", "--ready-after", "soon", "--kubeconfig-out"])
         .arg(&kc)
         .output()
