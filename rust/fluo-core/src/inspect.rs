@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apply;
-use crate::deploy::{Ctx, Result, kinds_of};
 use crate::history::{self, SHUTDOWN_ANNOTATION};
+use crate::ops::rollout::kinds_of;
+use crate::ops::{Ctx, Result};
 use crate::release::{self, Action, Stored};
 use crate::render::{self, ImageOverrides, component_selector};
 use crate::report::table;

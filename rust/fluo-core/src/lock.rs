@@ -1,14 +1,19 @@
 //! The deploy lock: a coordination.k8s.io/v1 Lease `fluo-deploy` in fluo-system. Taken with an
 //! optimistic create/replace (resourceVersion), renewed in the background while held, taken over
-//! only once expired (renewTime + leaseDurationSeconds in the past), released on drop.
+//! only once expired (renewTime + leaseDurationSeconds in the past), released at the end.
+//!
+//! Losing it is reported once through the `on_lost` callback given to `acquire`: when another
+//! holder took the lease, or when renewals kept failing until only one renewal period of the
+//! lease's lifetime was left (so the run stops before the lease could expire unrenewed).
+//! Transient renewal failures are retried within that lifetime.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 
 use crate::SYSTEM_NAMESPACE;
 
@@ -73,10 +78,12 @@ impl DeployLock {
         holder: &str,
         ttl: Duration,
         force: bool,
+        on_lost: impl FnOnce(String) + Send + 'static,
     ) -> Result<DeployLock> {
         let api: Api<Lease> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
         let kube_err = |source| Error::Kube { source };
         let mut replaced = None;
+        let mut on_lost = Some(on_lost);
         for _ in 0..3 {
             let existing = api.get_opt(LEASE_NAME).await.map_err(kube_err)?;
             let result = match existing {
@@ -119,8 +126,9 @@ impl DeployLock {
             };
             match result {
                 Ok(_) => {
+                    let on_lost = on_lost.take().expect("the lock is taken once");
                     return Ok(DeployLock {
-                        renewer: tokio::spawn(renew(api.clone(), holder.to_string(), ttl)),
+                        renewer: tokio::spawn(renew(api.clone(), holder.to_string(), ttl, on_lost)),
                         api,
                         holder: holder.to_string(),
                         replaced,
@@ -142,13 +150,26 @@ impl DeployLock {
         &self.holder
     }
 
-    /// Stops renewing and deletes the lease if it is still ours.
+    /// Stops renewing and deletes the lease if it is still ours. The delete carries the
+    /// lease's uid and resourceVersion as preconditions, so a lease that changed hands in the
+    /// meantime is never touched.
     pub async fn release(self) {
         self.renewer.abort();
-        if let Ok(Some(lease)) = self.api.get_opt(LEASE_NAME).await
-            && lease.spec.and_then(|s| s.holder_identity).as_deref() == Some(self.holder.as_str())
-        {
-            let _ = self.api.delete(LEASE_NAME, &DeleteParams::default()).await;
+        let Ok(Some(lease)) = self.api.get_opt(LEASE_NAME).await else {
+            return;
+        };
+        if holder_of(&lease) != Some(self.holder.as_str()) {
+            return;
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: lease.metadata.uid.clone(),
+                resource_version: lease.metadata.resource_version.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        if let Err(e) = self.api.delete(LEASE_NAME, &params).await {
+            tracing::warn!(error = %e, "releasing the deploy lock failed (it expires on its own)");
         }
     }
 }
@@ -159,26 +180,84 @@ impl Drop for DeployLock {
     }
 }
 
-/// Renews the lease every third of its duration while we still hold it.
-async fn renew(api: Api<Lease>, holder: String, ttl: Duration) {
-    let period = (ttl / 3).max(Duration::from_millis(200));
+fn holder_of(lease: &Lease) -> Option<&str> {
+    lease.spec.as_ref()?.holder_identity.as_deref()
+}
+
+/// What one renewal attempt found.
+enum Renewal {
+    Renewed,
+    /// Someone else holds the lease now (or nobody: it was deleted).
+    Lost(String),
+}
+
+async fn renew_once(api: &Api<Lease>, holder: &str) -> std::result::Result<Renewal, kube::Error> {
+    let Some(mut lease) = api.get_opt(LEASE_NAME).await? else {
+        return Ok(Renewal::Lost(format!(
+            "lease {SYSTEM_NAMESPACE}/{LEASE_NAME} was deleted"
+        )));
+    };
+    if holder_of(&lease) != Some(holder) {
+        return Ok(Renewal::Lost(format!(
+            "lease {SYSTEM_NAMESPACE}/{LEASE_NAME} is now held by `{}`",
+            holder_of(&lease).unwrap_or("nobody")
+        )));
+    }
+    let mut spec = lease.spec.clone().unwrap_or_default();
+    spec.renew_time = Some(now());
+    lease.spec = Some(spec);
+    // Carries the resourceVersion read above: a concurrent takeover makes this a 409, and the
+    // next attempt sees the new holder.
+    api.replace(LEASE_NAME, &PostParams::default(), &lease)
+        .await?;
+    Ok(Renewal::Renewed)
+}
+
+/// How often the lease is renewed: a third of its lifetime.
+pub fn renew_period(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_millis(200))
+}
+
+/// Renews every `renew_period` while the lease is ours. Failed attempts are retried quickly
+/// until only one period of the lease's lifetime is left; then, or when another holder shows
+/// up, `on_lost` is called once and renewing ends.
+async fn renew(
+    api: Api<Lease>,
+    holder: String,
+    ttl: Duration,
+    on_lost: impl FnOnce(String) + Send + 'static,
+) {
+    let period = renew_period(ttl);
+    let retry = (period / 4).max(Duration::from_millis(50));
+    let mut renewed_at = Instant::now();
     loop {
         tokio::time::sleep(period).await;
-        let Ok(Some(mut lease)) = api.get_opt(LEASE_NAME).await else {
-            continue;
-        };
-        let mut spec = lease.spec.clone().unwrap_or_default();
-        if spec.holder_identity.as_deref() != Some(holder.as_str()) {
-            tracing::warn!("deploy lock was taken by {:?}", spec.holder_identity);
-            return;
-        }
-        spec.renew_time = Some(now());
-        lease.spec = Some(spec);
-        if let Err(e) = api
-            .replace(LEASE_NAME, &PostParams::default(), &lease)
-            .await
-        {
-            tracing::warn!(error = %e, "renewing the deploy lock failed");
+        let give_up_at = renewed_at + ttl.saturating_sub(period);
+        loop {
+            let left = give_up_at.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(left, renew_once(&api, &holder)).await;
+            let error = match attempt {
+                Ok(Ok(Renewal::Renewed)) => {
+                    renewed_at = Instant::now();
+                    break;
+                }
+                Ok(Ok(Renewal::Lost(detail))) => {
+                    tracing::warn!("deploy lock lost: {detail}");
+                    on_lost(detail);
+                    return;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer".to_string(),
+            };
+            tracing::debug!(error, "renewing the deploy lock failed; retrying");
+            if Instant::now() + retry >= give_up_at {
+                on_lost(format!(
+                    "could not renew lease {SYSTEM_NAMESPACE}/{LEASE_NAME} within its lifetime ({}): {error}",
+                    humantime::format_duration(ttl)
+                ));
+                return;
+            }
+            tokio::time::sleep(retry).await;
         }
     }
 }
@@ -196,5 +275,17 @@ mod tests {
         spec.renew_time = None;
         spec.acquire_time = None;
         assert!(expired(&spec, renewed), "a lease without times is free");
+    }
+
+    #[test]
+    fn renewals_come_three_times_per_lifetime_and_not_too_often() {
+        assert_eq!(
+            renew_period(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            renew_period(Duration::from_millis(300)),
+            Duration::from_millis(200)
+        );
     }
 }

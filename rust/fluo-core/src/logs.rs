@@ -6,7 +6,7 @@ use futures::{AsyncBufReadExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 
-use crate::deploy::{Ctx, Error, Result};
+use crate::ops::{Ctx, Error, Result};
 use crate::render::component_selector;
 use crate::secrets::redact;
 

@@ -12,8 +12,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
-use crate::deploy::{self, Ctx, Error, Result};
 use crate::history;
+use crate::ops::{Ctx, Error, Result, context, rollout};
 use crate::render::component_selector;
 use crate::report::Level;
 
@@ -30,9 +30,9 @@ pub async fn delete(
     force_unlock: bool,
 ) -> Result<Vec<String>> {
     let names = selected_reverse(ctx, components, all)?;
-    deploy::ensure_namespaces(ctx).await?;
-    let deploy_id = deploy::new_deploy_id();
-    let lock = deploy::take_lock(ctx, &deploy_id, force_unlock).await?;
+    context::ensure_namespaces(ctx).await?;
+    let deploy_id = context::new_deploy_id();
+    let lock = context::take_lock(ctx, &deploy_id, force_unlock).await?;
     let result = async {
         for c in &names {
             let records = ctx.history.list(Some(c)).await?;
@@ -44,9 +44,9 @@ pub async fn delete(
                 manifests.extend(component.manifests.iter().map(|d| d.object.clone()));
             }
             ctx.reporter.progress(c, Level::Info, "deleting");
-            deploy::remove_component(ctx, c, &manifests)
+            rollout::remove_component(ctx, c, &manifests, ctx.timeout_of(c))
                 .await
-                .map_err(Error::Failed)?;
+                .map_err(|e| Error::Failed(e.to_string()))?;
             if purge_history {
                 ctx.history.purge(c).await?;
                 ctx.reporter
@@ -94,9 +94,9 @@ fn selected_reverse(ctx: &Ctx, components: &[String], all: bool) -> Result<Vec<S
 /// Scales every deployed component to zero, dependents first, waiting for pods to go.
 pub async fn shutdown(ctx: &Ctx, force_unlock: bool) -> Result<Vec<String>> {
     let names = selected_reverse(ctx, &[], true)?;
-    deploy::ensure_namespaces(ctx).await?;
-    let deploy_id = deploy::new_deploy_id();
-    let lock = deploy::take_lock(ctx, &deploy_id, force_unlock).await?;
+    context::ensure_namespaces(ctx).await?;
+    let deploy_id = context::new_deploy_id();
+    let lock = context::take_lock(ctx, &deploy_id, force_unlock).await?;
     let result = async {
         let mut done = Vec::new();
         for c in &names {
@@ -147,12 +147,7 @@ pub async fn shutdown(ctx: &Ctx, force_unlock: bool) -> Result<Vec<String>> {
             ctx.history
                 .set_shutdown(c, current.release.revision, Some(&marker))
                 .await?;
-            let timeout = ctx.timeout.unwrap_or_else(|| {
-                ctx.config
-                    .component(c)
-                    .map_or(Duration::from_secs(300), |x| x.spec.rollout.timeout)
-            });
-            pods_gone(ctx, c, timeout).await?;
+            pods_gone(ctx, c, ctx.timeout_of(c)).await?;
             ctx.reporter
                 .progress(c, Level::Ok, "shut down (pods terminated)");
             done.push(c.clone());

@@ -1,5 +1,5 @@
 //! The checks around a deploy that live in other crates. `Checks` implements fluo-core's
-//! `deploy::Hooks`: the pre-deployment gate (fluo-validate, in-process) and the post-deploy
+//! `ops::Hooks`: the pre-deployment gate (fluo-validate, in-process) and the post-deploy
 //! checks.
 //!
 //! Seam: fluo-validate and fluo-health/fluo-smoke depend on fluo-core, so they are wired in
@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use fluo_core::config::{AccessMode, Config};
-use fluo_core::deploy::Hooks;
 use fluo_core::exit::Exit;
+use fluo_core::ops::Hooks;
 use fluo_validate::environment::GitState;
 use fluo_validate::{Checklist, Cluster, Gate, GateOptions, Skip, Step};
 use futures::future::BoxFuture;
@@ -33,6 +33,16 @@ impl Hooks for Checks {
         _components: &'a [String],
     ) -> BoxFuture<'a, Result<(), (Exit, String)>> {
         Box::pin(self.run_gate(config))
+    }
+
+    fn post_checks_usable(&self, config: &Config, _components: &[String]) -> Result<(), String> {
+        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
+            fluo_health::access::Cluster {
+                client: self.client.clone(),
+                namespace: self.namespace.clone(),
+            }
+        });
+        fluo_health::access::Resolver::from_config(config, cluster).unresolvable()
     }
 
     fn post_checks<'a>(

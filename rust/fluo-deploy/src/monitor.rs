@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use fluo_core::config::AccessMode;
-use fluo_core::deploy::Ctx;
 use fluo_core::exit::Exit;
+use fluo_core::ops::Ctx;
 use fluo_core::report::Level;
 use fluo_health::monitor::{Report, Sample, Verdict};
 
@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, duration: Option<Duration>) -> Exit {
     let rollback = |breach: fluo_health::monitor::Breach| async move {
         let reason = format!("automatic rollback by fluo-deploy monitor: {breach}");
         ctx.reporter.progress("", Level::Error, &reason);
-        match fluo_core::rollback::rollback_to_previous(ctx, &reason, false).await {
+        match fluo_core::ops::rollback::rollback_to_previous(ctx, &reason, false).await {
             Ok(report) if report.exit() == Exit::Ok => Ok(report.text(ctx)),
             Ok(report) => Err(report.text(ctx)),
             Err(e) => Err(e.to_string()),

@@ -4,11 +4,12 @@ use std::io::Write as _;
 
 use anyhow::Context as _;
 use fluo_core::config::Config;
-use fluo_core::deploy::{self, Ctx, Request};
 use fluo_core::exit::Exit;
+use fluo_core::ops::deploy::{self, Prepared, Request};
+use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Format, Level, Reporter};
 use fluo_core::{
-    cluster::Cluster, history::History, identity::Identity, inspect, logs, rollback, teardown,
+    cluster::Cluster, history::History, identity::Identity, inspect, logs, ops::rollback, teardown,
 };
 
 use crate::cli::{Cli, Command, Output};
@@ -41,13 +42,17 @@ pub async fn run(cli: Cli) -> Exit {
             return Exit::Usage;
         }
     };
-    // Deploy-time checks that need no cluster run before connecting.
-    if let Command::Deploy(args) = &cli.command
-        && let Err(e) = deploy::prepare(&config, &request_of(args))
-    {
-        reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
-        return e.exit();
-    }
+    // Deploy-time checks that need no cluster run before connecting (once per deploy).
+    let prepared = match &cli.command {
+        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
+                return e.exit();
+            }
+        },
+        _ => None,
+    };
     let ctx = match connect(&cli, config, reporter).await {
         Ok(ctx) => ctx,
         Err((reporter, e)) => {
@@ -55,7 +60,7 @@ pub async fn run(cli: Cli) -> Exit {
             return Exit::Usage;
         }
     };
-    match dispatch(&ctx, cli.command).await {
+    match dispatch(&ctx, cli.command, prepared).await {
         Ok(exit) => exit,
         Err(e) => {
             ctx.reporter.progress("", Level::Error, &e.to_string());
@@ -150,12 +155,20 @@ async fn connect(
         lock_ttl: cli.global.lock_ttl,
         kubeconfig: cli.global.kubeconfig.clone(),
         config,
+        stop: ops::Stop::new(),
     })
 }
 
-async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
+async fn dispatch(
+    ctx: &Ctx,
+    command: Command,
+    prepared: Option<Prepared>,
+) -> Result<Exit, ops::Error> {
     match command {
         Command::Deploy(args) => {
+            let Some(prepared) = prepared else {
+                return Err(ops::Error::Failed("deploy was not prepared".into()));
+            };
             let request = request_of(&args);
             let hooks = crate::gate::Checks {
                 skipped: args.skip.clone(),
@@ -164,7 +177,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
                 context: ctx.cluster.context.clone(),
                 namespace: ctx.namespace.clone(),
             };
-            let report = deploy::deploy(ctx, &request, &hooks).await?;
+            let report = deploy::deploy(ctx, &prepared, &request, &hooks).await?;
             ctx.reporter.result(&report, &report.text(ctx));
             Ok(report.exit())
         }
@@ -266,7 +279,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, deploy::Error> {
             // Following ends when every followed container's stream ends, or on SIGINT/SIGTERM:
             // both are a normal end (exit 0).
             let mut stop = crate::interrupt::Stop::install().map_err(|e| {
-                deploy::Error::Failed(format!("installing the SIGINT/SIGTERM handlers: {e}"))
+                ops::Error::Failed(format!("installing the SIGINT/SIGTERM handlers: {e}"))
             })?;
             tokio::select! {
                 result = logs::logs(ctx, component.as_deref(), &options, &mut print) => result?,

@@ -16,6 +16,8 @@ mod output;
 mod pipeline;
 #[path = "deploy/post_checks.rs"]
 mod post_checks;
+#[path = "deploy/preflight.rs"]
+mod preflight;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]
@@ -51,46 +53,86 @@ pub async fn assert_images(client: &kube::Client, expected: &[(&str, &str)]) {
     }
 }
 
-/// Names of the release records in fluo-system.
+/// Names of the release records in fluo-system (fails loudly if listing fails: a "nothing
+/// changed" check must never pass because it could not look).
 pub async fn records(client: &kube::Client) -> Vec<String> {
     let api: Api<Secret> = Api::namespaced(client.clone(), "fluo-system");
-    match api.list(&ListParams::default()).await {
-        Ok(list) => {
-            let mut names: Vec<String> = list
-                .items
-                .into_iter()
-                .filter(|s| s.type_.as_deref() == Some("fluo.dev/release.v1"))
-                .filter_map(|s| s.metadata.name)
-                .collect();
-            names.sort();
-            names
-        }
-        Err(_) => vec![],
-    }
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing release records in fluo-system: {e}"));
+    let mut names: Vec<String> = list
+        .items
+        .into_iter()
+        .filter(|s| s.type_.as_deref() == Some("fluo.dev/release.v1"))
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    names.sort();
+    names
 }
 
-/// Every object name in namespace fluo of the kinds fluo applies in these fixtures.
+/// Every kind a component of the fixtures or of infra/ declares in the app namespace, plus what
+/// controllers make from them (ReplicaSets, Pods, claims): (apiVersion, kind).
+pub const APP_KINDS: [(&str, &str); 16] = [
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "ReplicaSet"),
+    ("batch/v1", "Job"),
+    ("v1", "Pod"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "ServiceAccount"),
+    ("v1", "PersistentVolumeClaim"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+];
+
+/// Every object in namespace fluo of `APP_KINDS`, as `Kind/name` (the namespace's own
+/// `default` ServiceAccount left out), failing loudly if a list call fails.
 pub async fn app_objects(client: &kube::Client) -> Vec<String> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "fluo");
-    let services: Api<k8s_openapi::api::core::v1::Service> =
-        Api::namespaced(client.clone(), "fluo");
     let mut out = Vec::new();
-    if let Ok(l) = deployments.list(&ListParams::default()).await {
+    for (api_version, kind) in APP_KINDS {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("discovering {api_version} {kind}: {e}"));
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(client.clone(), "fluo", &resource);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .unwrap_or_else(|e| panic!("listing {kind} in namespace fluo: {e}"));
         out.extend(
-            l.items
+            list.items
                 .into_iter()
-                .filter_map(|d| d.metadata.name)
-                .map(|n| format!("Deployment/{n}")),
-        );
-    }
-    if let Ok(l) = services.list(&ListParams::default()).await {
-        out.extend(
-            l.items
-                .into_iter()
-                .filter_map(|d| d.metadata.name)
-                .map(|n| format!("Service/{n}")),
+                .filter_map(|o| o.metadata.name)
+                .filter(|n| !(kind == "ServiceAccount" && n == "default"))
+                .map(|n| format!("{kind}/{n}")),
         );
     }
     out.sort();
     out
+}
+
+/// Nothing was changed: neither namespace exists, no app object, no release record.
+pub async fn assert_untouched(client: &kube::Client) {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    for ns in ["fluo", "fluo-system"] {
+        assert!(
+            namespaces
+                .get_opt(ns)
+                .await
+                .unwrap_or_else(|e| panic!("reading namespace {ns}: {e}"))
+                .is_none(),
+            "namespace {ns} was created"
+        );
+    }
+    assert_eq!(app_objects(client).await, Vec::<String>::new());
+    assert_eq!(records(client).await, Vec::<String>::new());
 }

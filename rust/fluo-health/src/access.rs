@@ -23,6 +23,10 @@ pub const PROMETHEUS: &str = "prometheus";
 pub const GRAFANA: &str = "grafana";
 pub const WORKER: &str = "worker";
 
+/// The endpoints the post-deploy checks (health and smoke) and the monitor reach (the worker
+/// check goes through the BFF).
+pub const CHECKED_ENDPOINTS: [&str; 4] = [BFF, NATS_MONITOR, PROMETHEUS, GRAFANA];
+
 /// Endpoint name -> the component whose first `[[health]]` entry names its Service and port.
 const ENDPOINT_COMPONENTS: [(&str, &str); 5] = [
     (BFF, "bff"),
@@ -131,12 +135,16 @@ impl Resolver {
         self.services.get(name)
     }
 
-    pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
-        let Some(forward) = self.forwards.get(name) else {
+    /// How `name` is reached, decided from the configuration alone (no connection).
+    // The error is `endpoint`'s own (returned once per endpoint); boxing it would only move
+    // the size.
+    #[allow(clippy::result_large_err)]
+    fn route(&self, name: &str) -> Result<Route<'_>> {
+        if !self.forwards.contains_key(name) {
             return Err(Error::Unknown(name.to_owned()));
-        };
+        }
         if let Some(url) = self.urls.get(name) {
-            return Ok(Endpoint::direct(url));
+            return Ok(Route::Direct(url));
         }
         match (self.mode, &self.ingress) {
             (AccessMode::Direct, _) => {
@@ -146,7 +154,7 @@ impl Resolver {
                 ));
             }
             (AccessMode::Ingress, Some((url, host))) if name == BFF => {
-                return Ok(Endpoint::ingress(url, host));
+                return Ok(Route::Ingress(url, host));
             }
             _ => {}
         }
@@ -158,6 +166,33 @@ impl Resolver {
             .cluster
             .as_ref()
             .ok_or_else(|| Error::NoCluster(name.to_owned()))?;
+        Ok(Route::Forward(target, cluster))
+    }
+
+    /// Checks, without connecting, that every endpoint the post-deploy checks and the monitor
+    /// reach ([`CHECKED_ENDPOINTS`]) can be resolved as configured; Err names each that cannot.
+    pub fn unresolvable(&self) -> std::result::Result<(), String> {
+        let problems: Vec<String> = CHECKED_ENDPOINTS
+            .iter()
+            .filter_map(|name| self.route(name).err().map(|e| e.to_string()))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        let (target, cluster) = match self.route(name)? {
+            Route::Direct(url) => return Ok(Endpoint::direct(url)),
+            Route::Ingress(url, host) => return Ok(Endpoint::ingress(url, host)),
+            Route::Forward(target, cluster) => (target, cluster),
+        };
+        let forward = self
+            .forwards
+            .get(name)
+            .ok_or_else(|| Error::Unknown(name.to_owned()))?;
         let forward = forward
             .get_or_try_init(|| async {
                 PortForward::to_service(
@@ -179,6 +214,13 @@ impl Resolver {
             &format!("pod/{}:{}", forward.pod(), forward.pod_port()),
         ))
     }
+}
+
+/// How one endpoint is reached.
+enum Route<'a> {
+    Direct(&'a str),
+    Ingress(&'a str, &'a str),
+    Forward(&'a ServiceTarget, &'a Cluster),
 }
 
 fn component_of(name: &str) -> &'static str {

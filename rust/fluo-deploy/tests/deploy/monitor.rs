@@ -51,8 +51,8 @@ async fn world_watching(prometheus: &str) -> World {
     w.infra.write(
         "environments/local.toml",
         &LOCAL_ENV.replace(
-            r#"urls = { bff = "http://127.0.0.1:9" }"#,
-            &format!(r#"urls = {{ bff = "http://127.0.0.1:9", prometheus = "{prometheus}" }}"#),
+            r#"prometheus = "http://127.0.0.1:9""#,
+            &format!(r#"prometheus = "{prometheus}""#),
         ),
     );
     w

@@ -133,8 +133,16 @@ async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3()
     run.code(3)
         .stderr_has("post-deploy checks failed")
         .stdout_has("ROLLBACK FAILED")
-        .stdout_has("ESCALATE: automatic rollback of bff failed. Manual steps:")
-        .stdout_has("rollback bff --to <N> --reason");
+        .stdout_has(
+            "ESCALATE: automatic rollback failed for bff, nats, prometheus, workers. Manual steps:",
+        )
+        .stdout_has("rollback <component> --to <N> --reason");
+    assert_eq!(
+        run.stdout.matches("ESCALATE").count(),
+        1,
+        "one escalation block per run:\n{}",
+        run.stdout
+    );
     assert_eq!(run.stdout.matches(CAUSE).count(), 1, "{}", run.stdout);
     assert_eq!(
         run.stdout

@@ -12,17 +12,7 @@ use crate::harness::{Infra, World};
 use crate::{app_objects, records};
 
 async fn assert_untouched(w: &World) {
-    let namespaces: Api<Namespace> = Api::all(w.client.clone());
-    assert!(
-        namespaces.get_opt("fluo").await.unwrap().is_none(),
-        "app namespace was created"
-    );
-    assert!(
-        namespaces.get_opt("fluo-system").await.unwrap().is_none(),
-        "fluo-system was created"
-    );
-    assert!(app_objects(&w.client).await.is_empty());
-    assert!(records(&w.client).await.is_empty());
+    crate::assert_untouched(&w.client).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

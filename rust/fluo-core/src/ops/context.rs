@@ -1,0 +1,177 @@
+//! What every cluster operation shares: the context (`Ctx`), the checks that live in other
+//! crates (`Hooks`), the facts common to every record of one run (`RunInfo`), and the first
+//! steps of every changing run (namespaces, the deploy lock).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::error::Result;
+use super::stop::Stop;
+use crate::SYSTEM_NAMESPACE;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::exit::Exit;
+use crate::history::History;
+use crate::identity::Identity;
+use crate::lock::DeployLock;
+use crate::policy::Approval;
+use crate::report::{Level, Reporter};
+use crate::{apply, render};
+
+/// Checks run around a deploy that live in other crates (fluo-validate, fluo-health/fluo-smoke).
+pub trait Hooks: Send + Sync {
+    /// The pre-deployment gate over the selected components. Err carries the exit code to use
+    /// (1 checks failed, 2 usage, 5 policy) and the findings.
+    fn gate<'a>(
+        &'a self,
+        config: &'a Config,
+        components: &'a [String],
+    ) -> BoxFuture<'a, std::result::Result<(), (Exit, String)>>;
+    /// Checks, without running them, that the post-deploy checks of `components` can run as
+    /// configured (every endpoint they reach is resolvable): called before the first apply.
+    /// Err names each problem.
+    fn post_checks_usable(
+        &self,
+        config: &Config,
+        components: &[String],
+    ) -> std::result::Result<(), String>;
+    /// Post-deploy checks of the deployed components (None: no checks available); Err carries
+    /// what failed.
+    fn post_checks<'a>(
+        &'a self,
+        config: &'a Config,
+        namespace: &'a str,
+        components: &'a [String],
+    ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
+}
+
+/// Everything a cluster command needs.
+pub struct Ctx {
+    pub config: Config,
+    pub cluster: Cluster,
+    pub history: History,
+    pub reporter: Reporter,
+    pub identity: Identity,
+    /// The app namespace (environment's, or -n).
+    pub namespace: String,
+    /// Overrides every component's rollout timeout.
+    pub timeout: Option<Duration>,
+    pub lock_ttl: Duration,
+    pub kubeconfig: Option<PathBuf>,
+    /// Stops the run on a signal or when the deploy lock is lost (see `stop`).
+    pub stop: Stop,
+}
+
+impl Ctx {
+    /// The rollout timeout of `component`: `--timeout`, else its `[rollout] timeout`.
+    pub fn timeout_of(&self, component: &str) -> Duration {
+        self.timeout.unwrap_or_else(|| {
+            self.config
+                .component(component)
+                .map_or(Duration::from_secs(300), |c| c.spec.rollout.timeout)
+        })
+    }
+
+    pub fn environment(&self) -> &str {
+        &self.config.environment.environment.name
+    }
+}
+
+/// Common facts of every record written by one run.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub deploy_id: String,
+    pub reason: Option<String>,
+    pub approval: Approval,
+    pub skipped_checks: Vec<String>,
+    pub forced_unlock: Option<String>,
+}
+
+impl RunInfo {
+    /// A run with only an id and a reason (rollbacks, teardown).
+    pub fn new(deploy_id: &str, reason: Option<String>) -> RunInfo {
+        RunInfo {
+            deploy_id: deploy_id.to_string(),
+            reason,
+            approval: Approval::default(),
+            skipped_checks: vec![],
+            forced_unlock: None,
+        }
+    }
+}
+
+/// One id per deploy/rollback run, shared by its records: time-sortable and unique.
+pub fn new_deploy_id() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Makes sure fluo-system and the app namespace exist (the app namespace enforces the
+/// restricted Pod Security Standard).
+pub async fn ensure_namespaces(ctx: &Ctx) -> Result<()> {
+    let labels = render::labels(render::CLUSTER_COMPONENT);
+    for (name, restricted) in [(SYSTEM_NAMESPACE, false), (ctx.namespace.as_str(), true)] {
+        let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}});
+        if restricted {
+            ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = json!("restricted");
+        }
+        apply::apply_one(&ctx.cluster, &ns, &ctx.namespace, false).await?;
+    }
+    Ok(())
+}
+
+/// Takes the deploy lock, reporting a forced removal or a takeover. Losing it later stops the
+/// run (`ctx.stop`).
+pub async fn take_lock(ctx: &Ctx, deploy_id: &str, force: bool) -> Result<DeployLock> {
+    let holder = format!("{}@{} ({deploy_id})", ctx.identity.user, hostname());
+    let stop = ctx.stop.clone();
+    let lock = DeployLock::acquire(
+        &ctx.cluster.client,
+        &holder,
+        ctx.lock_ttl,
+        force,
+        move |detail| stop.lock_lost(&detail),
+    )
+    .await?;
+    if let Some(previous) = &lock.replaced {
+        let how = if force {
+            "removed with --force-unlock"
+        } else {
+            "expired, taken over"
+        };
+        ctx.reporter.progress(
+            "",
+            Level::Warn,
+            &format!("deploy lock of `{previous}` {how}"),
+        );
+    }
+    Ok(lock)
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| "unknown-host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_ids_sort_by_time_and_differ() {
+        let a = new_deploy_id();
+        let b = new_deploy_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), "20261204T163619Z-".len() + 8, "{a}");
+        assert!(a.as_bytes()[8] == b'T' && a.contains("Z-"), "{a}");
+    }
+}

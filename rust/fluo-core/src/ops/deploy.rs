@@ -1,0 +1,232 @@
+//! The deploy run. Everything is checked first (components, images, rendering and policy once,
+//! with one clock; the endpoints the post-deploy checks will reach; the gate); then, under the
+//! deploy lock, the cluster-wide objects and the components along the dependency graph, each
+//! rolled out with automatic rollback (`rollback::roll_out_or_back`); then the post-deploy
+//! checks, whose failure rolls the whole deploy back.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::context::{self, Ctx, Hooks, RunInfo};
+use super::error::{Error, Result};
+use super::local_secret;
+use super::outcome::RunReport;
+use super::rollback;
+use super::rollout::Planned;
+use super::schedule::{self, Halt};
+use crate::apply;
+use crate::config::{Component, Config, Order};
+use crate::policy::{self, Approval};
+use crate::release::Action;
+use crate::render::{self, ImageOverrides, Rendered};
+use crate::report::Level;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Selected components (unchecked names); empty with `all`.
+    pub components: Vec<String>,
+    pub all: bool,
+    pub sequential: bool,
+    pub images: Vec<String>,
+    pub reason: Option<String>,
+    pub approval: Approval,
+    /// `STEP: reason` for gate steps skipped.
+    pub skipped_checks: Vec<String>,
+    pub post_checks: bool,
+    pub force_unlock: bool,
+}
+
+/// Everything checked before the cluster is touched.
+pub struct Prepared {
+    pub components: Vec<String>,
+    pub rendered: BTreeMap<String, Rendered>,
+    pub cluster_objects: Rendered,
+    pub order: Order,
+}
+
+/// Pure checks, run once per deploy (one render, one policy check, one clock): selection,
+/// image flags, rendering, policy now. Errors mean nothing was changed.
+pub fn prepare(config: &Config, request: &Request) -> Result<Prepared> {
+    prepare_at(config, request, Utc::now())
+}
+
+/// `prepare` with the policy judged at `now`.
+pub fn prepare_at(config: &Config, request: &Request, now: DateTime<Utc>) -> Result<Prepared> {
+    let components = if request.all {
+        config.graph.sequential_order()
+    } else if request.components.is_empty() {
+        return Err(Error::Refused(
+            "name at least one component or pass --all".into(),
+        ));
+    } else {
+        config.graph.select(&request.components)?
+    };
+    let images = ImageOverrides::parse(&request.images)?;
+    let selected: Vec<&Component> = components
+        .iter()
+        .filter_map(|c| config.component(c))
+        .collect();
+    images.check_against(&selected)?;
+    let mut rendered = BTreeMap::new();
+    for c in &selected {
+        rendered.insert(
+            c.name().to_string(),
+            render::render(c, &config.environment, &images)?,
+        );
+    }
+    policy::check(&config.environment, &request.approval, now)?;
+    let order = if request.sequential {
+        Order::Sequential
+    } else {
+        config.environment.strategy.order
+    };
+    Ok(Prepared {
+        components,
+        rendered,
+        cluster_objects: render::render_cluster(&config.cluster_manifests)?,
+        order,
+    })
+}
+
+/// Whether this deploy ends with the post-deploy checks.
+fn runs_post_checks(config: &Config, request: &Request) -> bool {
+    request.post_checks && config.environment.strategy.post_deploy_checks
+}
+
+/// A full deploy of `prepared` (from `prepare`): post-check preflight, gate, lock, cluster
+/// objects, components, post checks.
+pub async fn deploy(
+    ctx: &Ctx,
+    prepared: &Prepared,
+    request: &Request,
+    hooks: &dyn Hooks,
+) -> Result<RunReport> {
+    if runs_post_checks(&ctx.config, request) {
+        hooks
+            .post_checks_usable(&ctx.config, &prepared.components)
+            .map_err(|problems| {
+                Error::Refused(format!(
+                    "the post-deploy checks cannot run as configured (nothing changed; fix {} or pass --no-post-checks): {problems}",
+                    ctx.config.environment_file.display()
+                ))
+            })?;
+    }
+    // The gate checks that external Secrets exist: the local one is made first.
+    local_secret::ensure_grafana_admin(ctx).await?;
+    hooks
+        .gate(&ctx.config, &prepared.components)
+        .await
+        .map_err(|(exit, findings)| Error::Gate(exit, findings))?;
+    context::ensure_namespaces(ctx).await?;
+    let deploy_id = context::new_deploy_id();
+    let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
+    let info = RunInfo {
+        deploy_id: deploy_id.clone(),
+        reason: request.reason.clone(),
+        approval: request.approval.clone(),
+        skipped_checks: request.skipped_checks.clone(),
+        forced_unlock: if request.force_unlock {
+            lock.replaced.clone()
+        } else {
+            None
+        },
+    };
+    let result = deploy_locked(ctx, prepared, &info, request, hooks).await;
+    lock.release().await;
+    let mut report = result?;
+    if let Some(Err(failure)) = report.post_checks.clone() {
+        rollback::roll_back_after_failed_checks(ctx, &mut report, &failure).await;
+    }
+    Ok(report)
+}
+
+async fn deploy_locked(
+    ctx: &Ctx,
+    prepared: &Prepared,
+    info: &RunInfo,
+    request: &Request,
+    hooks: &dyn Hooks,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    if !prepared.cluster_objects.objects.is_empty() {
+        ctx.reporter
+            .progress("cluster", Level::Info, "applying cluster-wide objects");
+        apply::apply_all(
+            &ctx.cluster,
+            &prepared.cluster_objects.objects,
+            &ctx.namespace,
+            |o| {
+                ctx.reporter
+                    .progress("cluster", Level::Info, &format!("applied {o}"));
+            },
+        )
+        .await?;
+    }
+    let planned: BTreeMap<String, Planned> = prepared
+        .rendered
+        .iter()
+        .map(|(c, r)| {
+            let p = Planned {
+                component: c.clone(),
+                action: Action::Deploy,
+                manifests: r.objects.clone(),
+                images: r.images.clone(),
+            };
+            (c.clone(), p)
+        })
+        .collect();
+    let components = schedule::run_graph(
+        ctx,
+        &prepared.components,
+        prepared.order,
+        Halt::OnStop,
+        |c| {
+            let planned = &planned;
+            async move { rollback::roll_out_or_back(ctx, &planned[&c], info).await }
+        },
+    )
+    .await;
+    let deployed: Vec<String> = components
+        .iter()
+        .filter(|(_, r)| r.succeeded())
+        .map(|(c, _)| c.clone())
+        .collect();
+    let checks = (runs_post_checks(&ctx.config, request)
+        && deployed.len() == components.len()
+        && !ctx.stop.is_stopped())
+    .then(|| hooks.post_checks(&ctx.config, &ctx.namespace, &deployed))
+    .flatten();
+    let post_checks = match checks {
+        Some(checks) => Some(run_post_checks(ctx, checks).await),
+        None => None,
+    };
+    Ok(RunReport {
+        deploy_id: info.deploy_id.clone(),
+        components,
+        post_checks,
+        duration_ms: started.elapsed().as_millis() as u64,
+        stopped: ctx.stop.reason().cloned(),
+    })
+}
+
+async fn run_post_checks(
+    ctx: &Ctx,
+    checks: futures::future::BoxFuture<'_, std::result::Result<(), String>>,
+) -> std::result::Result<(), String> {
+    ctx.reporter
+        .progress("", Level::Info, "running post-deploy checks");
+    let result = checks.await;
+    match &result {
+        Ok(()) => ctx
+            .reporter
+            .progress("", Level::Ok, "post-deploy checks passed"),
+        Err(e) => {
+            ctx.reporter
+                .progress("", Level::Error, &format!("post-deploy checks failed: {e}"))
+        }
+    }
+    result
+}

@@ -1,0 +1,28 @@
+//! The operations on a cluster, one room each, over one shared context:
+//!
+//! - `context`: `Ctx` (config, cluster, history, reporter, identity, stop), `Hooks` (the checks
+//!   that live in other crates), `RunInfo`, namespaces and the deploy lock;
+//! - `deploy`: the deploy run (prepare once, preflight, gate, lock, graph, post checks);
+//! - `schedule`: which component starts, waits or is skipped (pure `Scheduler` + `run_graph`);
+//! - `rollout`: one component revision (record, apply, prune, wait, record) and its typed error;
+//! - `rollback`: automatic, planned and emergency rollbacks;
+//! - `outcome`: per-component results, the run report, its exit code and text;
+//! - `stop`: the one cancellation mechanism (signals and the loss of the deploy lock);
+//! - `local_secret`: the local environment's Grafana admin Secret.
+//!
+//! Dependencies point one way: deploy -> rollback -> rollout -> context; nothing imports deploy.
+
+pub mod context;
+pub mod deploy;
+pub mod error;
+pub mod local_secret;
+pub mod outcome;
+pub mod rollback;
+pub mod rollout;
+pub mod schedule;
+pub mod stop;
+
+pub use context::{Ctx, Hooks, RunInfo};
+pub use error::{Error, Result};
+pub use outcome::{ComponentResult, RunReport};
+pub use stop::Stop;
