@@ -2,31 +2,16 @@
 //! the FLUO suite relies on, faithful enough for kubectl 1.32 and kube-rs.
 //!
 //! Start one in-process with [`Emulator::start`], or run the `kube-emulator serve` binary.
+//!
+//! Layers, top to bottom: [`http`] (the HTTP surface) -> [`apiserver`] (API machinery and
+//! storage) and [`wire`] (protocols); [`kubelet`] -> [`controllers`] -> [`apiserver`].
 
-pub mod admission;
-pub mod api;
-pub mod connection;
+pub mod apiserver;
 pub mod controllers;
-pub mod discovery;
-pub mod faults;
+pub mod http;
 pub mod kubeconfig;
-pub mod logs;
-pub mod managed;
-pub mod openapi;
-pub mod patch;
-pub mod pods;
-pub mod portforward;
-pub mod portforward_spdy;
-pub mod protobuf;
-pub mod registry;
-pub mod resources;
-pub mod schema;
-pub mod selectors;
-pub mod spdy;
-pub mod status;
-pub mod store;
-pub mod table;
-pub mod watch;
+pub mod kubelet;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use faults::Faults;
+pub use http::faults::Faults;
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -72,7 +57,7 @@ pub struct Emulator {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    store: Arc<store::Store>,
+    store: Arc<apiserver::store::Store>,
     faults: Arc<RwLock<Faults>>,
     stop: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -103,14 +88,15 @@ impl Emulator {
             .await
             .with_context(|| format!("binding {}", opts.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let store = store::Store::new(opts.watch_history);
-        registry::bootstrap(&store);
+        let store = apiserver::store::Store::new(opts.watch_history);
+        apiserver::registry::bootstrap(&store);
         let faults = Arc::new(RwLock::new(opts.faults.clone()));
-        let app = Arc::new(api::App {
+        let app = Arc::new(http::server::App {
             store: store.clone(),
             faults: faults.clone(),
             server_address: addr.to_string(),
             bookmark_interval: opts.bookmark_interval,
+            pod_targets: Box::new(http::portforward::annotation_targets),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut server_stop = stop_rx.clone();
@@ -118,8 +104,9 @@ impl Emulator {
             let shutdown = async move {
                 let _ = server_stop.changed().await;
             };
-            let listener = connection::Listener::new(listener);
-            let app = api::router(app).into_make_service_with_connect_info::<connection::Peer>();
+            let listener = http::connection::Listener::new(listener);
+            let app = http::server::router(app)
+                .into_make_service_with_connect_info::<http::connection::Peer>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -129,7 +116,10 @@ impl Emulator {
         });
         let controllers = tokio::spawn(controllers::run(
             store.clone(),
-            controllers::Controllers::new(&store, opts.ready_after),
+            controllers::Controllers::new(
+                &store,
+                Box::new(kubelet::simulated::Kubelet::new(opts.ready_after)),
+            ),
             stop_rx,
         ));
         kubeconfig::write(kubeconfig_out, &format!("http://{addr}"), &opts.context)?;
@@ -159,7 +149,7 @@ impl Emulator {
 
     /// A client for this emulator with default namespace `default`.
     pub async fn client(&self) -> kube::Client {
-        let uri: http::Uri = self.url().parse().expect("emulator url is a valid URI");
+        let uri: ::http::Uri = self.url().parse().expect("emulator url is a valid URI");
         let config = kube::Config::new(uri);
         kube::Client::try_from(config).expect("a plain-http kube client can always be built")
     }
@@ -172,7 +162,7 @@ impl Emulator {
     }
 
     /// Direct access to the store, for tests that inspect raw state.
-    pub fn store(&self) -> &Arc<store::Store> {
+    pub fn store(&self) -> &Arc<apiserver::store::Store> {
         &self.store
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kube_emulator::{Emulator, Faults, Options, pods::parse_duration};
+use kube_emulator::{Emulator, Faults, Options, kubelet::simulated::parse_duration};
 
 #[derive(Parser)]
 #[command(

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{RESOURCES, ResourceDef};
-use crate::schema::schemas;
+use crate::apiserver::resources::{RESOURCES, ResourceDef};
+use crate::apiserver::schema::schemas;
 
 const PATCH_SCHEMA: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::status::ApiError;
+use crate::apiserver::status::ApiError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Faults {

@@ -9,9 +9,9 @@ use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::resources::ResourceDef;
-use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Event, EventType, Store, meta_str};
+use crate::apiserver::resources::ResourceDef;
+use crate::apiserver::selectors::{FieldSelector, LabelSelector};
+use crate::apiserver::store::{Event, EventType, Store, meta_str};
 
 #[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
@@ -90,7 +90,7 @@ pub fn start(
             .map(|rv| rv.parse::<u64>());
         match requested {
             Some(Err(_)) => {
-                let status = crate::status::ApiError::bad_request(format!(
+                let status = crate::apiserver::status::ApiError::bad_request(format!(
                     "invalid resource version: {}",
                     opts.resource_version.as_deref().unwrap_or("")
                 ));
@@ -99,7 +99,7 @@ pub fn start(
             }
             Some(Ok(rv)) if !opts.send_initial_events => {
                 if rv < state.oldest_replayable() {
-                    let status = crate::status::ApiError::gone(format!(
+                    let status = crate::apiserver::status::ApiError::gone(format!(
                         "too old resource version: {rv} ({})",
                         state.oldest_replayable() + 1
                     ));

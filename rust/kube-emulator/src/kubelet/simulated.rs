@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::apiserver::store::{State, meta_str};
 use crate::controllers::events::{self, KUBELET, Record, SCHEDULER, Type};
-use crate::controllers::{Requeue, def, now_str};
-use crate::store::{State, meta_str};
+use crate::controllers::{PodRuntime, Requeue, def, now_str};
 
-pub const NODE_NAME: &str = "kube-emulator-node";
+pub use crate::controllers::NODE_NAME;
 const HOST_IP: &str = "172.18.0.2";
 
 /// Annotation: how long until the pod's containers start and become ready (e.g. `2s`, `500ms`).
@@ -183,7 +183,7 @@ impl Kubelet {
 
     /// Binds the pod and writes the status its spec leads to by now; returns when that status
     /// changes next on its own (a ready delay ends, a crash-looping container restarts, ...).
-    pub fn reconcile(&mut self, state: &mut State, pod: &Value, now: Instant) -> Requeue {
+    fn reconcile_pod(&mut self, state: &mut State, pod: &Value, now: Instant) -> Requeue {
         let seen = *self
             .first_seen
             .entry(meta_str(pod, "uid").to_string())
@@ -318,13 +318,8 @@ impl Kubelet {
             .unwrap_or(self.ready_after)
     }
 
-    /// Drops what the kubelet remembers of a deleted pod.
-    pub fn forget(&mut self, uid: &str) {
-        self.first_seen.remove(uid);
-    }
-
     /// Drops memory of pods that no longer exist (in case a deletion was not observed).
-    pub fn retain_live(&mut self, state: &State) {
+    fn retain_live_pods(&mut self, state: &State) {
         let live: HashSet<&str> = state
             .list(def("", "Pod"), None)
             .map(|p| meta_str(p, "uid"))
@@ -558,6 +553,21 @@ impl Kubelet {
             status["podIPs"] = json!([{"ip": ip}]);
         }
         (status, next_change)
+    }
+}
+
+impl PodRuntime for Kubelet {
+    fn reconcile(&mut self, state: &mut State, pod: &Value, now: Instant) -> Requeue {
+        self.reconcile_pod(state, pod, now)
+    }
+
+    fn pod_deleted(&mut self, state: &mut State, pod: &Value) {
+        self.first_seen.remove(meta_str(pod, "uid"));
+        record_pod_deleted(state, pod);
+    }
+
+    fn retain_live(&mut self, state: &State) {
+        self.retain_live_pods(state);
     }
 }
 

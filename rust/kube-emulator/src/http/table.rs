@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::ResourceDef;
+use crate::apiserver::resources::ResourceDef;
 
 pub fn wants_table(accept: &str) -> bool {
     accept
@@ -512,7 +512,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
+    use crate::apiserver::resources::by_kind;
 
     #[test]
     fn deployment_columns() {

@@ -4,10 +4,10 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::resources::{ResourceDef, by_kind};
-use crate::selectors::LabelSelector;
-use crate::status::ApiError;
-use crate::store::State;
+use crate::apiserver::resources::{ResourceDef, by_kind};
+use crate::apiserver::selectors::LabelSelector;
+use crate::apiserver::status::ApiError;
+use crate::apiserver::store::State;
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
     if let Some(m) = obj.as_object_mut()
@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn pods_naming_a_missing_service_account_are_forbidden() {
-        let store = crate::store::Store::new(16);
+        let store = crate::apiserver::store::Store::new(16);
         let mut state = store.lock();
         let pod_def = by_kind("", "Pod").unwrap();
         let pod = |account: &str| {

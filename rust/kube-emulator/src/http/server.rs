@@ -1,4 +1,5 @@
-//! The HTTP surface: routes kube-apiserver paths to discovery, OpenAPI and the resource verbs.
+//! The HTTP surface: serves each route (discovery, OpenAPI, the resource verbs), after fault
+//! injection.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,16 +11,25 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Method, StatusCode, header};
 use serde_json::Value;
 
-use crate::connection::Peer;
-use crate::faults::{self, Faults, Outcome};
-use crate::registry::{
+use crate::apiserver::managed;
+use crate::apiserver::registry::{
     self, DeleteOptions, FieldValidation, ListOptions, Part, PatchType, WriteOptions,
 };
-use crate::resources::{self, ResourceDef};
-use crate::selectors::{FieldSelector, LabelSelector};
-use crate::status::{ApiError, Result};
-use crate::store::Store;
-use crate::{discovery, logs, managed, openapi, portforward, table, watch};
+use crate::apiserver::resources::ResourceDef;
+use crate::apiserver::selectors::{FieldSelector, LabelSelector};
+use crate::apiserver::status::{ApiError, Result};
+use crate::apiserver::store::Store;
+use crate::apiserver::watch;
+use crate::http::connection::Peer;
+use crate::http::discovery;
+use crate::http::faults::{self, Faults, Outcome};
+use crate::http::logs;
+use crate::http::openapi;
+use crate::http::params::Params;
+use crate::http::portforward;
+use crate::http::routes::{Route, Target, parse_route};
+use crate::http::table;
+use crate::wire::portforward_spdy::Resolve;
 
 /// Shared server state.
 pub struct App {
@@ -27,6 +37,8 @@ pub struct App {
     pub faults: Arc<RwLock<Faults>>,
     pub server_address: String,
     pub bookmark_interval: Duration,
+    /// Where port-forward connects for a pod (the node decides).
+    pub pod_targets: Box<dyn Fn(&Value) -> Resolve + Send + Sync>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -46,117 +58,13 @@ fn ok(v: &Value) -> Response {
     json_response(StatusCode::OK, v, "application/json")
 }
 
-/// A parsed resource path.
-pub struct Target {
-    pub def: &'static ResourceDef,
-    pub namespace: Option<String>,
-    pub name: Option<String>,
-    pub sub: Option<String>,
-}
-
-enum Route {
-    Version,
-    Health,
-    CoreVersions,
-    Groups,
-    Group(String),
-    ResourceList(String, String),
-    OpenApiIndex,
-    OpenApiDoc(String, String),
-    Resource(Target),
-}
-
-fn parse_route(path: &str) -> Result<Route> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    let (group, version, rest) = match segs.as_slice() {
-        ["version"] => return Ok(Route::Version),
-        ["healthz" | "livez" | "readyz", ..] => return Ok(Route::Health),
-        ["api"] => return Ok(Route::CoreVersions),
-        ["apis"] => return Ok(Route::Groups),
-        ["apis", g] => return Ok(Route::Group((*g).to_string())),
-        ["openapi", "v3"] => return Ok(Route::OpenApiIndex),
-        ["openapi", "v3", "api", v] => {
-            return Ok(Route::OpenApiDoc(String::new(), (*v).to_string()));
-        }
-        ["openapi", "v3", "apis", g, v] => {
-            return Ok(Route::OpenApiDoc((*g).to_string(), (*v).to_string()));
-        }
-        ["api", v, rest @ ..] => ("", *v, rest),
-        ["apis", g, v, rest @ ..] => (*g, *v, rest),
-        _ => return Err(ApiError::no_route()),
-    };
-    if rest.is_empty() {
-        return Ok(Route::ResourceList(group.to_string(), version.to_string()));
-    }
-    let (namespace, rest) = match rest {
-        ["namespaces", ns, plural, more @ ..] if !matches!(*plural, "status" | "finalize") => {
-            (Some((*ns).to_string()), [&[*plural][..], more].concat())
-        }
-        _ => (None, rest.to_vec()),
-    };
-    let def = resources::by_plural(group, version, rest[0]).ok_or_else(ApiError::no_route)?;
-    if namespace.is_some() && !def.namespaced {
-        return Err(ApiError::no_route());
-    }
-    let name = rest.get(1).map(|s| (*s).to_string());
-    let sub = rest.get(2).map(|s| (*s).to_string());
-    if rest.len() > 3
-        || sub
-            .as_deref()
-            .is_some_and(|s| !def.subresources.contains(&s))
-    {
-        return Err(ApiError::no_route());
-    }
-    if def.namespaced && namespace.is_none() && name.is_some() {
-        return Err(ApiError::no_route());
-    }
-    Ok(Route::Resource(Target {
-        def,
-        namespace,
-        name,
-        sub,
-    }))
-}
-
-/// Query parameters as (key, value) pairs; later duplicates are kept for multi-valued keys.
-pub struct Params(Vec<(String, String)>);
-
-impl Params {
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
-        Self(pairs)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
-    }
-}
-
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> &str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
-    let params = Params(
+    let params = Params::from_pairs(
         Query::<Vec<(String, String)>>::try_from_uri(req.uri())
             .map(|q| q.0)
             .unwrap_or_default(),
@@ -323,7 +231,7 @@ async fn read_body(req: Request) -> Result<bytes::Bytes> {
 
 fn parse_object(body: &[u8], content_type: &str) -> Result<Value> {
     if content_type.contains("protobuf") {
-        return Ok(crate::protobuf::decode(body)?);
+        return Ok(crate::wire::protobuf::decode(body)?);
     }
     if content_type.contains("cbor") {
         return Err(ApiError::new(
@@ -424,18 +332,20 @@ async fn serve_resource(
             let body = read_body(req).await?;
             let scale = if is_patch {
                 let current = registry::get_scale(store, def, &ns, &name)?;
-                let patch_err = |e: crate::patch::Error| ApiError::bad_request(e.to_string());
+                let patch_err =
+                    |e: crate::apiserver::patch::Error| ApiError::bad_request(e.to_string());
                 match PatchType::from_content_type(&content_type) {
                     Some(PatchType::Json) => {
-                        crate::patch::json_patch(&current, &body).map_err(patch_err)?
+                        crate::apiserver::patch::json_patch(&current, &body).map_err(patch_err)?
                     }
                     Some(PatchType::Merge) => {
-                        crate::patch::merge_patch(&current, &parse_object(&body, "")?)
+                        crate::apiserver::patch::merge_patch(&current, &parse_object(&body, "")?)
                     }
-                    Some(PatchType::Strategic) => {
-                        crate::patch::strategic_merge(&current, &parse_object(&body, "")?)
-                            .map_err(patch_err)?
-                    }
+                    Some(PatchType::Strategic) => crate::apiserver::patch::strategic_merge(
+                        &current,
+                        &parse_object(&body, "")?,
+                    )
+                    .map_err(patch_err)?,
                     _ => {
                         return Err(ApiError::new(
                             415,
@@ -455,7 +365,7 @@ async fn serve_resource(
             logs::serve(store.clone(), &ns, name, &params).await
         }
         (Method::GET | Method::POST, Some(name), Some("portforward")) => {
-            portforward::serve(store.clone(), &ns, name, &params, req).await
+            portforward::serve(store.clone(), &ns, name, &params, req, &*app.pod_targets).await
         }
         (Method::POST, None, None) => {
             if def.namespaced && t.namespace.is_none() {
@@ -538,46 +448,5 @@ async fn serve_resource(
             }
         }
         _ => Err(ApiError::method_not_allowed()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(path: &str) -> Target {
-        match parse_route(path) {
-            Ok(Route::Resource(t)) => t,
-            _ => panic!("{path} is not a resource route"),
-        }
-    }
-
-    #[test]
-    fn routes_respect_scope() {
-        let t = target("/apis/apps/v1/namespaces/ns/deployments/web/status");
-        assert_eq!(
-            (
-                t.def.kind,
-                t.namespace.as_deref(),
-                t.name.as_deref(),
-                t.sub.as_deref()
-            ),
-            ("Deployment", Some("ns"), Some("web"), Some("status"))
-        );
-        let t = target("/api/v1/namespaces/ns");
-        assert_eq!((t.def.kind, t.name.as_deref()), ("Namespace", Some("ns")));
-        let t = target("/api/v1/namespaces/ns/status");
-        assert_eq!(t.sub.as_deref(), Some("status"));
-        assert!(target("/apis/apps/v1/deployments").namespace.is_none());
-        // Cluster-scoped resource under a namespace, named namespaced object without namespace,
-        // unknown resources and unknown subresources are all 404.
-        for bad in [
-            "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/clusterroles",
-            "/apis/apps/v1/deployments/web",
-            "/api/v1/namespaces/ns/widgets",
-            "/api/v1/namespaces/ns/configmaps/x/status",
-        ] {
-            assert_eq!(parse_route(bad).err().map(|e| e.code), Some(404), "{bad}");
-        }
     }
 }

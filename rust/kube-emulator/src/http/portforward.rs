@@ -1,4 +1,4 @@
-//! pods/portforward. kubectl's SPDY forms are served by [`crate::portforward_spdy`]; this module
+//! pods/portforward. kubectl's SPDY forms are served by [`crate::wire::portforward_spdy`]; this module
 //! routes to them and serves the WebSocket `v4.channel.k8s.io` protocol kube-rs speaks: for the
 //! i-th requested port, channel 2i carries data and 2i+1 errors; each channel's first frame is the
 //! port number (little-endian u16). Bytes are relayed to the local address the pod's
@@ -16,12 +16,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::api::Params;
-use crate::pods::ANN_PORT_FORWARD;
-use crate::portforward_spdy::{self, PodTarget};
-use crate::resources::by_kind;
-use crate::status::{ApiError, Result};
-use crate::store::Store;
+use crate::apiserver::resources::by_kind;
+use crate::apiserver::status::{ApiError, Result};
+use crate::apiserver::store::Store;
+use crate::http::params::Params;
+use crate::kubelet::simulated::ANN_PORT_FORWARD;
+use crate::wire::portforward_spdy::{self, PodTarget, Resolve};
 
 /// Where a pod port forwards to, from the annotation: `8222=127.0.0.1:40000,4222=127.0.0.1:40001`
 /// maps ports; a bare `127.0.0.1:40000` serves every port.
@@ -37,6 +37,16 @@ pub fn target_for(pod: &Value, port: u16) -> Option<String> {
         }
     }
     None
+}
+
+/// The simulated kubelet's targets: the pod's port-forward annotation.
+pub fn annotation_targets(pod: &Value) -> Resolve {
+    let pod = pod.clone();
+    Arc::new(move |port| {
+        target_for(&pod, port).ok_or_else(|| {
+            format!("no forwarding target: annotate the pod with {ANN_PORT_FORWARD}")
+        })
+    })
 }
 
 fn parse_ports(params: &Params) -> Result<Vec<u16>> {
@@ -63,9 +73,10 @@ pub async fn serve(
     name: &str,
     params: &Params,
     req: Request,
+    targets: &(dyn Fn(&Value) -> Resolve + Send + Sync),
 ) -> Result<Response> {
     let pods = by_kind("", "Pod").expect("pods served");
-    let pod = crate::registry::get(&store, pods, ns, name)?;
+    let pod = crate::apiserver::registry::get(&store, pods, ns, name)?;
     if pod["status"]["phase"] != "Running" {
         return Err(ApiError::bad_request(format!(
             "unable to upgrade connection: pod {name} is not running (phase {})",
@@ -74,19 +85,19 @@ pub async fn serve(
     }
     // kubectl: SPDY tunnelled in a WebSocket, or a plain SPDY upgrade (ports travel per stream).
     if portforward_spdy::wants_tunnel(req.headers()) {
-        return portforward_spdy::upgrade_tunnel(req, PodTarget::new(pod)).await;
+        return portforward_spdy::upgrade_tunnel(req, PodTarget::new(&pod, targets(&pod))).await;
     }
     if portforward_spdy::wants_spdy(req.headers()) {
-        return portforward_spdy::upgrade_spdy(req, PodTarget::new(pod));
+        return portforward_spdy::upgrade_spdy(req, PodTarget::new(&pod, targets(&pod)));
     }
     let ports = parse_ports(params)?;
     let (mut parts, _body) = req.into_parts();
     let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
         .map_err(|e| ApiError::bad_request(format!("unable to upgrade connection: {e}")))?;
-    let targets: Vec<(u16, Option<String>)> =
-        ports.iter().map(|p| (*p, target_for(&pod, *p))).collect();
-    let pod = PodTarget::new(pod);
+    let pod = PodTarget::new(&pod, targets(&pod));
+    let targets: Vec<(u16, std::result::Result<String, String>)> =
+        ports.iter().map(|p| (*p, pod.target(*p))).collect();
     Ok(ws
         .protocols(["v4.channel.k8s.io"])
         .on_upgrade(move |socket| relay(socket, targets, pod)))
@@ -99,7 +110,11 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
-async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod: PodTarget) {
+async fn relay(
+    socket: WebSocket,
+    targets: Vec<(u16, std::result::Result<String, String>)>,
+    pod: PodTarget,
+) {
     let (mut sink, mut source) = socket.split();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(64);
     let mut writers = Vec::new();
@@ -112,12 +127,10 @@ async fn relay(socket: WebSocket, targets: Vec<(u16, Option<String>)>, pod: PodT
             }
         }
         let conn = match target {
-            Some(addr) => TcpStream::connect(addr.as_str())
+            Ok(addr) => TcpStream::connect(addr.as_str())
                 .await
                 .map_err(|e| format!("dial tcp {addr}: {e}")),
-            None => Err(format!(
-                "no forwarding target: annotate the pod with {ANN_PORT_FORWARD}"
-            )),
+            Err(why) => Err(why.clone()),
         };
         match conn {
             Ok(stream) => {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use crate::resources::ResourceDef;
+use crate::apiserver::resources::ResourceDef;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -59,7 +59,7 @@ impl ObjRef {
     }
 
     pub fn def(&self) -> &'static ResourceDef {
-        crate::resources::RESOURCES
+        crate::apiserver::resources::RESOURCES
             .iter()
             .find(|r| (r.group, r.plural) == self.res)
             .expect("object references only name served resources")
@@ -182,7 +182,7 @@ impl State {
 
     pub fn namespace_exists(&self, ns: &str) -> bool {
         self.get(
-            crate::resources::by_kind("", "Namespace").expect("namespaces served"),
+            crate::apiserver::resources::by_kind("", "Namespace").expect("namespaces served"),
             "",
             ns,
         )
@@ -334,7 +334,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
+    use crate::apiserver::resources::by_kind;
     use serde_json::json;
 
     fn cm(name: &str, v: &str) -> Value {

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::patch::{ListKind, list_kind, strategic_merge};
+use crate::apiserver::patch::{ListKind, list_kind, strategic_merge};
 
 /// One path element of FieldsV1: `f:name`, `k:{"name":"x"}`, `v:"x"` or `.`.
 type Path = Vec<String>;

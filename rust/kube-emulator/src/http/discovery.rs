@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{RESOURCES, ResourceDef, groups, in_group_version};
+use crate::apiserver::resources::{RESOURCES, ResourceDef, groups, in_group_version};
 
 /// Media type of aggregated discovery v2 responses.
 pub const AGGREGATED_V2: &str =

@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::resources::ResourceDef;
+use crate::apiserver::resources::ResourceDef;
 
 /// An API error: HTTP code, machine reason and human message, plus optional details.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -185,7 +185,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
+    use crate::apiserver::resources::by_kind;
 
     #[test]
     fn invalid_message_matches_apiserver_shape() {

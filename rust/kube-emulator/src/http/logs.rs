@@ -10,11 +10,11 @@ use http::header;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api::Params;
-use crate::pods::{ANN_LOG, ANN_LOG_CONTAINER_PREFIX, is_crashloop_image};
-use crate::resources::by_kind;
-use crate::status::{ApiError, Result};
-use crate::store::{Event, Store, meta_str};
+use crate::apiserver::resources::by_kind;
+use crate::apiserver::status::{ApiError, Result};
+use crate::apiserver::store::{Event, Store, meta_str};
+use crate::http::params::Params;
+use crate::kubelet::simulated::{ANN_LOG, ANN_LOG_CONTAINER_PREFIX, is_crashloop_image};
 
 /// The log lines of one container of a pod, in order (without timestamps).
 pub fn lines(pod: &Value, container: &str) -> Vec<String> {
@@ -150,7 +150,7 @@ fn check_started(pod: &Value, name: &str, container: &str) -> Result<()> {
 
 pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> Result<Response> {
     let pods = by_kind("", "Pod").expect("pods served");
-    let pod = crate::registry::get(&store, pods, ns, name)?;
+    let pod = crate::apiserver::registry::get(&store, pods, ns, name)?;
     let container = pick_container(&pod, name, params)?;
     check_started(&pod, name, &container)?;
     let since = since(params)?;
@@ -196,7 +196,7 @@ pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> 
                 let mut chunk = String::new();
                 for l in &all[sent..] {
                     if timestamps {
-                        chunk.push_str(&crate::registry::now());
+                        chunk.push_str(&crate::apiserver::registry::now());
                         chunk.push(' ');
                     }
                     chunk.push_str(l);

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
-use crate::resources::{RESOURCES, ResourceDef};
+use crate::apiserver::resources::{RESOURCES, ResourceDef};
 
 pub struct Schemas {
     /// `components.schemas`, keyed like the real spec (`io.k8s.api.apps.v1.Deployment`).
@@ -119,7 +119,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
+    use crate::apiserver::resources::by_kind;
     use serde_json::json;
 
     #[test]
