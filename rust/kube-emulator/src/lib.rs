@@ -11,6 +11,7 @@ pub mod controllers;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod network;
 pub mod wire;
 
 use std::net::SocketAddr;
