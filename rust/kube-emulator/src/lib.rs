@@ -38,6 +38,18 @@ pub struct Options {
     pub watch_history: usize,
     /// How often idle watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// What runs pods: the simulated kubelet (default) or real host processes.
+    pub runtime: Runtime,
+}
+
+/// What runs pods.
+#[derive(Debug, Clone, Default)]
+pub enum Runtime {
+    /// Outcomes chosen from the pod spec (image tags, annotations); fast, no privileges.
+    #[default]
+    Simulated,
+    /// Containers as real host processes in per-pod namespaces (needs root; see README).
+    Process(kubelet::process::ProcessOptions),
 }
 
 impl Default for Options {
@@ -49,6 +61,7 @@ impl Default for Options {
             faults: Faults::default(),
             watch_history: 4096,
             bookmark_interval: Duration::from_secs(1),
+            runtime: Runtime::Simulated,
         }
     }
 }
@@ -63,6 +76,7 @@ pub struct Emulator {
     stop: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
     controllers: Option<tokio::task::JoinHandle<()>>,
+    process: Option<Arc<kubelet::process::ProcessNode>>,
 }
 
 impl Emulator {
@@ -92,12 +106,39 @@ impl Emulator {
         let store = apiserver::store::Store::new(opts.watch_history);
         apiserver::registry::bootstrap(&store);
         let faults = Arc::new(RwLock::new(opts.faults.clone()));
+        let process = match &opts.runtime {
+            Runtime::Simulated => None,
+            Runtime::Process(process) => {
+                let net = tokio::task::spawn_blocking(network::bridge::ClusterNetwork::create)
+                    .await
+                    .context("creating the cluster network")?
+                    .context("creating the cluster network")?;
+                store.lock().use_service_cidr(net.slot());
+                Some(kubelet::process::ProcessNode::new(
+                    store.clone(),
+                    Arc::new(net),
+                    process.clone(),
+                ))
+            }
+        };
+        let (kubelet, pod_targets): (Box<dyn controllers::PodRuntime>, http::server::PodTargets) =
+            match &process {
+                None => (
+                    Box::new(kubelet::simulated::Kubelet::new(opts.ready_after)),
+                    Box::new(http::portforward::annotation_targets),
+                ),
+                Some(node) => (
+                    Box::new(kubelet::process::ProcessKubelet::new(node.clone())),
+                    Box::new(kubelet::process::pod_ip_targets),
+                ),
+            };
         let app = Arc::new(http::server::App {
             store: store.clone(),
             faults: faults.clone(),
             server_address: addr.to_string(),
             bookmark_interval: opts.bookmark_interval,
-            pod_targets: Box::new(http::portforward::annotation_targets),
+            pod_targets,
+            process_logs: process.clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut server_stop = stop_rx.clone();
@@ -117,10 +158,7 @@ impl Emulator {
         });
         let controllers = tokio::spawn(controllers::run(
             store.clone(),
-            controllers::Controllers::new(
-                &store,
-                Box::new(kubelet::simulated::Kubelet::new(opts.ready_after)),
-            ),
+            controllers::Controllers::new(&store, kubelet),
             stop_rx,
         ));
         kubeconfig::write(kubeconfig_out, &format!("http://{addr}"), &opts.context)?;
@@ -133,6 +171,7 @@ impl Emulator {
             stop,
             server: Some(server),
             controllers: Some(controllers),
+            process,
         })
     }
 
@@ -167,7 +206,13 @@ impl Emulator {
         &self.store
     }
 
-    /// Stops the server (open watches end) and the controllers, and waits for both.
+    /// The cluster network of the process runtime (None for the simulated kubelet).
+    pub fn cluster_network(&self) -> Option<&Arc<network::bridge::ClusterNetwork>> {
+        self.process.as_ref().map(|p| p.network())
+    }
+
+    /// Stops the server (open watches end) and the controllers, and waits for both; in process
+    /// mode then stops every pod (SIGTERM, grace, SIGKILL) and removes the cluster network.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for handle in [self.server.take(), self.controllers.take()]
@@ -176,6 +221,9 @@ impl Emulator {
         {
             handle.abort();
             let _ = handle.await;
+        }
+        if let Some(process) = self.process.take() {
+            process.shutdown().await;
         }
     }
 }
@@ -188,6 +236,10 @@ impl Drop for Emulator {
             .flatten()
         {
             handle.abort();
+        }
+        // No time to be graceful here: kill the pods' processes and remove the network.
+        if let Some(process) = self.process.take() {
+            process.network().shutdown();
         }
     }
 }

@@ -14,6 +14,8 @@ mod kube_emulator {
     pub mod kubectl_create;
     pub mod kubectl_port_forward;
     pub mod pods;
+    pub mod process;
+    pub mod standins;
     pub mod support;
     pub mod watch;
 }

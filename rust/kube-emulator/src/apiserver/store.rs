@@ -120,6 +120,9 @@ pub struct State {
     owners: OwnerIndex,
     next_ip: u32,
     next_cluster_ip: u32,
+    /// Process mode: Services get clusterIPs from 10.96.<slot>.11..=254 (the instance's
+    /// service CIDR; .1 is the API server, .10 the cluster DNS).
+    service_slot: Option<u8>,
 }
 
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
@@ -296,10 +299,39 @@ impl State {
         format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 1)
     }
 
+    /// Allocates Service clusterIPs from 10.96.<slot>.0/24 from now on (process mode).
+    pub fn use_service_cidr(&mut self, slot: u8) {
+        self.service_slot = Some(slot);
+    }
+
     pub fn allocate_cluster_ip(&mut self) -> String {
+        if let Some(slot) = self.service_slot {
+            return self.allocate_in_slot(slot);
+        }
         self.next_cluster_ip += 1;
         let n = self.next_cluster_ip;
         format!("10.96.{}.{}", (n / 250) % 250, n % 250 + 1)
+    }
+}
+
+impl State {
+    /// The next clusterIP of 10.96.<slot>.11..=254 that no Service holds (after 244 Services the
+    /// CIDR is full and addresses are reused; documented).
+    fn allocate_in_slot(&mut self, slot: u8) -> String {
+        let services = crate::apiserver::resources::by_kind("", "Service").expect("served");
+        let used: std::collections::HashSet<String> = self
+            .list(services, None)
+            .filter_map(|s| s["spec"]["clusterIP"].as_str().map(str::to_string))
+            .collect();
+        for _ in 0..244 {
+            let host = 11 + (self.next_cluster_ip % 244);
+            self.next_cluster_ip += 1;
+            let ip = format!("10.96.{slot}.{host}");
+            if !used.contains(&ip) {
+                return ip;
+            }
+        }
+        format!("10.96.{slot}.{}", 11 + (self.next_cluster_ip % 244))
     }
 }
 
@@ -322,6 +354,7 @@ impl Store {
                 owners: OwnerIndex::default(),
                 next_ip: 0,
                 next_cluster_ip: 0,
+                service_slot: None,
             }),
         })
     }

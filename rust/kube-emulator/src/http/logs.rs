@@ -14,6 +14,8 @@ use crate::apiserver::resources::by_kind;
 use crate::apiserver::status::{ApiError, Result};
 use crate::apiserver::store::{Event, Store, meta_str};
 use crate::http::params::Params;
+use crate::kubelet::process::ProcessNode;
+use crate::kubelet::process::logs::{Render as FileRender, render as render_file};
 use crate::kubelet::simulated::{ANN_LOG, ANN_LOG_CONTAINER_PREFIX, is_crashloop_image};
 
 /// The log lines of one container of a pod, in order (without timestamps).
@@ -148,12 +150,21 @@ fn check_started(pod: &Value, name: &str, container: &str) -> Result<()> {
     }
 }
 
-pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> Result<Response> {
+pub async fn serve(
+    store: Arc<Store>,
+    ns: &str,
+    name: &str,
+    params: &Params,
+    process: Option<Arc<ProcessNode>>,
+) -> Result<Response> {
     let pods = by_kind("", "Pod").expect("pods served");
     let pod = crate::apiserver::registry::get(&store, pods, ns, name)?;
     let container = pick_container(&pod, name, params)?;
     check_started(&pod, name, &container)?;
     let since = since(params)?;
+    if let Some(node) = process {
+        return serve_file(node, &pod, &container, params, since).await;
+    }
     // Subscribe before rendering so a change right after cannot be missed by follow.
     let mut changes = store.lock().subscribe();
     let text = render(&pod, &container, params, since);
@@ -206,6 +217,88 @@ pub async fn serve(store: Arc<Store>, ns: &str, name: &str, params: &Params) -> 
                 if tx.send(bytes::Bytes::from(chunk)).await.is_err() {
                     return;
                 }
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Ok(builder
+        .body(Body::from_stream(stream))
+        .expect("static response parts"))
+}
+
+/// Process mode: the container's real stdout/stderr, from its log file; `follow` streams what
+/// is appended until the container restarts or the pod goes.
+async fn serve_file(
+    node: Arc<ProcessNode>,
+    pod: &Value,
+    container: &str,
+    params: &Params,
+    since: Option<DateTime<Utc>>,
+) -> Result<Response> {
+    let name = meta_str(pod, "name").to_string();
+    let uid = meta_str(pod, "uid").to_string();
+    let previous = params.get("previous") == Some("true");
+    let path = node.log_file(&uid, container, previous).ok_or_else(|| {
+        ApiError::bad_request(if previous {
+            format!("previous terminated container \"{container}\" in pod \"{name}\" not found")
+        } else {
+            format!(
+                "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            )
+        })
+    })?;
+    let number = |k: &str| params.get(k).and_then(|v| v.parse::<usize>().ok());
+    let timestamps = params.get("timestamps") == Some("true");
+    let opts = FileRender {
+        timestamps,
+        tail_lines: number("tailLines"),
+        limit_bytes: number("limitBytes"),
+        since,
+    };
+    let stored = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+    let text = render_file(&stored, &opts);
+    let builder = Response::builder().header(header::CONTENT_TYPE, "text/plain");
+    if params.get("follow") != Some("true") || previous {
+        return Ok(builder
+            .body(Body::from(text))
+            .expect("static response parts"));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let container = container.to_string();
+    tokio::spawn(async move {
+        if tx.send(bytes::Bytes::from(text)).await.is_err() {
+            return;
+        }
+        let mut offset = stored.len();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                _ = tx.closed() => return,
+            }
+            let current = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+            let complete = current[offset.min(current.len())..]
+                .rfind('\n')
+                .map_or(offset, |i| offset + i + 1);
+            if complete > offset {
+                let chunk = render_file(
+                    &current[offset..complete],
+                    &FileRender {
+                        timestamps,
+                        ..FileRender::default()
+                    },
+                );
+                offset = complete;
+                if tx.send(bytes::Bytes::from(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            // The container restarted (a new file) or the pod is gone: the stream ends.
+            if node.log_file(&uid, &container, false).as_ref() != Some(&path) {
+                return;
             }
         }
     });

@@ -29,6 +29,7 @@ use crate::http::params::Params;
 use crate::http::portforward;
 use crate::http::routes::{Route, Target, parse_route};
 use crate::http::table;
+use crate::kubelet::process::ProcessNode;
 use crate::wire::portforward_spdy::Resolve;
 
 /// Shared server state.
@@ -38,8 +39,13 @@ pub struct App {
     pub server_address: String,
     pub bookmark_interval: Duration,
     /// Where port-forward connects for a pod (the node decides).
-    pub pod_targets: Box<dyn Fn(&Value) -> Resolve + Send + Sync>,
+    pub pod_targets: PodTargets,
+    /// Process mode: containers' real logs.
+    pub process_logs: Option<Arc<ProcessNode>>,
 }
+
+/// Builds a pod's port-forward resolver.
+pub type PodTargets = Box<dyn Fn(&Value) -> Resolve + Send + Sync>;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new().fallback(handle).with_state(app)
@@ -362,7 +368,7 @@ async fn serve_resource(
             )?))
         }
         (Method::GET, Some(name), Some("log")) => {
-            logs::serve(store.clone(), &ns, name, &params).await
+            logs::serve(store.clone(), &ns, name, &params, app.process_logs.clone()).await
         }
         (Method::GET | Method::POST, Some(name), Some("portforward")) => {
             portforward::serve(store.clone(), &ns, name, &params, req, &*app.pod_targets).await

@@ -132,7 +132,11 @@ impl ClusterNetwork {
             .map_err(io(format!("locking {RUN_DIR}/claim.lock")))?;
         clean_dead_slots();
         let mut claimed = None;
-        for slot in 1..=MAX_SLOT {
+        // Start at a random slot, so a slot just released is rarely reused at once (tests
+        // that check a finished instance's slot stay meaningful while others start).
+        let start = (uuid::Uuid::new_v4().as_u128() % u128::from(MAX_SLOT)) as u16;
+        for i in 0..u16::from(MAX_SLOT) {
+            let slot = ((start + i) % u16::from(MAX_SLOT) + 1) as u8;
             if let Some(lock) = try_claim(slot)? {
                 claimed = Some((slot, lock));
                 break;
