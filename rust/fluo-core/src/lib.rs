@@ -11,6 +11,7 @@ pub mod plan;
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
 pub mod apply;
 pub mod cluster;
+pub mod durable;
 pub mod exit;
 pub mod history;
 pub mod identity;

@@ -235,6 +235,19 @@ where
         })
 }
 
+/// The last observed state of every awaited object that is not ready, for a timeout message.
+fn last_observed(awaited: &[&ObjectRef], last: &BTreeMap<ObjectRef, Readiness>) -> String {
+    awaited
+        .iter()
+        .filter_map(|o| match last.get(*o) {
+            Some(Readiness::Ready) => None,
+            Some(Readiness::Waiting(m) | Readiness::Failed(m)) => Some(format!("{o}: {m}")),
+            None => Some(format!("{o}: no state observed")),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Progress callback: called when an object's verdict changes.
 pub type OnChange<'a> = dyn FnMut(&ObjectRef, &Readiness) + Send + 'a;
 
@@ -362,14 +375,41 @@ pub async fn until_ready(
         Ok(result) => result,
         Err(_) => Err(Error::Timeout {
             after: timeout,
-            waiting: last
-                .iter()
-                .filter_map(|(o, v)| match v {
-                    Readiness::Waiting(m) => Some(format!("{o}: {m}")),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            waiting: last_observed(&awaited, &last),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: "apps/v1".into(),
+            kind: kind.into(),
+            name: name.into(),
+            namespace: Some("fluo".into()),
+        }
+    }
+
+    #[test]
+    fn a_timeout_names_the_last_state_of_every_object_not_ready() {
+        let (bff, svc, nats) = (
+            object("Deployment", "bff"),
+            object("Service", "bff"),
+            object("StatefulSet", "nats"),
+        );
+        let last = BTreeMap::from([
+            (
+                bff.clone(),
+                Readiness::Waiting("0 of 1 updated replicas are available".into()),
+            ),
+            (svc.clone(), Readiness::Ready),
+        ]);
+        assert_eq!(
+            last_observed(&[&bff, &svc, &nats], &last),
+            "Deployment/bff: 0 of 1 updated replicas are available; StatefulSet/nats: no state observed"
+        );
     }
 }

@@ -60,7 +60,18 @@ pub async fn run(cli: Cli) -> Exit {
             return Exit::Usage;
         }
     };
-    match dispatch(&ctx, cli.command, prepared).await {
+    // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
+    let signals = match &cli.command {
+        Command::Deploy(_) | Command::Rollback { .. } | Command::RollbackToPrevious { .. } => {
+            ctx.stop.on_signals().ok()
+        }
+        _ => None,
+    };
+    let exit = dispatch(&ctx, cli.command, prepared).await;
+    if let Some(signals) = signals {
+        signals.abort();
+    }
+    match exit {
         Ok(exit) => exit,
         Err(e) => {
             ctx.reporter.progress("", Level::Error, &e.to_string());

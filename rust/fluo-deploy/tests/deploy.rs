@@ -6,6 +6,8 @@ mod follow;
 mod gate;
 #[path = "deploy/harness.rs"]
 mod harness;
+#[path = "deploy/lock_and_timeouts.rs"]
+mod lock_and_timeouts;
 #[path = "deploy/monitor.rs"]
 mod monitor;
 #[path = "deploy/ops.rs"]

@@ -2,6 +2,7 @@
 //! crates (`Hooks`), the facts common to every record of one run (`RunInfo`), and the first
 //! steps of every changing run (namespaces, the deploy lock).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::error::Result;
-use super::stop::Stop;
+use super::stop::{Reason, Stop};
 use crate::SYSTEM_NAMESPACE;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -152,6 +153,39 @@ pub async fn take_lock(ctx: &Ctx, deploy_id: &str, force: bool) -> Result<Deploy
         );
     }
     Ok(lock)
+}
+
+/// Runs `work`, saying once what a stop request means when it arrives, and again on abort.
+pub async fn announcing_stops<F: Future>(ctx: &Ctx, work: F) -> F::Output {
+    let announce = async {
+        ctx.stop.stopped().await;
+        let then = match ctx.stop.reason() {
+            Some(Reason::LockLost { .. }) => {
+                "no new applies; rolling back what this run applied (the new holder's lease is not touched)"
+            }
+            _ => {
+                "no new applies; rolling back what this run applied (a second signal aborts at once)"
+            }
+        };
+        let reason = ctx
+            .stop
+            .reason()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        ctx.reporter
+            .progress("", Level::Warn, &format!("{reason}: {then}"));
+        ctx.stop.aborted().await;
+        ctx.reporter.progress(
+            "",
+            Level::Error,
+            "aborted: no more waiting; marking the records and releasing the lock",
+        );
+        std::future::pending::<F::Output>().await
+    };
+    tokio::select! {
+        output = work => output,
+        output = announce => output,
+    }
 }
 
 fn hostname() -> String {

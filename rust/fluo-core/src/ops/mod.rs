@@ -5,18 +5,22 @@
 //! - `deploy`: the deploy run (prepare once, preflight, gate, lock, graph, post checks);
 //! - `schedule`: which component starts, waits or is skipped (pure `Scheduler` + `run_graph`);
 //! - `rollout`: one component revision (record, apply, prune, wait, record) and its typed error;
-//! - `rollback`: automatic, planned and emergency rollbacks;
+//! - `recover`: automatic rollback (of a failed revision; of a deploy whose checks failed or
+//!   that was stopped);
+//! - `rollback`: planned and emergency rollbacks (`rollback`, `rollback-to-previous`);
 //! - `outcome`: per-component results, the run report, its exit code and text;
 //! - `stop`: the one cancellation mechanism (signals and the loss of the deploy lock);
 //! - `local_secret`: the local environment's Grafana admin Secret.
 //!
-//! Dependencies point one way: deploy -> rollback -> rollout -> context; nothing imports deploy.
+//! Dependencies point one way: deploy -> recover -> rollout -> context, rollback -> recover;
+//! nothing imports deploy or rollback.
 
 pub mod context;
 pub mod deploy;
 pub mod error;
 pub mod local_secret;
 pub mod outcome;
+pub mod recover;
 pub mod rollback;
 pub mod rollout;
 pub mod schedule;
