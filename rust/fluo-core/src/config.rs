@@ -132,6 +132,12 @@ pub struct Environment {
     #[serde(default)]
     pub notifications: Notifications,
     pub monitoring: Monitoring,
+    /// Release-record signatures: trusted public keys and whether unsigned records are accepted.
+    #[serde(default)]
+    pub signing: Signing,
+    /// How many release records to keep per component.
+    #[serde(default)]
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -151,6 +157,13 @@ pub struct ImagePolicy {
     pub registry: String,
     #[serde(default)]
     pub pull_policy: Option<PullPolicy>,
+    /// Registry/repository prefixes every applied image must come from (e.g.
+    /// `registry.fluo.example/fluo`); empty allows any.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
+    /// Every applied image must carry a digest (`@sha256:...`).
+    #[serde(default)]
+    pub require_digest: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -235,6 +248,12 @@ pub struct Approvals {
     /// Regex a `--change-ticket` must match (checked at load time).
     #[serde(default)]
     pub change_ticket_pattern: Option<String>,
+    /// The approver must be someone other than the deployer (user and signing key id).
+    #[serde(default)]
+    pub distinct_approver: bool,
+    /// Who may approve (`--approved-by`); empty means anyone.
+    #[serde(default)]
+    pub approvers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -244,6 +263,13 @@ pub struct ValidationRules {
     pub allow_skip: bool,
     pub allow_inline_secrets: bool,
     pub require_image_scan: bool,
+    /// Whether `FLUO_COMMIT` may stand in for git (recorded as an override); else the commit
+    /// comes from git alone.
+    #[serde(default)]
+    pub allow_commit_override: bool,
+    /// Whether `delete --purge-history` may remove release records.
+    #[serde(default)]
+    pub allow_purge_history: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -522,7 +548,8 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
     }
     let names: BTreeSet<&str> = components.iter().map(Component::name).collect();
     for (component, replicas) in &env.replicas {
-        if !names.contains(component.as_str()) {
+        // Without components (emergency loading), names cannot be checked.
+        if !names.is_empty() && !names.contains(component.as_str()) {
             return Err(invalid(
                 &format!("replicas.{component}"),
                 replicas,
@@ -598,6 +625,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             &format!("not a valid regex: {e}"),
         ));
     }
+    check_trust_fields(env).map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
     let m = &env.monitoring;
     if !(0.0..=1.0).contains(&m.max_error_ratio) {
         return Err(invalid(
@@ -666,5 +694,11 @@ fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::
     })
 }
 
+mod emergency;
 #[cfg(test)]
 mod tests;
+mod trust;
+
+pub use emergency::{EmergencyConfig, load_for_emergency};
+use trust::check_trust_fields;
+pub use trust::{Retention, Signing};

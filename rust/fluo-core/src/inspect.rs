@@ -203,17 +203,7 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let action = match &e.action {
-                Action::Deploy => "deploy".to_string(),
-                Action::Rollback {
-                    to,
-                    automatic: true,
-                } => format!("auto-rollback to v{to}"),
-                Action::Rollback {
-                    to,
-                    automatic: false,
-                } => format!("rollback to v{to}"),
-            };
+            let action = e.action.to_string();
             let outcome = match e.outcome {
                 release::Outcome::InProgress => "in-progress",
                 release::Outcome::Succeeded => "succeeded",
@@ -264,14 +254,12 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
     )
 }
 
-/// Problems found in the hash chains of `component` (or all), one line each.
-pub async fn verify(ctx: &Ctx, component: Option<&str>) -> Result<Vec<String>> {
-    let all = ctx.history.by_component().await?;
-    Ok(all
-        .iter()
-        .filter(|(c, _)| component.is_none_or(|want| want == c.as_str()))
-        .flat_map(|(_, records)| release::verify_chain(records))
-        .collect())
+/// Verification of the records of `component` (or all): digests, signatures, chain, anchor.
+pub async fn verify(
+    ctx: &Ctx,
+    component: Option<&str>,
+) -> Result<Vec<crate::state::verify::Verdict>> {
+    Ok(ctx.history.verify(component).await?)
 }
 
 /// One object's difference between what a deploy would store and what is live.

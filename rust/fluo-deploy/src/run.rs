@@ -3,16 +3,15 @@
 use std::io::Write as _;
 
 use anyhow::Context as _;
-use fluo_core::config::Config;
+use fluo_core::config::{Config, EmergencyConfig, Error as ConfigError};
 use fluo_core::exit::Exit;
 use fluo_core::ops::deploy::{self, Prepared, Request};
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Format, Level, Reporter};
-use fluo_core::{
-    cluster::Cluster, history::History, identity::Identity, inspect, logs, ops::rollback, teardown,
-};
+use fluo_core::state::session::Session;
+use fluo_core::{cluster::Cluster, inspect, logs, ops::rollback, teardown};
 
-use crate::cli::{Cli, Command, Output};
+use crate::cli::{Cli, Command, Output, TeardownArgs};
 
 pub async fn run(cli: Cli) -> Exit {
     fluo_core::telemetry::init(cli.global.verbose);
@@ -31,8 +30,8 @@ pub async fn run(cli: Cli) -> Exit {
         .infra
         .clone()
         .unwrap_or_else(fluo_core::config::default_infra_dir);
-    let config = match Config::load(&infra, &cli.global.env) {
-        Ok(c) => c,
+    let loaded = match load_config(&cli, &infra) {
+        Ok(l) => l,
         Err(e) => {
             reporter.progress(
                 "",
@@ -42,9 +41,29 @@ pub async fn run(cli: Cli) -> Exit {
             return Exit::Usage;
         }
     };
+    if let Some(warning) = &loaded.warning {
+        reporter.progress("", Level::Warn, warning);
+    }
+    let config = loaded.config;
+    let session = match Session::open(
+        &config,
+        writes_records(&cli.command),
+        loaded.environment_read,
+        accept_unverified(&cli.command),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
+            return Exit::Usage;
+        }
+    };
+    for warning in session.warnings() {
+        reporter.progress("", Level::Warn, warning);
+    }
+    let deployer = session.deployer();
     // Deploy-time checks that need no cluster run before connecting (once per deploy).
     let prepared = match &cli.command {
-        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args)) {
+        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args, &deployer)) {
             Ok(p) => Some(p),
             Err(e) => {
                 reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
@@ -53,13 +72,24 @@ pub async fn run(cli: Cli) -> Exit {
         },
         _ => None,
     };
-    let ctx = match connect(&cli, config, reporter).await {
+    let mut ctx = match connect(&cli, config, reporter, session).await {
         Ok(ctx) => ctx,
         Err((reporter, e)) => {
             reporter.progress("", Level::Error, &format!("{e:#}"));
             return Exit::Usage;
         }
     };
+    if loaded.graph_from_records {
+        match ctx.history.list(None).await {
+            Ok(records) => ctx
+                .config
+                .components_from_records(records.iter().map(|r| r.release.component.as_str())),
+            Err(e) => {
+                ctx.reporter.progress("", Level::Error, &e.to_string());
+                return Exit::Failed;
+            }
+        }
+    }
     // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
     let signals = match &cli.command {
         Command::Deploy(_) | Command::Rollback { .. } | Command::RollbackToPrevious { .. } => {
@@ -67,16 +97,84 @@ pub async fn run(cli: Cli) -> Exit {
         }
         _ => None,
     };
-    let exit = dispatch(&ctx, cli.command, prepared).await;
+    let exit = dispatch(&ctx, cli.command, prepared, &deployer).await;
     if let Some(signals) = signals {
         signals.abort();
     }
-    match exit {
+    let exit = match exit {
         Ok(exit) => exit,
         Err(e) => {
             ctx.reporter.progress("", Level::Error, &e.to_string());
             e.exit()
         }
+    };
+    // The chain tips this run wrote, so that CI logs keep them (see `history --verify`).
+    for line in ctx.history.anchor_lines() {
+        ctx.reporter.progress("", Level::Info, &line);
+    }
+    exit
+}
+
+/// The emergency commands read only the environment and component files and work on from
+/// the records when even those are broken; the others need the whole checkout.
+fn load_config(cli: &Cli, infra: &std::path::Path) -> Result<EmergencyConfig, ConfigError> {
+    let emergency = matches!(
+        cli.command,
+        Command::Rollback { .. }
+            | Command::RollbackToPrevious { .. }
+            | Command::History { .. }
+            | Command::Status { .. }
+            | Command::Logs { .. }
+    );
+    if emergency {
+        return fluo_core::config::load_for_emergency(
+            infra,
+            &cli.global.env,
+            cli.global.context.as_deref(),
+            cli.global.namespace.as_deref(),
+        );
+    }
+    Ok(EmergencyConfig {
+        config: Config::load(infra, &cli.global.env)?,
+        warning: None,
+        graph_from_records: false,
+        environment_read: true,
+    })
+}
+
+/// Commands that write release records (and so sign them).
+fn writes_records(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Status { .. }
+            | Command::History { .. }
+            | Command::Diff { .. }
+            | Command::Logs { .. }
+    )
+}
+
+fn accept_unverified(command: &Command) -> Option<String> {
+    match command {
+        Command::Rollback {
+            accept_unverified, ..
+        }
+        | Command::RollbackToPrevious {
+            accept_unverified, ..
+        } => accept_unverified.clone(),
+        _ => None,
+    }
+}
+
+fn teardown_of(args: &TeardownArgs, deployer: &[String]) -> teardown::Teardown {
+    teardown::Teardown {
+        reason: args.reason.clone(),
+        approval: fluo_core::policy::Approval {
+            change_ticket: args.change_ticket.clone(),
+            approved_by: args.approved_by.clone(),
+            deployer: deployer.to_vec(),
+        },
+        yes: args.yes,
+        force_unlock: args.force_unlock,
     }
 }
 
@@ -102,7 +200,7 @@ fn flag_error(command: &Command) -> Option<String> {
     }
 }
 
-fn request_of(args: &crate::cli::DeployArgs) -> Request {
+fn request_of(args: &crate::cli::DeployArgs, deployer: &[String]) -> Request {
     Request {
         components: args.components.clone(),
         all: args.all,
@@ -112,6 +210,7 @@ fn request_of(args: &crate::cli::DeployArgs) -> Request {
         approval: fluo_core::policy::Approval {
             change_ticket: args.change_ticket.clone(),
             approved_by: args.approved_by.clone(),
+            deployer: deployer.to_vec(),
         },
         skipped_checks: args
             .skip
@@ -128,6 +227,7 @@ async fn connect(
     cli: &Cli,
     config: Config,
     reporter: Reporter,
+    session: Session,
 ) -> Result<Ctx, (Reporter, anyhow::Error)> {
     let env_context = config.environment.environment.context.clone();
     let context = cli.global.context.clone().unwrap_or(env_context.clone());
@@ -156,9 +256,10 @@ async fn connect(
         .namespace
         .clone()
         .unwrap_or_else(|| config.environment.environment.namespace.clone());
+    let (identity, history) = session.into_parts(&cluster.client, &config);
     Ok(Ctx {
-        history: History::new(&cluster.client),
-        identity: Identity::detect(&config.infra_dir),
+        history,
+        identity,
         cluster,
         reporter,
         namespace,
@@ -174,13 +275,14 @@ async fn dispatch(
     ctx: &Ctx,
     command: Command,
     prepared: Option<Prepared>,
+    deployer: &[String],
 ) -> Result<Exit, ops::Error> {
     match command {
         Command::Deploy(args) => {
             let Some(prepared) = prepared else {
                 return Err(ops::Error::Failed("deploy was not prepared".into()));
             };
-            let request = request_of(&args);
+            let request = request_of(&args, deployer);
             let hooks = crate::gate::Checks {
                 skipped: args.skip.clone(),
                 reason: args.reason.clone(),
@@ -197,6 +299,7 @@ async fn dispatch(
             to,
             reason,
             force_unlock,
+            ..
         } => {
             let reason = reason.unwrap_or_default();
             let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await?;
@@ -206,6 +309,7 @@ async fn dispatch(
         Command::RollbackToPrevious {
             reason,
             force_unlock,
+            ..
         } => {
             let reason = reason.unwrap_or_default();
             let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await?;
@@ -219,22 +323,13 @@ async fn dispatch(
         }
         Command::History { component, verify } => {
             if verify {
-                let problems = inspect::verify(ctx, component.as_deref()).await?;
-                let text = if problems.is_empty() {
-                    "history verified: every record matches its digest and the chain is intact\n"
-                        .to_string()
-                } else {
-                    format!("history TAMPERED:\n{}\n", problems.join("\n"))
-                };
+                let verdicts = inspect::verify(ctx, component.as_deref()).await?;
+                let ok = verdicts.iter().all(|v| v.ok());
                 ctx.reporter.result(
-                    &serde_json::json!({"ok": problems.is_empty(), "problems": problems}),
-                    &text,
+                    &serde_json::json!({"ok": ok, "components": verdicts}),
+                    &fluo_core::state::verify::report_text(&verdicts),
                 );
-                return Ok(if problems.is_empty() {
-                    Exit::Ok
-                } else {
-                    Exit::Failed
-                });
+                return Ok(if ok { Exit::Ok } else { Exit::Failed });
             }
             let entries = inspect::history(ctx, component.as_deref()).await?;
             ctx.reporter
@@ -250,17 +345,18 @@ async fn dispatch(
             components,
             all,
             purge_history,
-            force_unlock,
+            teardown,
         } => {
-            let done = teardown::delete(ctx, &components, all, purge_history, force_unlock).await?;
+            let request = teardown_of(&teardown, deployer);
+            let done = teardown::delete(ctx, &components, all, purge_history, &request).await?;
             ctx.reporter.result(
                 &serde_json::json!({"deleted": done}),
                 &format!("deleted: {}\n", done.join(", ")),
             );
             Ok(Exit::Ok)
         }
-        Command::Shutdown { force_unlock } => {
-            let done = teardown::shutdown(ctx, force_unlock).await?;
+        Command::Shutdown { teardown } => {
+            let done = teardown::shutdown(ctx, &teardown_of(&teardown, deployer)).await?;
             ctx.reporter.result(
                 &serde_json::json!({"shut_down": done}),
                 &format!("shut down: {}\n", done.join(", ")),
@@ -279,9 +375,11 @@ async fn dispatch(
                 tail,
                 follow,
             };
-            // A closed stdout (e.g. `| head`) is not an error.
-            let mut print = |line: &str| {
-                let _ = writeln!(std::io::stdout(), "{line}");
+            // A closed stdout (e.g. `| head`) is not an error. -o json: one JSON object a line.
+            let json = ctx.reporter.format() == Format::Json;
+            let mut print = |line: &logs::LogLine| {
+                let text = if json { line.json() } else { line.text() };
+                let _ = writeln!(std::io::stdout(), "{text}");
             };
             if !follow {
                 logs::logs(ctx, component.as_deref(), &options, &mut print).await?;

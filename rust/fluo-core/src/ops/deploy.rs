@@ -120,7 +120,12 @@ pub async fn deploy(
     tokio::select! {
         biased;
         () = ctx.stop.stopped() => {}
-        gate = hooks.gate(&ctx.config, &prepared.components) => {
+        gate = hooks.gate(
+            &ctx.config,
+            &prepared.components,
+            &prepared.cluster_objects,
+            &prepared.rendered,
+        ) => {
             gate.map_err(|(exit, findings)| Error::Gate(exit, findings))?;
         }
     }
