@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
@@ -72,7 +72,7 @@ pub struct ComponentMeta {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub timeout: Duration,
 }
 
@@ -227,9 +227,9 @@ pub enum Order {
 #[serde(deny_unknown_fields)]
 pub struct Window {
     pub days: Vec<chrono::Weekday>,
-    #[serde(deserialize_with = "time_of_day")]
+    #[serde(deserialize_with = "parse::time_of_day")]
     pub start: chrono::NaiveTime,
-    #[serde(deserialize_with = "time_of_day")]
+    #[serde(deserialize_with = "parse::time_of_day")]
     pub end: chrono::NaiveTime,
 }
 
@@ -283,9 +283,9 @@ pub struct Notifications {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Monitoring {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub duration: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub interval: Duration,
     pub max_error_ratio: f64,
     pub max_restarts: u32,
@@ -678,23 +678,8 @@ fn yes() -> bool {
     true
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); use e.g. \"30s\", \"5m\""
-        ))
-    })
-}
-
-fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
-    let text = String::deserialize(d)?;
-    chrono::NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
-        serde::de::Error::custom(format!("invalid time {text:?}; use \"HH:MM\" (UTC)"))
-    })
-}
-
 mod emergency;
+mod parse;
 #[cfg(test)]
 mod tests;
 mod trust;

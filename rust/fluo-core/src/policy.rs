@@ -112,6 +112,17 @@ fn check_approver(env: &Environment, approval: &Approval) -> Result<()> {
     };
     let name = env.environment.name.clone();
     let rules = &env.approvals;
+    if rules.distinct_approver
+        && approval
+            .deployer
+            .iter()
+            .any(|d| d.trim().eq_ignore_ascii_case(approver))
+    {
+        return Err(Error::SelfApproval {
+            env: name,
+            approver: approver.to_string(),
+        });
+    }
     if !rules.approvers.is_empty()
         && !rules
             .approvers
@@ -122,17 +133,6 @@ fn check_approver(env: &Environment, approval: &Approval) -> Result<()> {
             env: name,
             approver: approver.to_string(),
             approvers: rules.approvers.join(", "),
-        });
-    }
-    if rules.distinct_approver
-        && approval
-            .deployer
-            .iter()
-            .any(|d| d.trim().eq_ignore_ascii_case(approver))
-    {
-        return Err(Error::SelfApproval {
-            env: name,
-            approver: approver.to_string(),
         });
     }
     Ok(())

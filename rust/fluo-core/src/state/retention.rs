@@ -1,5 +1,6 @@
 //! Which release records retention may remove: per component, keep the last N revisions that
-//! deployed successfully and the last M other records, and always the newest record (the
+//! deployed successfully (deploys and deliberate rollbacks) and the last M other records
+//! (failures, automatic rollbacks, delete/shutdown records), and always the newest record (the
 //! anchored tip), the revision currently deployed and the target of the latest rollback. Ten
 //! failed attempts therefore never push the last good revision out.
 
@@ -12,8 +13,18 @@ use crate::release::{Action, Outcome, Status, Stored};
 pub fn to_prune<'a>(records: &'a [Stored], policy: &Retention) -> Vec<&'a Stored> {
     let mut newest_first: Vec<&Stored> = records.iter().collect();
     newest_first.sort_by_key(|r| std::cmp::Reverse(r.release.revision));
+    // A deploy or a deliberate rollback that succeeded; the automatic rollbacks after failed
+    // attempts count with the failures, so that they cannot push the last good deploy out.
     let succeeded = |r: &Stored| {
-        r.release.action.applies_manifests() && r.release.outcome == Outcome::Succeeded
+        r.release.outcome == Outcome::Succeeded
+            && matches!(
+                r.release.action,
+                Action::Deploy
+                    | Action::Rollback {
+                        automatic: false,
+                        ..
+                    }
+            )
     };
     let mut keep: BTreeSet<u32> = BTreeSet::new();
     keep.extend(
@@ -101,6 +112,54 @@ mod tests {
             pruned,
             (2..=21).collect::<Vec<_>>(),
             "the oldest failures go"
+        );
+    }
+
+    #[test]
+    fn automatic_rollbacks_after_failures_do_not_push_the_last_deploy_out() {
+        let mut records = vec![record(
+            1,
+            Outcome::Succeeded,
+            Status::Superseded,
+            Action::Deploy,
+        )];
+        let mut restored = 1;
+        for rev in (2..=11).step_by(2) {
+            records.push(record(
+                rev,
+                Outcome::Failed,
+                Status::RolledBack,
+                Action::Deploy,
+            ));
+            let status = if rev == 10 {
+                Status::Deployed
+            } else {
+                Status::Superseded
+            };
+            records.push(record(
+                rev + 1,
+                Outcome::Succeeded,
+                status,
+                Action::Rollback {
+                    to: restored,
+                    automatic: true,
+                },
+            ));
+            restored = rev + 1;
+        }
+        let policy = Retention {
+            successful: 1,
+            others: 2,
+        };
+        let kept: Vec<u32> = records
+            .iter()
+            .map(|r| r.release.revision)
+            .filter(|rev| !revisions(&to_prune(&records, &policy)).contains(rev))
+            .collect();
+        assert_eq!(
+            kept,
+            [1, 9, 10, 11],
+            "v1: the last deploy; v11 current, v9 its target"
         );
     }
 
