@@ -125,6 +125,15 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
+    /// Name the cause of failures (startup, connectivity, configuration, state) with evidence and
+    /// a fix hint; exit 0 when nothing is wrong, 1 when something is.
+    Diagnose { component: Option<String> },
+    /// The weekly deployment review from the release records (Markdown; -o json for JSON).
+    Report {
+        /// The period, ending now (e.g. 7d, 30d).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: Duration,
+    },
     /// Logs of a component's pods (all components by default), secrets redacted.
     Logs {
         component: Option<String>,

@@ -256,6 +256,18 @@ async fn dispatch(
             );
             Ok(Exit::Ok)
         }
+        Command::Diagnose { component } => {
+            let diagnosis = ops::diagnose::diagnose(ctx, component.as_deref()).await?;
+            ctx.reporter
+                .result(&diagnosis, &ops::diagnose::text(&diagnosis));
+            Ok(if diagnosis.ok { Exit::Ok } else { Exit::Failed })
+        }
+        Command::Report { since } => {
+            let review = ops::review::report(ctx, since).await?;
+            ctx.reporter
+                .result(&review, &ops::review::markdown(&review));
+            Ok(Exit::Ok)
+        }
         Command::Monitor { duration } => Ok(crate::monitor::run(ctx, duration).await),
         Command::Logs {
             component,

@@ -14,9 +14,11 @@
 
 pub mod context;
 pub mod deploy;
+pub mod diagnose;
 pub mod error;
 pub mod local_secret;
 pub mod outcome;
+pub mod review;
 pub mod rollback;
 pub mod rollout;
 pub mod schedule;
