@@ -88,7 +88,7 @@ fn generate(now: DateTime<Utc>, since: DateTime<Utc>) -> History {
                 let mut r = record(component, revision, t, Action::Deploy);
                 r.duration_ms = 1000 * (10 + rng.next(300));
                 let sha = format!("{component}{revision:04}");
-                r.commit = if revision % 2 == 0 {
+                r.commit = if revision.is_multiple_of(2) {
                     format!("{sha}-dirty")
                 } else {
                     sha.clone()
@@ -202,7 +202,7 @@ fn median(v: &[f64]) -> Option<f64> {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     match v.len() {
         0 => None,
-        n if n % 2 == 1 => Some(v[n / 2]),
+        n if !n.is_multiple_of(2) => Some(v[n / 2]),
         n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
 }

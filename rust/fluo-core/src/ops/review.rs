@@ -170,7 +170,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    Some(if n % 2 == 1 {
+    Some(if !n.is_multiple_of(2) {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
@@ -291,10 +291,9 @@ pub async fn report(
     let mut cache: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
     for r in &records {
         let sha = r.commit.trim_end_matches("-dirty").to_string();
-        if !cache.contains_key(&sha) {
-            let t = git_commit_time(&dir, &sha);
-            cache.insert(sha, t);
-        }
+        cache
+            .entry(sha)
+            .or_insert_with_key(|sha| git_commit_time(&dir, sha));
     }
     let lookup = |sha: &str| cache.get(sha).copied().flatten();
     Ok(review(&records, since, now, &lookup))

@@ -198,10 +198,10 @@ fn unresolved_hosts(snapshot: &Snapshot) -> Vec<Finding> {
         let mut missing = BTreeSet::new();
         for cap in HOST.captures_iter(&source.value) {
             let host = cap.get(1).or_else(|| cap.get(2)).map_or("", |m| m.as_str());
-            if let Some(name) = service_of(host, &snapshot.namespace) {
-                if !services.contains(name) {
-                    missing.insert(host.to_string());
-                }
+            if let Some(name) = service_of(host, &snapshot.namespace)
+                && !services.contains(name)
+            {
+                missing.insert(host.to_string());
             }
         }
         for host in missing {

@@ -25,6 +25,12 @@ pub const FLOWS: [(&str, &str, Option<i32>); 6] = [
     ("prometheus", "workers", None),
 ];
 
+/// A rule's peers and ports (ingress `from` or egress `to`).
+type Rule = (
+    Option<Vec<NetworkPolicyPeer>>,
+    Option<Vec<NetworkPolicyPort>>,
+);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
     Ingress,
@@ -162,10 +168,7 @@ fn allows(
     snapshot: &Snapshot,
 ) -> bool {
     let spec = np.spec.clone().unwrap_or_default();
-    let rules: Vec<(
-        Option<Vec<NetworkPolicyPeer>>,
-        Option<Vec<NetworkPolicyPort>>,
-    )> = match d {
+    let rules: Vec<Rule> = match d {
         Direction::Ingress => spec
             .ingress
             .unwrap_or_default()

@@ -61,19 +61,15 @@ pub struct Template<'a> {
 impl Snapshot {
     /// The pod templates of every Deployment and StatefulSet.
     pub fn templates(&self) -> Vec<Template<'_>> {
-        let deployments = self.deployments.iter().filter_map(|d| {
-            Some(Template {
-                object: format!("Deployment/{}", name_of(&d.metadata)),
-                component: component_of(&d.metadata),
-                template: &d.spec.template,
-            })
+        let deployments = self.deployments.iter().map(|d| Template {
+            object: format!("Deployment/{}", name_of(&d.metadata)),
+            component: component_of(&d.metadata),
+            template: &d.spec.template,
         });
-        let stateful_sets = self.stateful_sets.iter().filter_map(|s| {
-            Some(Template {
-                object: format!("StatefulSet/{}", name_of(&s.metadata)),
-                component: component_of(&s.metadata),
-                template: &s.spec.template,
-            })
+        let stateful_sets = self.stateful_sets.iter().map(|s| Template {
+            object: format!("StatefulSet/{}", name_of(&s.metadata)),
+            component: component_of(&s.metadata),
+            template: &s.spec.template,
         });
         deployments.chain(stateful_sets).collect()
     }
