@@ -8,13 +8,18 @@
 //! - `rollback`: automatic, planned and emergency rollbacks;
 //! - `outcome`: per-component results, the run report, its exit code and text;
 //! - `stop`: the one cancellation mechanism (signals and the loss of the deploy lock);
-//! - `local_secret`: the local environment's Grafana admin Secret.
+//! - `local_secret`: the local environment's Grafana admin Secret;
+//! - change management (issue 16): `events` (the notifications of each run), `announce` (the
+//!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //!
 //! Dependencies point one way: deploy -> rollback -> rollout -> context; nothing imports deploy.
 
+pub mod announce;
 pub mod context;
 pub mod deploy;
 pub mod error;
+pub mod events;
+pub mod incident;
 pub mod local_secret;
 pub mod outcome;
 pub mod rollback;

@@ -55,7 +55,8 @@ impl Store {
     }
 
     pub fn name(&self, id: &str) -> String {
-        format!("fluo.{}.{id}", self.kind)
+        // Object names are lowercase (deploy ids carry `T`/`Z`).
+        format!("fluo.{}.{}", self.kind, id.to_lowercase())
     }
 
     fn object<T: Serialize>(
