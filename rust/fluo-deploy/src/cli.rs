@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a check or rollout failed (rolled back where that applies); \
 2 usage or configuration error, nothing changed; 3 rollout failed AND automatic rollback failed (escalate); \
-4 another deploy holds the lock; 5 refused by policy (window, approval).";
+4 another deploy holds the lock; 5 refused by policy (window, approval, notice).";
 
 /// Deploy, roll back and inspect the FLUO components (SOP-002).
 #[derive(Debug, Parser)]
@@ -125,6 +125,15 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
     },
+    /// Announce a planned deploy (recorded in the cluster, notified); environments with a
+    /// [notice] period refuse deploys no announcement covers. --list shows them, --cancel ID
+    /// withdraws one.
+    Announce(AnnounceArgs),
+    /// Open incidents (an automatic rollback failed) and their escalation ladder.
+    Incident {
+        #[command(subcommand)]
+        action: Option<IncidentAction>,
+    },
     /// Logs of a component's pods (all components by default), secrets redacted.
     Logs {
         component: Option<String>,
@@ -172,4 +181,63 @@ pub struct DeployArgs {
     /// Remove a held deploy lock first (recorded in the release records).
     #[arg(long)]
     pub force_unlock: bool,
+    /// Emergency deploy: waives the notice period and deployment windows (never approvals),
+    /// needs --reason, notifies at once and is marked in the records.
+    #[arg(long)]
+    pub emergency: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// Components the deploy will touch (default: all).
+    pub components: Vec<String>,
+    /// Window start, UTC (RFC 3339 or "YYYY-MM-DD HH:MM").
+    #[arg(long, value_parser = parse_time, required_unless_present_any = ["list", "cancel"])]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end, UTC (default: start + 4h).
+    #[arg(long, value_parser = parse_time, conflicts_with = "duration")]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window length instead of --end (e.g. 2h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Change ticket of the planned deploy.
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// What the deploy is for (required).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// List this environment's announcements.
+    #[arg(long, conflicts_with_all = ["cancel", "start"])]
+    pub list: bool,
+    /// Cancel announcement ID (recorded, notified).
+    #[arg(long, value_name = "ID")]
+    pub cancel: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Open incidents (the default).
+    List {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Send due escalations until no open incident has steps left.
+    Watch,
+    /// Close an incident (recorded, notified): no further escalation.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM" in UTC.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").map(|t| t.and_utc())
+        })
+        .map_err(|_| format!("{text:?} is not a time; use RFC 3339 or \"YYYY-MM-DD HH:MM\" (UTC)"))
 }

@@ -1,6 +1,7 @@
 //! fluo-deploy: ordered deploys with fail-fast waits, release history, the deploy lock and
 //! automatic and manual rollback (SOP-002). Flags are parsed here; the work is in fluo-core.
 
+mod change;
 mod cli;
 mod gate;
 mod interrupt;

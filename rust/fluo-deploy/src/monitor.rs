@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fluo_core::config::AccessMode;
 use fluo_core::exit::Exit;
-use fluo_core::ops::Ctx;
+use fluo_core::ops::{Ctx, events, incident};
 use fluo_core::report::Level;
 use fluo_health::monitor::{Report, Sample, Verdict};
 
@@ -27,9 +27,25 @@ pub async fn run(ctx: &Ctx, duration: Option<Duration>) -> Exit {
             Err(e) => Err(e.to_string()),
         }
     };
-    let report =
-        fluo_health::monitor::run_for(&ctx.config, cluster, duration, progress, rollback).await;
+    let watch = fluo_health::monitor::run_for(&ctx.config, cluster, duration, progress, rollback);
+    // A watching command sends the escalations of open incidents that fall due meanwhile.
+    let report = incident::while_watching(ctx, watch).await;
     ctx.reporter.result(&report, &text(&report));
+    let rollback = report
+        .rollback
+        .as_ref()
+        .map(|r| if r.ok { Ok(()) } else { Err(r.message.clone()) });
+    let verdict = text(&report);
+    let healthy = matches!(report.verdict, Verdict::Healthy);
+    events::monitoring_finished(ctx, verdict.trim(), healthy, rollback);
+    if report.exit_code() == 3 {
+        let components = ctx.config.graph.sequential_order();
+        let cause = format!(
+            "monitor breach could not be rolled back: {}",
+            verdict.trim()
+        );
+        incident::open(ctx, "monitor", &components, &cause, chrono::Utc::now()).await;
+    }
     match report.exit_code() {
         0 => Exit::Ok,
         3 => Exit::RollbackFailed,

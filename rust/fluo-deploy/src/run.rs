@@ -5,8 +5,9 @@ use std::io::Write as _;
 use anyhow::Context as _;
 use fluo_core::config::Config;
 use fluo_core::exit::Exit;
+use fluo_core::notify::EventKind;
 use fluo_core::ops::deploy::{self, Prepared, Request};
-use fluo_core::ops::{self, Ctx};
+use fluo_core::ops::{self, Ctx, events, incident};
 use fluo_core::report::{Format, Level, Reporter};
 use fluo_core::{
     cluster::Cluster, history::History, identity::Identity, inspect, logs, ops::rollback, teardown,
@@ -71,13 +72,16 @@ pub async fn run(cli: Cli) -> Exit {
     if let Some(signals) = signals {
         signals.abort();
     }
-    match exit {
+    let exit = match exit {
         Ok(exit) => exit,
         Err(e) => {
             ctx.reporter.progress("", Level::Error, &e.to_string());
             e.exit()
         }
-    }
+    };
+    // Waits (bounded) for the notifications still queued; never changes the exit code.
+    events::flush(&ctx).await;
+    exit
 }
 
 /// Flag combinations clap cannot express.
@@ -120,6 +124,7 @@ fn request_of(args: &crate::cli::DeployArgs) -> Request {
             .collect(),
         post_checks: !args.no_post_checks,
         force_unlock: args.force_unlock,
+        emergency: args.emergency,
     }
 }
 
@@ -165,6 +170,7 @@ async fn connect(
         timeout: cli.global.timeout,
         lock_ttl: cli.global.lock_ttl,
         kubeconfig: cli.global.kubeconfig.clone(),
+        notifier: fluo_core::notify::Notifier::from_config(&config.environment.notifications),
         config,
         stop: ops::Stop::new(),
     })
@@ -188,7 +194,13 @@ async fn dispatch(
                 context: ctx.cluster.context.clone(),
                 namespace: ctx.namespace.clone(),
             };
-            let report = deploy::deploy(ctx, &prepared, &request, &hooks).await?;
+            let report =
+                incident::while_watching(ctx, deploy::deploy(ctx, &prepared, &request, &hooks))
+                    .await;
+            let run = events::Run::Deploy {
+                emergency: args.emergency,
+            };
+            let report = events::after(ctx, run, report, &request).await?;
             ctx.reporter.result(&report, &report.text(ctx));
             Ok(report.exit())
         }
@@ -199,7 +211,12 @@ async fn dispatch(
             force_unlock,
         } => {
             let reason = reason.unwrap_or_default();
-            let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await?;
+            let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await;
+            let request = Request {
+                reason: Some(reason),
+                ..Default::default()
+            };
+            let report = events::after(ctx, events::Run::Rollback, report, &request).await?;
             ctx.reporter.result(&report, &report.text(ctx));
             Ok(report.exit())
         }
@@ -208,7 +225,13 @@ async fn dispatch(
             force_unlock,
         } => {
             let reason = reason.unwrap_or_default();
-            let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await?;
+            let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await;
+            let request = Request {
+                reason: Some(reason),
+                ..Default::default()
+            };
+            let report =
+                events::after(ctx, events::Run::EmergencyRollback, report, &request).await?;
             ctx.reporter.result(&report, &report.text(ctx));
             Ok(report.exit())
         }
@@ -252,7 +275,14 @@ async fn dispatch(
             purge_history,
             force_unlock,
         } => {
-            let done = teardown::delete(ctx, &components, all, purge_history, force_unlock).await?;
+            let done = teardown::delete(ctx, &components, all, purge_history, force_unlock).await;
+            let named = if all {
+                ctx.config.graph.sequential_order()
+            } else {
+                components
+            };
+            events::teardown(ctx, EventKind::Delete, &named, done.as_ref().err());
+            let done = done?;
             ctx.reporter.result(
                 &serde_json::json!({"deleted": done}),
                 &format!("deleted: {}\n", done.join(", ")),
@@ -260,7 +290,10 @@ async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Shutdown { force_unlock } => {
-            let done = teardown::shutdown(ctx, force_unlock).await?;
+            let done = teardown::shutdown(ctx, force_unlock).await;
+            let all = ctx.config.graph.sequential_order();
+            events::teardown(ctx, EventKind::Shutdown, &all, done.as_ref().err());
+            let done = done?;
             ctx.reporter.result(
                 &serde_json::json!({"shut_down": done}),
                 &format!("shut down: {}\n", done.join(", ")),
@@ -268,6 +301,8 @@ async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Monitor { duration } => Ok(crate::monitor::run(ctx, duration).await),
+        Command::Announce(args) => Ok(crate::change::announce(ctx, args).await),
+        Command::Incident { action } => Ok(crate::change::incident(ctx, action).await),
         Command::Logs {
             component,
             since,

@@ -1,5 +1,7 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
+#[path = "deploy/change.rs"]
+mod change;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]

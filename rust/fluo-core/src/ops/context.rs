@@ -64,6 +64,8 @@ pub struct Ctx {
     pub kubeconfig: Option<PathBuf>,
     /// Stops the run on a signal or when the deploy lock is lost (see `stop`).
     pub stop: Stop,
+    /// Change-management notifications of this command (sent while it runs).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Ctx {
