@@ -377,8 +377,10 @@ impl ClusterNetwork {
     /// frees the IP. Best effort: failures are logged, never fatal.
     pub fn remove_pod(&self, pod: &PodNetwork) {
         remove_netns(&pod.netns);
+        // Deleting the namespace deletes the veth pair too, asynchronously.
         if link_exists(&pod.host_veth)
             && let Err(e) = ip(&["link", "del", &pod.host_veth])
+            && link_exists(&pod.host_veth)
         {
             tracing::warn!(error = %e, "removing a pod veth");
         }
@@ -511,6 +513,7 @@ fn clean_slot_contents(slot: u8) {
     for link in list_links() {
         if (link == bridge || link.starts_with(&veth))
             && let Err(e) = ip(&["link", "del", &link])
+            && link_exists(&link)
         {
             tracing::warn!(error = %e, "removing a leftover link");
         }
