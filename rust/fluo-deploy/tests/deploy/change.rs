@@ -347,14 +347,37 @@ async fn notice_refuses_unannounced_and_too_recent_deploys_and_accepts_old_enoug
         .stderr_has("requires 48h notice")
         .stderr_has("no announcement covers nats, prometheus, bff, workers")
         .stderr_has("Earliest possible deploy: ");
-    assert!(
-        records(&w.client).await.is_empty() && app_objects(&w.client).await.is_empty(),
-        "nothing changed"
-    );
+    crate::assert_untouched(&w.client).await;
     assert!(
         kinds(&r.team).is_empty(),
         "a refusal is not announced as a deploy"
     );
+    // Bad announcements change nothing either.
+    let soon = chrono::Utc::now().to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    run(
+        &w,
+        &r,
+        &[
+            "announce", "--start", &soon, "--end", &past, "--reason", "x",
+        ],
+    )
+    .await
+    .code(2)
+    .stderr_has("the window must end after it starts");
+    run(
+        &w,
+        &r,
+        &["announce", "natz", "--start", &soon, "--reason", "x"],
+    )
+    .await
+    .code(2)
+    .stderr_has("natz");
+    run(&w, &r, &["announce", "--start", &soon])
+        .await
+        .code(2)
+        .stderr_has("needs --reason");
+    crate::assert_untouched(&w.client).await;
 
     let now = chrono::Utc::now();
     let start = (now - chrono::Duration::hours(1)).to_rfc3339();
@@ -381,11 +404,19 @@ async fn notice_refuses_unannounced_and_too_recent_deploys_and_accepts_old_enoug
     assert_eq!(kinds(&r.team), ["announcement"]);
     let too_recent = run(&w, &r, &["deploy", "--all"]).await;
     too_recent.code(5).stderr_has(&format!("announcement {id}"));
-    let earliest = (now + chrono::Duration::hours(48))
+    let created: chrono::DateTime<chrono::Utc> = announced.json()["created_at"]
+        .as_str()
+        .expect("created_at")
+        .parse()
+        .expect("RFC 3339");
+    let earliest = (created + chrono::Duration::hours(48))
         .format("%Y-%m-%d %H:%M UTC")
         .to_string();
     too_recent.stderr_has(&format!("Earliest possible deploy: {earliest}"));
-    assert!(records(&w.client).await.is_empty(), "nothing changed");
+    assert!(
+        records(&w.client).await.is_empty() && app_objects(&w.client).await.is_empty(),
+        "nothing changed"
+    );
 
     // The clock, injected: the announcement was made 49 hours ago.
     backdate(&w.client, &id, chrono::Duration::hours(49)).await;
@@ -595,4 +626,18 @@ async fn resolve_stops_the_ladder_and_is_notified() {
         .await
         .code(2)
         .stderr_has("already resolved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_deploy_sends_due_escalations() {
+    let r = Receivers::start().await;
+    let (w, _id) = incident_world(&r).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Step 1 (2s) is due when this deploy starts: the deploy, a watcher, sends it.
+    run(&w, &r, &["deploy", "--all", "--no-post-checks"])
+        .await
+        .code(0)
+        .stderr_has("escalation 1/2 to deployer sent");
+    let oncall = kinds(&r.oncall);
+    assert_eq!(oncall, ["deploy-failed", "incident-opened", "escalation"]);
 }
