@@ -7,7 +7,7 @@ use fluo_core::notify::receiver::{Behaviour, TestReceiver, dead_url};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::harness::{LOCAL_ENV, Run, World};
+use crate::harness::{Infra, LOCAL_ENV, Run, World};
 use crate::{app_objects, records};
 
 /// The token in every test webhook URL: it must never show up anywhere.
@@ -486,15 +486,36 @@ async fn an_emergency_deploy_waives_notice_notifies_at_once_and_is_marked() {
 const LADDER: &str = "[[escalation]]\nafter = \"2s\"\nrole = \"deployer\"\naction = \"roll back by hand\"\n\
 [[escalation]]\nafter = \"4s\"\nrole = \"senior\"\ncontact = \"@senior\"\naction = \"take over\"\n";
 
-/// A first install whose post-deploy checks fail cannot be rolled back: exit 3, an incident.
+/// Pods get ready 2s after they start and nats is replaced with the Recreate strategy (its old
+/// pod goes first): nats v2 crash-loops, and `--timeout 1s` leaves its automatic rollback to v1
+/// too little time for a new pod. Exit 3, an incident.
 async fn incident_world(r: &Receivers) -> (World, String) {
-    let w = world(LADDER).await;
-    let env = change_env(LADDER).replace("post_deploy_checks = false", "post_deploy_checks = true");
-    w.infra.write("environments/local.toml", &env);
-    run(&w, r, &["deploy", "--all"])
-        .await
-        .code(3)
-        .stderr_has("incident ");
+    let w = World::with(Infra::standard(), Duration::from_secs(2)).await;
+    w.infra
+        .write("environments/local.toml", &change_env(LADDER));
+    let nats = crate::harness::workload("nats", "fluo/nats:2.10").replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  strategy: {type: Recreate}\n",
+    );
+    assert!(nats.contains("Recreate"), "fixture edit");
+    w.infra.write("components/nats/manifests/nats.yaml", &nats);
+    run(&w, r, &["deploy", "nats"]).await.code(0);
+    run(
+        &w,
+        r,
+        &[
+            "deploy",
+            "nats",
+            "--image",
+            "nats=fluo/nats:crashloop",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .await
+    .code(3)
+    .stdout_has("ROLLBACK FAILED")
+    .stderr_has("incident ");
     let open = run(&w, r, &["-o", "json", "incident"]).await;
     open.code(0);
     let id = open.json()[0]["id"]
@@ -633,11 +654,25 @@ async fn a_running_deploy_sends_due_escalations() {
     let r = Receivers::start().await;
     let (w, _id) = incident_world(&r).await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    // Step 1 (2s) is due when this deploy starts: the deploy, a watcher, sends it.
-    run(&w, &r, &["deploy", "--all", "--no-post-checks"])
-        .await
-        .code(0)
-        .stderr_has("escalation 1/2 to deployer sent");
+    // Step 1 (2s) is due when this deploy starts and step 2 (4s) while it waits for its pods
+    // (ready 2s after they start, over three dependency levels): the deploy sends both.
+    let deploy = run(&w, &r, &["deploy", "--all", "--no-post-checks"]).await;
+    deploy.code(0);
+    let first = deploy.line_of("escalation 1/2 to deployer sent");
+    let second = deploy.line_of("escalation 2/2 to senior sent");
+    assert!(
+        deploy.line_of("deploying revision") < second && first < second,
+        "{}",
+        deploy.stderr
+    );
     let oncall = kinds(&r.oncall);
-    assert_eq!(oncall, ["deploy-failed", "incident-opened", "escalation"]);
+    assert_eq!(
+        oncall,
+        [
+            "deploy-failed",
+            "incident-opened",
+            "escalation",
+            "escalation"
+        ]
+    );
 }
