@@ -62,6 +62,8 @@ pub struct Notifier {
     budget: Duration,
     http: reqwest::Client,
     deliveries: Arc<Mutex<Vec<Delivery>>>,
+    /// Every kind emitted, routed or not.
+    emitted: Mutex<Vec<EventKind>>,
 }
 
 impl Notifier {
@@ -95,6 +97,7 @@ impl Notifier {
                 .build()
                 .unwrap_or_default(),
             deliveries: Arc::default(),
+            emitted: Mutex::default(),
         }
     }
 
@@ -105,6 +108,10 @@ impl Notifier {
 
     /// Queues `event` for every receiver that wants it. Needs a Tokio runtime.
     pub fn emit(&self, event: &Event) {
+        self.emitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.kind);
         for target in self.targets.iter().filter(|t| t.receiver.wants(event.kind)) {
             let index = self.record(Delivery {
                 receiver: target.receiver.name.clone(),
@@ -131,6 +138,14 @@ impl Notifier {
             // The task only ends when the sender is dropped, so this cannot fail.
             let _ = queue.sender.send((index, body));
         }
+    }
+
+    /// Whether an event of `kind` was emitted by this command.
+    pub fn emitted(&self, kind: EventKind) -> bool {
+        self.emitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&kind)
     }
 
     fn start_queue(&self, url: WebhookUrl) -> Queue {

@@ -288,8 +288,9 @@ pub fn teardown(ctx: &Ctx, kind: EventKind, components: &[String], error: Option
 }
 
 /// After a deploy or rollback command: the finishing messages, and an incident when the
-/// automatic rollback failed. An error after the run started (e.g. the cluster-wide objects
-/// failed to apply) is announced as a failure; a refusal changed nothing and is not.
+/// automatic rollback failed. A deploy error after its start was announced (e.g. the
+/// cluster-wide objects failed to apply) is announced as a failure; an error before that
+/// changed nothing and is not announced.
 pub async fn after(
     ctx: &Ctx,
     run: Run,
@@ -303,14 +304,17 @@ pub async fn after(
             finished(ctx, run, report, reason, ticket).await;
             crate::ops::incident::open_if_rollback_failed(ctx, report).await;
         }
-        Err(e) if e.exit() == Exit::Failed => {
-            let kind = match run {
-                Run::Deploy { .. } => EventKind::DeployFailed,
-                Run::Rollback => EventKind::RolledBack,
-                Run::EmergencyRollback => EventKind::EmergencyRollback,
-            };
+        Err(e)
+            if ctx.notifier.emitted(EventKind::DeployStarted)
+                || ctx.notifier.emitted(EventKind::EmergencyDeploy) =>
+        {
             let id = crate::state::store::new_id(chrono::Utc::now());
-            let mut event = event(ctx, kind, "run failed".to_string(), &id);
+            let mut event = event(
+                ctx,
+                EventKind::DeployFailed,
+                "deploy failed".to_string(),
+                &id,
+            );
             event.reason = reason.map(str::to_string);
             event.ticket = ticket.map(str::to_string);
             event.emergency = matches!(run, Run::Deploy { emergency: true });

@@ -7,7 +7,7 @@ use fluo_core::notify::receiver::{Behaviour, TestReceiver, dead_url};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, PostParams};
 
-use crate::harness::{LOCAL_ENV, Run, World};
+use crate::harness::{Infra, LOCAL_ENV, Run, World};
 use crate::{app_objects, records};
 
 /// The token in every test webhook URL: it must never show up anywhere.
@@ -347,14 +347,37 @@ async fn notice_refuses_unannounced_and_too_recent_deploys_and_accepts_old_enoug
         .stderr_has("requires 48h notice")
         .stderr_has("no announcement covers nats, prometheus, bff, workers")
         .stderr_has("Earliest possible deploy: ");
-    assert!(
-        records(&w.client).await.is_empty() && app_objects(&w.client).await.is_empty(),
-        "nothing changed"
-    );
+    crate::assert_untouched(&w.client).await;
     assert!(
         kinds(&r.team).is_empty(),
         "a refusal is not announced as a deploy"
     );
+    // Bad announcements change nothing either.
+    let soon = chrono::Utc::now().to_rfc3339();
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    run(
+        &w,
+        &r,
+        &[
+            "announce", "--start", &soon, "--end", &past, "--reason", "x",
+        ],
+    )
+    .await
+    .code(2)
+    .stderr_has("the window must end after it starts");
+    run(
+        &w,
+        &r,
+        &["announce", "natz", "--start", &soon, "--reason", "x"],
+    )
+    .await
+    .code(2)
+    .stderr_has("natz");
+    run(&w, &r, &["announce", "--start", &soon])
+        .await
+        .code(2)
+        .stderr_has("needs --reason");
+    crate::assert_untouched(&w.client).await;
 
     let now = chrono::Utc::now();
     let start = (now - chrono::Duration::hours(1)).to_rfc3339();
@@ -381,11 +404,19 @@ async fn notice_refuses_unannounced_and_too_recent_deploys_and_accepts_old_enoug
     assert_eq!(kinds(&r.team), ["announcement"]);
     let too_recent = run(&w, &r, &["deploy", "--all"]).await;
     too_recent.code(5).stderr_has(&format!("announcement {id}"));
-    let earliest = (now + chrono::Duration::hours(48))
+    let created: chrono::DateTime<chrono::Utc> = announced.json()["created_at"]
+        .as_str()
+        .expect("created_at")
+        .parse()
+        .expect("RFC 3339");
+    let earliest = (created + chrono::Duration::hours(48))
         .format("%Y-%m-%d %H:%M UTC")
         .to_string();
     too_recent.stderr_has(&format!("Earliest possible deploy: {earliest}"));
-    assert!(records(&w.client).await.is_empty(), "nothing changed");
+    assert!(
+        records(&w.client).await.is_empty() && app_objects(&w.client).await.is_empty(),
+        "nothing changed"
+    );
 
     // The clock, injected: the announcement was made 49 hours ago.
     backdate(&w.client, &id, chrono::Duration::hours(49)).await;
@@ -455,15 +486,36 @@ async fn an_emergency_deploy_waives_notice_notifies_at_once_and_is_marked() {
 const LADDER: &str = "[[escalation]]\nafter = \"2s\"\nrole = \"deployer\"\naction = \"roll back by hand\"\n\
 [[escalation]]\nafter = \"4s\"\nrole = \"senior\"\ncontact = \"@senior\"\naction = \"take over\"\n";
 
-/// A first install whose post-deploy checks fail cannot be rolled back: exit 3, an incident.
+/// Pods get ready 2s after they start and nats is replaced with the Recreate strategy (its old
+/// pod goes first): nats v2 crash-loops, and `--timeout 1s` leaves its automatic rollback to v1
+/// too little time for a new pod. Exit 3, an incident.
 async fn incident_world(r: &Receivers) -> (World, String) {
-    let w = world(LADDER).await;
-    let env = change_env(LADDER).replace("post_deploy_checks = false", "post_deploy_checks = true");
-    w.infra.write("environments/local.toml", &env);
-    run(&w, r, &["deploy", "--all"])
-        .await
-        .code(3)
-        .stderr_has("incident ");
+    let w = World::with(Infra::standard(), Duration::from_secs(2)).await;
+    w.infra
+        .write("environments/local.toml", &change_env(LADDER));
+    let nats = crate::harness::workload("nats", "fluo/nats:2.10").replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  strategy: {type: Recreate}\n",
+    );
+    assert!(nats.contains("Recreate"), "fixture edit");
+    w.infra.write("components/nats/manifests/nats.yaml", &nats);
+    run(&w, r, &["deploy", "nats"]).await.code(0);
+    run(
+        &w,
+        r,
+        &[
+            "deploy",
+            "nats",
+            "--image",
+            "nats=fluo/nats:crashloop",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .await
+    .code(3)
+    .stdout_has("ROLLBACK FAILED")
+    .stderr_has("incident ");
     let open = run(&w, r, &["-o", "json", "incident"]).await;
     open.code(0);
     let id = open.json()[0]["id"]
@@ -595,4 +647,32 @@ async fn resolve_stops_the_ladder_and_is_notified() {
         .await
         .code(2)
         .stderr_has("already resolved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_deploy_sends_due_escalations() {
+    let r = Receivers::start().await;
+    let (w, _id) = incident_world(&r).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Step 1 (2s) is due when this deploy starts and step 2 (4s) while it waits for its pods
+    // (ready 2s after they start, over three dependency levels): the deploy sends both.
+    let deploy = run(&w, &r, &["deploy", "--all", "--no-post-checks"]).await;
+    deploy.code(0);
+    let first = deploy.line_of("escalation 1/2 to deployer sent");
+    let second = deploy.line_of("escalation 2/2 to senior sent");
+    assert!(
+        deploy.line_of("deploying revision") < second && first < second,
+        "{}",
+        deploy.stderr
+    );
+    let oncall = kinds(&r.oncall);
+    assert_eq!(
+        oncall,
+        [
+            "deploy-failed",
+            "incident-opened",
+            "escalation",
+            "escalation"
+        ]
+    );
 }
