@@ -254,9 +254,11 @@ impl Supervisor {
             slot_dir: &ctx.slot_dir,
             log_file,
         };
+        let spawning = Instant::now();
         let child = launch::spawn(launch)
             .await
             .map_err(|e| StartError::Spawn(format!("starting container {}: {e}", self.name)))?;
+        tracing::debug!(container = %self.name, pod = %ctx.name, took = ?spawning.elapsed(), "container process spawned");
         Ok(Run {
             pid: child.id(),
             child,
