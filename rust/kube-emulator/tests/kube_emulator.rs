@@ -17,6 +17,7 @@ mod kube_emulator {
     pub mod network_bridge;
     pub mod network_dns;
     pub mod network_ingress;
+    pub mod network_process;
     pub mod network_services;
     pub mod network_support;
     pub mod pods;
