@@ -8,6 +8,8 @@ mod follow;
 mod gate;
 #[path = "deploy/harness.rs"]
 mod harness;
+#[path = "deploy/interrupts.rs"]
+mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]
 mod lock_and_timeouts;
 #[path = "deploy/monitor.rs"]

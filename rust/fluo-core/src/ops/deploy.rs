@@ -119,6 +119,7 @@ pub async fn deploy(
     request: &Request,
     hooks: &dyn Hooks,
 ) -> Result<RunReport> {
+    ctx.check_durations()?;
     if runs_post_checks(&ctx.config, request) {
         hooks
             .post_checks_usable(&ctx.config, &prepared.components)
