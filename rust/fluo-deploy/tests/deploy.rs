@@ -1,5 +1,9 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
+#[path = "deploy/cli.rs"]
+mod cli;
+#[path = "deploy/dry_run.rs"]
+mod dry_run;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]
