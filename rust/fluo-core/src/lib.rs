@@ -10,6 +10,7 @@ pub mod plan;
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
 pub mod apply;
+pub mod cli;
 pub mod cluster;
 pub mod durable;
 pub mod exit;

@@ -2,6 +2,10 @@
 
 #[path = "deploy/change.rs"]
 mod change;
+#[path = "deploy/cli.rs"]
+mod cli;
+#[path = "deploy/dry_run.rs"]
+mod dry_run;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]
