@@ -418,7 +418,7 @@ pub async fn flush(ctx: &Ctx) {
         }
         other => other,
     };
-    if let Err(e) = recorded.and(Ok(())) {
+    if let Err(e) = recorded {
         ctx.reporter.progress(
             "",
             Level::Warn,
