@@ -219,4 +219,3 @@ fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         })
         .map_err(|_| format!("{text:?} is not a time; use RFC 3339 or \"YYYY-MM-DD HH:MM\" (UTC)"))
 }
-

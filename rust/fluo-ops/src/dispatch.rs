@@ -3,10 +3,10 @@
 use std::io::Write as _;
 
 use fluo_core::exit::Exit;
-use fluo_core::ops::deploy::{self, Prepared};
-use fluo_core::ops::rollback;
 use fluo_core::notify::EventKind;
 use fluo_core::ops::deploy::Request;
+use fluo_core::ops::deploy::{self, Prepared};
+use fluo_core::ops::rollback;
 use fluo_core::ops::{self, Ctx, events, incident};
 use fluo_core::report::Level;
 use fluo_core::{inspect, logs, teardown};
