@@ -11,6 +11,7 @@ use kube::runtime::watcher;
 use serde_json::Value;
 
 use crate::cluster::{self, Cluster};
+use crate::durable;
 use crate::render::component_selector;
 
 pub const FIELD_MANAGER: &str = "fluo";
@@ -153,9 +154,13 @@ pub async fn delete_and_wait(
     timeout: Duration,
 ) -> Result<()> {
     let mut pending = Vec::new();
+    let background = DeleteParams::background();
     for object in objects {
         let api = api_of(cluster, object).await?;
-        match api.delete(&object.name, &DeleteParams::background()).await {
+        let delete = durable::retry(durable::is_transient, |_| {
+            api.delete(&object.name, &background)
+        });
+        match delete.await {
             Ok(_) => pending.push((api, object)),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(source) => {

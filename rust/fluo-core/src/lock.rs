@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, Preconditions};
 
-use crate::SYSTEM_NAMESPACE;
+use crate::{SYSTEM_NAMESPACE, durable};
 
 pub const LEASE_NAME: &str = "fluo-deploy";
 
@@ -155,7 +155,8 @@ impl DeployLock {
     /// meantime is never touched.
     pub async fn release(self) {
         self.renewer.abort();
-        let Ok(Some(lease)) = self.api.get_opt(LEASE_NAME).await else {
+        let read = durable::retry(durable::is_transient, |_| self.api.get_opt(LEASE_NAME));
+        let Ok(Some(lease)) = read.await else {
             return;
         };
         if holder_of(&lease) != Some(self.holder.as_str()) {
@@ -168,8 +169,17 @@ impl DeployLock {
             }),
             ..DeleteParams::default()
         };
-        if let Err(e) = self.api.delete(LEASE_NAME, &params).await {
-            tracing::warn!(error = %e, "releasing the deploy lock failed (it expires on its own)");
+        match durable::retry(durable::is_transient, |_| {
+            self.api.delete(LEASE_NAME, &params)
+        })
+        .await
+        {
+            // Gone already (an earlier attempt landed), or changed hands: not ours to delete.
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing the deploy lock failed (it expires on its own)")
+            }
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum Status {
     Failed,
     Superseded,
     RolledBack,
+    /// Stopped before it finished (a signal, the loss of the deploy lock) and not restored.
+    Interrupted,
 }
 
 impl Status {
@@ -43,6 +45,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Superseded => "superseded",
             Status::RolledBack => "rolled-back",
+            Status::Interrupted => "interrupted",
         }
     }
 
@@ -53,6 +56,7 @@ impl Status {
             Status::Failed,
             Status::Superseded,
             Status::RolledBack,
+            Status::Interrupted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -337,6 +341,7 @@ pub(crate) mod tests {
             "failed",
             "superseded",
             "rolled-back",
+            "interrupted",
         ] {
             assert_eq!(Status::parse(s).unwrap().as_str(), s);
         }

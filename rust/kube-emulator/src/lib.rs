@@ -2,31 +2,17 @@
 //! the FLUO suite relies on, faithful enough for kubectl 1.32 and kube-rs.
 //!
 //! Start one in-process with [`Emulator::start`], or run the `kube-emulator serve` binary.
+//!
+//! Layers, top to bottom: [`http`] (the HTTP surface) -> [`apiserver`] (API machinery and
+//! storage) and [`wire`] (protocols); [`kubelet`] -> [`controllers`] -> [`apiserver`].
 
-pub mod admission;
-pub mod api;
-pub mod connection;
+pub mod apiserver;
 pub mod controllers;
-pub mod discovery;
-pub mod faults;
+pub mod http;
 pub mod kubeconfig;
-pub mod logs;
-pub mod managed;
-pub mod openapi;
-pub mod patch;
-pub mod pods;
-pub mod portforward;
-pub mod portforward_spdy;
-pub mod protobuf;
-pub mod registry;
-pub mod resources;
-pub mod schema;
-pub mod selectors;
-pub mod spdy;
-pub mod status;
-pub mod store;
-pub mod table;
-pub mod watch;
+pub mod kubelet;
+pub mod network;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use faults::Faults;
+pub use http::faults::Faults;
 
 /// How to run an emulator.
 #[derive(Debug, Clone)]
@@ -52,6 +38,21 @@ pub struct Options {
     pub watch_history: usize,
     /// How often idle watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// What runs pods: the simulated kubelet (default) or real host processes.
+    pub runtime: Runtime,
+    /// Where the process runtime serves Ingress rules (off by default in-process; `serve`
+    /// defaults to 127.0.0.1:80 when it can bind it).
+    pub ingress: network::IngressListen,
+}
+
+/// What runs pods.
+#[derive(Debug, Clone, Default)]
+pub enum Runtime {
+    /// Outcomes chosen from the pod spec (image tags, annotations); fast, no privileges.
+    #[default]
+    Simulated,
+    /// Containers as real host processes in per-pod namespaces (needs root; see README).
+    Process(kubelet::process::ProcessOptions),
 }
 
 impl Default for Options {
@@ -63,6 +64,8 @@ impl Default for Options {
             faults: Faults::default(),
             watch_history: 4096,
             bookmark_interval: Duration::from_secs(1),
+            runtime: Runtime::Simulated,
+            ingress: network::IngressListen::Off,
         }
     }
 }
@@ -72,11 +75,14 @@ pub struct Emulator {
     addr: SocketAddr,
     kubeconfig: PathBuf,
     _dir: Option<tempfile::TempDir>,
-    store: Arc<store::Store>,
+    store: Arc<apiserver::store::Store>,
     faults: Arc<RwLock<Faults>>,
     stop: tokio::sync::watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<()>>,
     controllers: Option<tokio::task::JoinHandle<()>>,
+    process: Option<Arc<kubelet::process::ProcessNode>>,
+    /// Service VIPs, cluster DNS, in-cluster API and Ingress of the process runtime.
+    network: Option<network::Network>,
 }
 
 impl Emulator {
@@ -103,14 +109,46 @@ impl Emulator {
             .await
             .with_context(|| format!("binding {}", opts.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let store = store::Store::new(opts.watch_history);
-        registry::bootstrap(&store);
+        let store = apiserver::store::Store::new(opts.watch_history);
+        apiserver::registry::bootstrap(&store);
         let faults = Arc::new(RwLock::new(opts.faults.clone()));
-        let app = Arc::new(api::App {
+        let (process, cluster_services) = match &opts.runtime {
+            Runtime::Simulated => (None, None),
+            Runtime::Process(process) => {
+                let net = tokio::task::spawn_blocking(network::bridge::ClusterNetwork::create)
+                    .await
+                    .context("creating the cluster network")?
+                    .context("creating the cluster network")?;
+                store.lock().use_service_cidr(net.slot());
+                let net = Arc::new(net);
+                let config = network::NetworkConfig::for_bridge(net.clone(), opts.ingress);
+                let services = network::Network::start(store.clone(), addr, config)
+                    .await
+                    .context("starting Service IPs, cluster DNS, in-cluster API and Ingress")?;
+                let mut process = process.clone();
+                process.ca_crt = services.apiserver_access().ca_pem().as_bytes().to_vec();
+                let node = kubelet::process::ProcessNode::new(store.clone(), net, process);
+                (Some(node), Some(services))
+            }
+        };
+        let (kubelet, pod_targets): (Box<dyn controllers::PodRuntime>, http::server::PodTargets) =
+            match &process {
+                None => (
+                    Box::new(kubelet::simulated::Kubelet::new(opts.ready_after)),
+                    Box::new(http::portforward::annotation_targets),
+                ),
+                Some(node) => (
+                    Box::new(kubelet::process::ProcessKubelet::new(node.clone())),
+                    Box::new(kubelet::process::pod_ip_targets),
+                ),
+            };
+        let app = Arc::new(http::server::App {
             store: store.clone(),
             faults: faults.clone(),
             server_address: addr.to_string(),
             bookmark_interval: opts.bookmark_interval,
+            pod_targets,
+            process_logs: process.clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut server_stop = stop_rx.clone();
@@ -118,8 +156,9 @@ impl Emulator {
             let shutdown = async move {
                 let _ = server_stop.changed().await;
             };
-            let listener = connection::Listener::new(listener);
-            let app = api::router(app).into_make_service_with_connect_info::<connection::Peer>();
+            let listener = http::connection::Listener::new(listener);
+            let app = http::server::router(app)
+                .into_make_service_with_connect_info::<http::connection::Peer>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -129,7 +168,7 @@ impl Emulator {
         });
         let controllers = tokio::spawn(controllers::run(
             store.clone(),
-            controllers::Controllers::new(&store, opts.ready_after),
+            controllers::Controllers::new(&store, kubelet),
             stop_rx,
         ));
         kubeconfig::write(kubeconfig_out, &format!("http://{addr}"), &opts.context)?;
@@ -142,6 +181,8 @@ impl Emulator {
             stop,
             server: Some(server),
             controllers: Some(controllers),
+            process,
+            network: cluster_services,
         })
     }
 
@@ -159,7 +200,7 @@ impl Emulator {
 
     /// A client for this emulator with default namespace `default`.
     pub async fn client(&self) -> kube::Client {
-        let uri: http::Uri = self.url().parse().expect("emulator url is a valid URI");
+        let uri: ::http::Uri = self.url().parse().expect("emulator url is a valid URI");
         let config = kube::Config::new(uri);
         kube::Client::try_from(config).expect("a plain-http kube client can always be built")
     }
@@ -172,11 +213,23 @@ impl Emulator {
     }
 
     /// Direct access to the store, for tests that inspect raw state.
-    pub fn store(&self) -> &Arc<store::Store> {
+    pub fn store(&self) -> &Arc<apiserver::store::Store> {
         &self.store
     }
 
-    /// Stops the server (open watches end) and the controllers, and waits for both.
+    /// The cluster network of the process runtime (None for the simulated kubelet).
+    pub fn cluster_network(&self) -> Option<&Arc<network::bridge::ClusterNetwork>> {
+        self.process.as_ref().map(|p| p.network())
+    }
+
+    /// Service VIPs, cluster DNS, in-cluster API access and Ingress (process runtime only).
+    pub fn network(&self) -> Option<&network::Network> {
+        self.network.as_ref()
+    }
+
+    /// Stops the server (open watches end) and the controllers, and waits for both; in process
+    /// mode then stops the network services and every pod (SIGTERM, grace, SIGKILL) and removes
+    /// the cluster network.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for handle in [self.server.take(), self.controllers.take()]
@@ -185,6 +238,12 @@ impl Emulator {
         {
             handle.abort();
             let _ = handle.await;
+        }
+        if let Some(services) = self.network.take() {
+            services.shutdown().await;
+        }
+        if let Some(process) = self.process.take() {
+            process.shutdown().await;
         }
     }
 }
@@ -197,6 +256,12 @@ impl Drop for Emulator {
             .flatten()
         {
             handle.abort();
+        }
+        // No time to be graceful here: close the Service listeners, kill the pods' processes
+        // and remove the network.
+        drop(self.network.take());
+        if let Some(process) = self.process.take() {
+            process.network().shutdown();
         }
     }
 }

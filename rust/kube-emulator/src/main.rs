@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kube_emulator::{Emulator, Faults, Options, pods::parse_duration};
+use kube_emulator::kubelet::process::{ImageMap, ProcessOptions};
+use kube_emulator::network::IngressListen;
+use kube_emulator::{Emulator, Faults, Options, Runtime, kubelet::simulated::parse_duration};
 
 #[derive(Parser)]
 #[command(
@@ -67,9 +69,29 @@ struct ServeArgs {
     /// Window for --watch-close-rate closes (0: right after the initial events).
     #[arg(long, default_value = "1s", value_parser = duration)]
     watch_close_within: Duration,
+    /// What runs pods: `simulated` (outcomes from the pod spec) or `process` (containers as
+    /// real host processes in per-pod namespaces; needs root).
+    #[arg(long, value_enum, default_value = "simulated")]
+    runtime: RuntimeKind,
+    /// Process mode: the image map, TOML `[images."<pattern>"] command = "..."` (see README).
+    #[arg(long, env = "KUBE_EMULATOR_IMAGE_MAP")]
+    image_map: Option<PathBuf>,
+    /// Process mode: where Ingress rules are served: ADDR:PORT, `default` (127.0.0.1:80 when it
+    /// can be bound, otherwise off with a warning) or `off`.
+    #[arg(long, default_value = "default", env = "KUBE_EMULATOR_INGRESS_LISTEN")]
+    ingress_listen: IngressListen,
+    /// Process mode: first CrashLoopBackOff delay; doubles per crash up to 5m (kubelet: 10s).
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    crash_backoff: Duration,
     /// Watch events kept for resourceVersion replay (older versions get 410 Gone).
     #[arg(long, default_value_t = 4096)]
     watch_history: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum RuntimeKind {
+    Simulated,
+    Process,
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -93,12 +115,26 @@ impl ServeArgs {
         if self.watch_history == 0 {
             anyhow::bail!("--watch-history must be at least 1");
         }
+        let runtime = match (self.runtime, &self.image_map) {
+            (RuntimeKind::Simulated, _) => Runtime::Simulated,
+            (RuntimeKind::Process, None) => anyhow::bail!(
+                "--runtime process needs --image-map FILE (which host command each image runs; see the README)"
+            ),
+            (RuntimeKind::Process, Some(path)) => {
+                kube_emulator::network::bridge::preflight()?;
+                let mut process = ProcessOptions::new(ImageMap::load(path)?);
+                process.backoff_initial = self.crash_backoff;
+                Runtime::Process(process)
+            }
+        };
         Ok(Options {
             listen: self.listen,
             context: self.context.clone(),
             ready_after: self.ready_after,
             faults,
             watch_history: self.watch_history,
+            runtime,
+            ingress: self.ingress_listen,
             ..Options::default()
         })
     }

@@ -2,14 +2,15 @@
 //! crates (`Hooks`), the facts common to every record of one run (`RunInfo`), and the first
 //! steps of every changing run (namespaces, the deploy lock).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::error::Result;
-use super::stop::Stop;
+use super::error::{Error, Result};
+use super::stop::{Reason, Stop};
 use crate::SYSTEM_NAMESPACE;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -63,6 +64,8 @@ pub struct Ctx {
     pub kubeconfig: Option<PathBuf>,
     /// Stops the run on a signal or when the deploy lock is lost (see `stop`).
     pub stop: Stop,
+    /// Change-management notifications of this command (sent while it runs).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Ctx {
@@ -77,6 +80,23 @@ impl Ctx {
 
     pub fn environment(&self) -> &str {
         &self.config.environment.environment.name
+    }
+
+    /// Durations a changing run depends on, checked before it changes anything (exit 2): a
+    /// zero rollout timeout would fail every rollout and then every rollback.
+    pub fn check_durations(&self) -> Result<()> {
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Refused(
+                "--timeout must be greater than zero (nothing changed)".into(),
+            ));
+        }
+        if self.lock_ttl < Duration::from_secs(1) {
+            return Err(Error::Refused(format!(
+                "the deploy lock's lifetime must be at least 1s, got {} (nothing changed)",
+                humantime::format_duration(self.lock_ttl)
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -152,6 +172,39 @@ pub async fn take_lock(ctx: &Ctx, deploy_id: &str, force: bool) -> Result<Deploy
         );
     }
     Ok(lock)
+}
+
+/// Runs `work`, saying once what a stop request means when it arrives, and again on abort.
+pub async fn announcing_stops<F: Future>(ctx: &Ctx, work: F) -> F::Output {
+    let announce = async {
+        ctx.stop.stopped().await;
+        let then = match ctx.stop.reason() {
+            Some(Reason::LockLost { .. }) => {
+                "no new applies; rolling back what this run applied (the new holder's lease is not touched)"
+            }
+            _ => {
+                "no new applies; rolling back what this run applied (a second signal aborts at once)"
+            }
+        };
+        let reason = ctx
+            .stop
+            .reason()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        ctx.reporter
+            .progress("", Level::Warn, &format!("{reason}: {then}"));
+        ctx.stop.aborted().await;
+        ctx.reporter.progress(
+            "",
+            Level::Error,
+            "aborted: no more waiting; marking the records and releasing the lock",
+        );
+        std::future::pending::<F::Output>().await
+    };
+    tokio::select! {
+        output = work => output,
+        output = announce => output,
+    }
 }
 
 fn hostname() -> String {

@@ -13,9 +13,10 @@ use super::context::{self, Ctx, Hooks, RunInfo};
 use super::error::{Error, Result};
 use super::local_secret;
 use super::outcome::RunReport;
-use super::rollback;
+use super::recover::{self, POST_CHECKS_FAILED};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
+use super::{announce, events};
 use crate::apply;
 use crate::config::{Component, Config, Order};
 use crate::policy::{self, Approval};
@@ -37,6 +38,8 @@ pub struct Request {
     pub skipped_checks: Vec<String>,
     pub post_checks: bool,
     pub force_unlock: bool,
+    /// Waives notice and windows (never approvals); needs a reason; marked in the records.
+    pub emergency: bool,
 }
 
 /// Everything checked before the cluster is touched.
@@ -77,7 +80,18 @@ pub fn prepare_at(config: &Config, request: &Request, now: DateTime<Utc>) -> Res
             render::render(c, &config.environment, &images)?,
         );
     }
-    policy::check(&config.environment, &request.approval, now)?;
+    if request.emergency
+        && request
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(Error::Refused(
+            "--emergency needs --reason (it is recorded)".into(),
+        ));
+    }
+    let environment = announce::policy_environment(&config.environment, request.emergency);
+    policy::check(&environment, &request.approval, now)?;
     let order = if request.sequential {
         Order::Sequential
     } else {
@@ -97,13 +111,15 @@ fn runs_post_checks(config: &Config, request: &Request) -> bool {
 }
 
 /// A full deploy of `prepared` (from `prepare`): post-check preflight, gate, lock, cluster
-/// objects, components, post checks.
+/// objects, components, post checks. A failure of the post checks, a signal or the loss of the
+/// lock rolls back what the run deployed (`recover::roll_back_run`).
 pub async fn deploy(
     ctx: &Ctx,
     prepared: &Prepared,
     request: &Request,
     hooks: &dyn Hooks,
 ) -> Result<RunReport> {
+    ctx.check_durations()?;
     if runs_post_checks(&ctx.config, request) {
         hooks
             .post_checks_usable(&ctx.config, &prepared.components)
@@ -114,33 +130,44 @@ pub async fn deploy(
                 ))
             })?;
     }
+    announce::check_notice(ctx, &prepared.components, request.emergency, Utc::now()).await?;
     // The gate checks that external Secrets exist: the local one is made first.
     local_secret::ensure_grafana_admin(ctx).await?;
-    hooks
-        .gate(&ctx.config, &prepared.components)
-        .await
-        .map_err(|(exit, findings)| Error::Gate(exit, findings))?;
+    tokio::select! {
+        biased;
+        () = ctx.stop.stopped() => {}
+        gate = hooks.gate(&ctx.config, &prepared.components) => {
+            gate.map_err(|(exit, findings)| Error::Gate(exit, findings))?;
+        }
+    }
+    if let Some(reason) = ctx.stop.reason() {
+        return Err(Error::Failed(format!(
+            "{reason} before anything was applied (nothing changed)"
+        )));
+    }
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
+    let (reason, waived) = match request.emergency {
+        true => announce::emergency_marks(request.reason.as_deref()),
+        false => (request.reason.clone(), vec![]),
+    };
+    events::deploy_started(ctx, &deploy_id, prepared, request).await;
     let info = RunInfo {
         deploy_id: deploy_id.clone(),
-        reason: request.reason.clone(),
+        reason,
         approval: request.approval.clone(),
-        skipped_checks: request.skipped_checks.clone(),
+        skipped_checks: [request.skipped_checks.clone(), waived].concat(),
         forced_unlock: if request.force_unlock {
             lock.replaced.clone()
         } else {
             None
         },
     };
-    let result = deploy_locked(ctx, prepared, &info, request, hooks).await;
+    let result =
+        context::announcing_stops(ctx, deploy_locked(ctx, prepared, &info, request, hooks)).await;
     lock.release().await;
-    let mut report = result?;
-    if let Some(Err(failure)) = report.post_checks.clone() {
-        rollback::roll_back_after_failed_checks(ctx, &mut report, &failure).await;
-    }
-    Ok(report)
+    result
 }
 
 async fn deploy_locked(
@@ -185,7 +212,7 @@ async fn deploy_locked(
         Halt::OnStop,
         |c| {
             let planned = &planned;
-            async move { rollback::roll_out_or_back(ctx, &planned[&c], info).await }
+            async move { recover::roll_out_or_back(ctx, &planned[&c], info).await }
         },
     )
     .await;
@@ -200,33 +227,47 @@ async fn deploy_locked(
     .then(|| hooks.post_checks(&ctx.config, &ctx.namespace, &deployed))
     .flatten();
     let post_checks = match checks {
-        Some(checks) => Some(run_post_checks(ctx, checks).await),
+        Some(checks) => run_post_checks(ctx, checks).await,
         None => None,
     };
-    Ok(RunReport {
+    let mut report = RunReport {
         deploy_id: info.deploy_id.clone(),
         components,
         post_checks,
-        duration_ms: started.elapsed().as_millis() as u64,
-        stopped: ctx.stop.reason().cloned(),
-    })
+        duration_ms: 0,
+        stopped: None,
+    };
+    if let Some(reason) = ctx.stop.reason() {
+        let cause = reason.to_string();
+        recover::roll_back_run(ctx, &mut report, info, &cause, &cause).await;
+    } else if let Some(Err(failure)) = report.post_checks.clone() {
+        let cause = format!("{POST_CHECKS_FAILED}: {failure}");
+        recover::roll_back_run(ctx, &mut report, info, &cause, POST_CHECKS_FAILED).await;
+    }
+    report.stopped = ctx.stop.reason().cloned();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
 }
 
+/// Runs the post-deploy checks; None when the run was stopped meanwhile (the stop decides).
 async fn run_post_checks(
     ctx: &Ctx,
     checks: futures::future::BoxFuture<'_, std::result::Result<(), String>>,
-) -> std::result::Result<(), String> {
+) -> Option<std::result::Result<(), String>> {
     ctx.reporter
         .progress("", Level::Info, "running post-deploy checks");
-    let result = checks.await;
+    let result = tokio::select! {
+        biased;
+        () = ctx.stop.stopped() => return None,
+        result = checks => result,
+    };
     match &result {
         Ok(()) => ctx
             .reporter
             .progress("", Level::Ok, "post-deploy checks passed"),
-        Err(e) => {
-            ctx.reporter
-                .progress("", Level::Error, &format!("post-deploy checks failed: {e}"))
-        }
+        Err(e) => ctx
+            .reporter
+            .progress("", Level::Error, &format!("{POST_CHECKS_FAILED}: {e}")),
     }
-    result
+    Some(result)
 }

@@ -34,6 +34,13 @@ pub enum ComponentResult {
     Skipped {
         because: String,
     },
+    /// Stopped after the deploy lock was lost, and not rolled back: another run (`by`) wrote a
+    /// newer revision of the component, so it is that run's now.
+    TakenOver {
+        failed_revision: u32,
+        message: String,
+        by: String,
+    },
     /// `rollback-to-previous`: deploy `installed_by` installed the component for the first
     /// time, so there is no earlier release to restore; it stays at `revision` (None: it is not
     /// installed, its first install failed and was removed).
@@ -51,7 +58,9 @@ impl ComponentResult {
     fn exit(&self) -> Exit {
         match self {
             ComponentResult::Deployed { .. } | ComponentResult::NoPrevious { .. } => Exit::Ok,
-            ComponentResult::RolledBack { .. } | ComponentResult::Skipped { .. } => Exit::Failed,
+            ComponentResult::RolledBack { .. }
+            | ComponentResult::Skipped { .. }
+            | ComponentResult::TakenOver { .. } => Exit::Failed,
             ComponentResult::RollbackFailed { .. } => Exit::RollbackFailed,
         }
     }
@@ -92,6 +101,14 @@ impl ComponentResult {
                 format!("{message}; rollback: {rollback_error}"),
             ),
             ComponentResult::Skipped { because } => ("skipped".into(), because.clone()),
+            ComponentResult::TakenOver {
+                failed_revision,
+                message,
+                by,
+            } => (
+                format!("stopped v{failed_revision}, left to the new lock holder"),
+                format!("{message}; now {by}"),
+            ),
             ComponentResult::NoPrevious {
                 revision: Some(n),
                 installed_by,

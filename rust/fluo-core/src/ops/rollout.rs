@@ -14,7 +14,7 @@ use crate::history;
 use crate::readiness::Readiness;
 use crate::release::{Action, Outcome, Release, Status, Stored};
 use crate::report::Level;
-use crate::{render, wait};
+use crate::{durable, render, wait};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -30,6 +30,9 @@ pub enum Error {
     /// A signal or the loss of the deploy lock stopped the rollout.
     #[error("{0}")]
     Stopped(Reason),
+    /// A second signal aborted a rollback.
+    #[error("aborted by a second signal")]
+    Aborted,
 }
 
 impl Error {
@@ -151,8 +154,7 @@ pub async fn roll_out_once(
     };
     ctx.reporter
         .progress(c, Level::Info, &format!("{verb} revision {revision}"));
-    ctx.history
-        .create(&release, Status::Deploying)
+    create_record(ctx, &release)
         .await
         .map_err(|e| before_start(e.into()))?;
     // What an earlier revision declared and this one does not is pruned.
@@ -162,7 +164,7 @@ pub async fn roll_out_once(
     let result = if planned.is_rollback() {
         tokio::select! {
             biased;
-            () = ctx.stop.aborted() => Err(stopped(ctx)),
+            () = ctx.stop.aborted() => Err(Error::Aborted),
             r = converge(ctx, c, &release.manifests, &prior) => r,
         }
     } else {
@@ -186,19 +188,24 @@ pub async fn roll_out_once(
             let supersede = async {
                 match &previous {
                     Some(prev) => {
-                        ctx.history
-                            .set_status(c, prev.release.revision, Status::Superseded)
-                            .await
+                        set_record_status(ctx, c, prev.release.revision, Status::Superseded).await
                     }
                     None => Ok(()),
                 }
             };
-            // Independent writes, issued together: dependents wait for them.
-            if let Err(e) = futures::try_join!(
-                ctx.history.finish(&release, Status::Deployed),
+            // Independent writes, issued together (dependents wait for them); each runs to its
+            // end, so a failure of one never cuts another short.
+            let retention =
+                durable::retry(transient, |_| ctx.history.enforce_retention(&records, 1));
+            let (finished, superseded, retained) = futures::join!(
+                finish_record(ctx, &release, Status::Deployed),
                 supersede,
-                ctx.history.enforce_retention(&records, 1)
-            ) {
+                retention
+            );
+            for e in [finished, superseded, retained]
+                .into_iter()
+                .filter_map(Result::err)
+            {
                 ctx.reporter.progress(
                     c,
                     Level::Error,
@@ -223,7 +230,12 @@ pub async fn roll_out_once(
                 Level::Error,
                 &format!("revision {revision} failed: {error}"),
             );
-            if let Err(e) = ctx.history.finish(&release, Status::Failed).await {
+            // Stopped before it finished: `interrupted` until a rollback restores the component.
+            let status = match error {
+                Error::Stopped(_) | Error::Aborted => Status::Interrupted,
+                _ => Status::Failed,
+            };
+            if let Err(e) = finish_record(ctx, &release, status).await {
                 ctx.reporter.progress(
                     c,
                     Level::Error,
@@ -238,6 +250,45 @@ pub async fn roll_out_once(
     }
 }
 
+/// Record errors worth repeating (see `durable`).
+fn transient(e: &history::Error) -> bool {
+    matches!(e, history::Error::Kube { source, .. } if durable::is_transient(source))
+}
+
+/// Writes the `deploying` record; a create that landed before its answer was lost is found as
+/// AlreadyExists on the retry (we hold the lock: nobody else writes this revision).
+async fn create_record(ctx: &Ctx, release: &Release) -> std::result::Result<(), history::Error> {
+    durable::retry(transient, |attempt| async move {
+        match ctx.history.create(release, Status::Deploying).await {
+            Err(history::Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            }) if attempt > 1 && s.code == 409 => Ok(()),
+            result => result,
+        }
+    })
+    .await
+}
+
+/// Writes a record's final payload and status.
+async fn finish_record(
+    ctx: &Ctx,
+    release: &Release,
+    status: Status,
+) -> std::result::Result<(), history::Error> {
+    durable::retry(transient, |_| ctx.history.finish(release, status)).await
+}
+
+/// Changes a record's status label.
+pub async fn set_record_status(
+    ctx: &Ctx,
+    c: &str,
+    revision: u32,
+    status: Status,
+) -> std::result::Result<(), history::Error> {
+    durable::retry(transient, |_| ctx.history.set_status(c, revision, status)).await
+}
+
 fn stopped(ctx: &Ctx) -> Error {
     Error::Stopped(ctx.stop.reason().cloned().unwrap_or(Reason::Interrupted {
         signal: "a stop request".into(),
@@ -249,9 +300,7 @@ fn stopped(ctx: &Ctx) -> Error {
 async fn prepare_records(ctx: &Ctx, c: &str) -> Result<Vec<Stored>> {
     let mut records = ctx.history.list(Some(c)).await?;
     for r in records.iter_mut().filter(|r| r.status == Status::Deploying) {
-        ctx.history
-            .set_status(c, r.release.revision, Status::Failed)
-            .await?;
+        set_record_status(ctx, c, r.release.revision, Status::Failed).await?;
         r.status = Status::Failed;
         ctx.reporter.progress(
             c,

@@ -87,6 +87,24 @@ impl Stop {
     pub async fn aborted(&self) {
         self.inner.abort.cancelled().await
     }
+
+    /// Turns SIGINT and SIGTERM into `interrupt` until the returned task is aborted (at the
+    /// end of the run). Installed before the run starts, so no signal is missed.
+    pub fn on_signals(&self) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let stop = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = interrupt.recv() => "SIGINT",
+                    _ = terminate.recv() => "SIGTERM",
+                };
+                stop.interrupt(name);
+            }
+        }))
+    }
 }
 
 #[cfg(test)]

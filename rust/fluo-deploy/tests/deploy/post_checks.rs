@@ -125,34 +125,30 @@ async fn post_check_failure_cause_is_printed_once_and_component_rows_stay_short(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn failing_post_checks_with_nothing_to_roll_back_to_escalate_with_exit_3() {
+async fn failing_post_checks_of_a_first_install_remove_it_exit_1_and_say_so_in_its_records() {
     let w = World::start().await;
     enable_post_checks(&w);
-    // A first install: the post-deploy rollback has no earlier revision to return to.
+    // A first install: the checks judged it unhealthy and there is nothing earlier to go back
+    // to, so it is removed like a first install whose rollout failed (no false ESCALATE).
     let run = w.cmd(["deploy", "--all"]).run().await;
-    run.code(3)
-        .stderr_has("post-deploy checks failed")
-        .stdout_has("ROLLBACK FAILED")
-        .stdout_has(
-            "ESCALATE: automatic rollback failed for bff, nats, prometheus, workers. Manual steps:",
-        )
-        .stdout_has("rollback <component> --to <N> --reason");
-    assert_eq!(
-        run.stdout.matches("ESCALATE").count(),
-        1,
-        "one escalation block per run:\n{}",
-        run.stdout
-    );
+    run.code(1).stderr_has("post-deploy checks failed");
+    assert!(!run.stdout.contains("ESCALATE"), "{}", run.stdout);
     assert_eq!(run.stdout.matches(CAUSE).count(), 1, "{}", run.stdout);
     assert_eq!(
         run.stdout
-            .matches("failed v1, ROLLBACK FAILED  post-deploy checks failed; rollback: no revision before this deploy to go back to")
+            .matches("failed v1, first install removed  post-deploy checks failed")
             .count(),
         4,
         "{}",
         run.stdout
     );
-    // The rollback changed nothing: every component stays at its only revision.
+    assert_eq!(crate::app_objects(&w.client).await, Vec::<String>::new());
+    // Each record says what happened: rolled back (removed) after its checks failed.
     let history = w.cmd(["history", "-o", "json"]).run().await;
-    assert_eq!(history.json().as_array().map(Vec::len), Some(4));
+    let entries = history.json();
+    let entries = entries.as_array().expect("array");
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    for e in entries {
+        assert_eq!(e["status"], "rolled-back", "{e}");
+    }
 }

@@ -3,12 +3,12 @@
 
 use serde_json::{Value, json};
 
+use super::NODE_NAME;
 use super::{
     Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
     write_status,
 };
-use crate::pods::NODE_NAME;
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 

@@ -10,7 +10,7 @@ use super::events::{self, DEPLOYMENT_CONTROLLER};
 use super::{
     Requeue, condition, def, now_str, owned, owner_ref, set_condition, template_hash, write_status,
 };
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const HASH_LABEL: &str = "pod-template-hash";

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{Requeue, def, is_deleting, pod_is_ready};
-use crate::selectors::LabelSelector;
-use crate::store::{State, meta_str};
+use crate::apiserver::selectors::LabelSelector;
+use crate::apiserver::store::{State, meta_str};
 
 pub fn reconcile(state: &mut State, svc: &Value) -> Requeue {
     if svc["spec"]["selector"]

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{def, now_str};
-use crate::pods::NODE_NAME;
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
+use crate::controllers::NODE_NAME;
 
 /// Who records an event: `source.component` (and `source.host` for the kubelet).
 #[derive(Debug, Clone, Copy)]
@@ -207,8 +207,8 @@ fn correlates(event: &Value, r: &Record<'_>, field_path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
-    use crate::store::Store;
+    use crate::apiserver::resources::by_kind;
+    use crate::apiserver::store::Store;
 
     fn pod(uid: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Pod",

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::is_deleting;
-use crate::store::{ObjRef, State};
+use crate::apiserver::store::{ObjRef, State};
 
 pub fn collect(state: &mut State, at: &ObjRef) {
     let Some(d) = state.get_ref(at).cloned() else {

@@ -8,7 +8,7 @@ use super::{
     Requeue, condition, def, now_str, owned, owner_ref, pod_from_template, set_condition,
     write_status,
 };
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 fn finished(job: &Value) -> bool {
     job["status"]["conditions"].as_array().is_some_and(|cs| {

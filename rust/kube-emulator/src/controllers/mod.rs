@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
-use crate::pods::Kubelet;
-use crate::registry::{self, WriteOptions};
-use crate::resources::{ResourceDef, by_kind};
-use crate::store::{Event, State, Store, meta_str};
+use crate::apiserver::registry::{self, WriteOptions};
+use crate::apiserver::resources::{ResourceDef, by_kind};
+use crate::apiserver::store::{Event, State, Store, meta_str};
 use queue::{Work, WorkQueue};
 
 pub const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+/// The emulator's single node, where the scheduler binds every pod.
+pub const NODE_NAME: &str = "kube-emulator-node";
 
 /// How often every object is reconciled regardless of events.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -45,21 +46,32 @@ pub fn def(group: &str, kind: &str) -> &'static ResourceDef {
 /// When a reconcile wants to run again without any change (a timer is due), if ever.
 pub type Requeue = Option<Duration>;
 
+/// What runs pods on the node, driven by the controller loop like any controller: the
+/// simulated kubelet or the process runtime (the kubelet module implements it).
+pub trait PodRuntime: Send {
+    /// Binds the pod and moves it towards what its spec asks for; returns when to look again.
+    fn reconcile(&mut self, state: &mut State, pod: &Value, now: Instant) -> Requeue;
+    /// A pod was deleted from the store.
+    fn pod_deleted(&mut self, state: &mut State, pod: &Value);
+    /// Forgets pods that no longer exist (in case a deletion was not observed).
+    fn retain_live(&mut self, state: &State);
+}
+
 /// All controllers with the little state they keep between passes.
 pub struct Controllers {
-    kubelet: Kubelet,
+    kubelet: Box<dyn PodRuntime>,
     queue: WorkQueue,
     events: broadcast::Receiver<Arc<Event>>,
     next_resync: Instant,
 }
 
 impl Controllers {
-    pub fn new(store: &Store, ready_after: Duration) -> Self {
+    pub fn new(store: &Store, kubelet: Box<dyn PodRuntime>) -> Self {
         let state = store.lock();
         let mut queue = WorkQueue::default();
         queue.enqueue_all(&state);
         Self {
-            kubelet: Kubelet::new(ready_after),
+            kubelet,
             queue,
             events: state.subscribe(),
             next_resync: Instant::now() + RESYNC,
@@ -78,9 +90,8 @@ impl Controllers {
     }
 
     fn observe(&mut self, state: &mut State, event: &Event) {
-        if event.def.kind == "Pod" && event.kind == crate::store::EventType::Deleted {
-            self.kubelet.forget(meta_str(&event.object, "uid"));
-            crate::pods::record_pod_deleted(state, &event.object);
+        if event.def.kind == "Pod" && event.kind == crate::apiserver::store::EventType::Deleted {
+            self.kubelet.pod_deleted(state, &event.object);
         }
         self.queue.enqueue_affected(state, event);
     }
@@ -212,7 +223,7 @@ pub fn create(
     state: &mut State,
     def: &'static ResourceDef,
     obj: Value,
-) -> Result<Value, crate::status::ApiError> {
+) -> Result<Value, crate::apiserver::status::ApiError> {
     let opts = WriteOptions {
         field_manager: CONTROLLER_MANAGER.into(),
         ..Default::default()

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Requeue, def};
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 pub fn reconcile(state: &mut State, c: &Value) -> Requeue {
     if c["status"]["phase"] == "Bound" {

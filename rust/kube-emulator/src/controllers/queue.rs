@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::selectors::LabelSelector;
-use crate::store::{Event, EventType, ObjRef, State, meta_str};
+use crate::apiserver::selectors::LabelSelector;
+use crate::apiserver::store::{Event, EventType, ObjRef, State, meta_str};
 
 /// One unit of controller work.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,7 +49,7 @@ impl WorkQueue {
     /// Everything: at start and on resync (or when change events were missed).
     pub fn enqueue_all(&mut self, state: &State) {
         for (group, plural) in RECONCILED {
-            let def = crate::resources::RESOURCES
+            let def = crate::apiserver::resources::RESOURCES
                 .iter()
                 .find(|r| r.group == *group && r.plural == *plural)
                 .expect("reconciled resources are served");
@@ -57,7 +57,7 @@ impl WorkQueue {
                 self.ready.insert(Work::Reconcile(ObjRef::of(def, obj)));
             }
         }
-        for def in crate::resources::RESOURCES {
+        for def in crate::apiserver::resources::RESOURCES {
             for obj in state.list(def, None) {
                 if obj["metadata"]["ownerReferences"].is_array() {
                     self.ready
@@ -208,8 +208,8 @@ fn controller_of(state: &State, obj: &Value) -> Option<ObjRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::by_kind;
-    use crate::store::Store;
+    use crate::apiserver::resources::by_kind;
+    use crate::apiserver::store::Store;
     use serde_json::json;
 
     fn obj(kind: &str, name: &str, uid: &str, extra: Value) -> Value {

@@ -8,7 +8,7 @@ use super::events::{self, REPLICASET_CONTROLLER};
 use super::{
     Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, write_status,
 };
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 /// Available = ready for at least minReadySeconds.
 pub fn is_available(pod: &Value, min_ready_seconds: i64) -> bool {

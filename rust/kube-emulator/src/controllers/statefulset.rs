@@ -9,7 +9,7 @@ use super::{
     Requeue, def, is_deleting, owned, owner_ref, pod_from_template, pod_is_ready, template_hash,
     write_status,
 };
-use crate::store::{State, meta_str};
+use crate::apiserver::store::{State, meta_str};
 
 const REVISION_LABEL: &str = "controller-revision-hash";
 

@@ -1,0 +1,160 @@
+//! The checks around a deploy that live in other crates. `Checks` implements fluo-core's
+//! `ops::Hooks`: the pre-deployment gate (fluo-validate, in-process) and the post-deploy
+//! checks (fluo-health, then fluo-smoke).
+//!
+//! Seam: fluo-validate, fluo-health and fluo-smoke depend on fluo-core, so they are plugged in
+//! here, in the wiring crate, not in fluo-core and not in a binary (docs/adr/0004).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fluo_core::config::{AccessMode, Config};
+use fluo_core::exit::Exit;
+use fluo_core::ops::Hooks;
+use fluo_validate::environment::GitState;
+use fluo_validate::{Checklist, Cluster, Gate, GateOptions, Skip, Step};
+use futures::future::BoxFuture;
+
+pub struct Checks {
+    /// `--skip` steps (each with the run's --reason).
+    pub skipped: Vec<String>,
+    pub reason: Option<String>,
+    /// The deploy's cluster: the gate's online steps (server-side dry run, status) use it.
+    pub client: kube::Client,
+    pub context: String,
+    /// The app namespace of this run (the environment's, or -n).
+    pub namespace: String,
+}
+
+impl Hooks for Checks {
+    fn gate<'a>(
+        &'a self,
+        config: &'a Config,
+        _components: &'a [String],
+    ) -> BoxFuture<'a, Result<(), (Exit, String)>> {
+        Box::pin(self.run_gate(config))
+    }
+
+    fn post_checks_usable(&self, config: &Config, _components: &[String]) -> Result<(), String> {
+        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
+            fluo_health::access::Cluster {
+                client: self.client.clone(),
+                namespace: self.namespace.clone(),
+            }
+        });
+        fluo_health::access::Resolver::from_config(config, cluster).unresolvable()
+    }
+
+    fn post_checks<'a>(
+        &'a self,
+        config: &'a Config,
+        namespace: &'a str,
+        _components: &'a [String],
+    ) -> Option<BoxFuture<'a, Result<(), String>>> {
+        Some(Box::pin(self.run_post_checks(config, namespace)))
+    }
+}
+
+/// How long each post-deploy health check and smoke test may take.
+const POST_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Checks {
+    /// Every checklist step of fluo-validate, minus the `--skip` ones (which the validate
+    /// library refuses where the environment disallows skipping).
+    async fn run_gate(&self, config: &Config) -> Result<(), (Exit, String)> {
+        let usage = |message: String| (Exit::Usage, message);
+        let skip = self
+            .skipped
+            .iter()
+            .map(|name| {
+                let step: Step = name
+                    .parse()
+                    .map_err(|e| usage(format!("--skip {name}: {e}")))?;
+                Ok(Skip {
+                    step,
+                    reason: self.reason.clone().unwrap_or_default(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let checklist = Checklist::load(&config.infra_dir)
+            .map_err(|e| usage(format!("loading the checklist: {e}")))?;
+        let git = GitState::detect(
+            &checklist.workdir,
+            std::env::var("FLUO_COMMIT").ok().as_deref(),
+        );
+        let mut options = GateOptions::new(
+            checklist,
+            log_path(&config.environment.environment.name),
+            git,
+        );
+        options.skip = skip;
+        options.cluster = Cluster::Online(self.client.clone());
+        options.context = Some(self.context.clone());
+        let mut config = config.clone();
+        config.environment.environment.namespace = self.namespace.clone();
+        let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
+        let report = gate
+            .run()
+            .await
+            .map_err(|e| usage(format!("running the gate: {e}")))?;
+        if report.passed {
+            return Ok(());
+        }
+        let step = report
+            .failed_step
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+        Err((
+            Exit::Failed,
+            format!(
+                "gate step `{step}` failed (log: {})\n{}",
+                report.log.display(),
+                report.to_text()
+            ),
+        ))
+    }
+}
+
+impl Checks {
+    /// fluo-health's checks, then fluo-smoke's tests, for the environment as configured
+    /// (endpoints reached the way its [access] says). Err names every failed check.
+    async fn run_post_checks(&self, config: &Config, namespace: &str) -> Result<(), String> {
+        // In direct access mode the checks reach URLs only (fluo-health's contract).
+        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
+            fluo_health::access::Cluster {
+                client: self.client.clone(),
+                namespace: namespace.to_string(),
+            }
+        });
+        let health =
+            fluo_health::health::run_for(config, cluster.clone(), POST_CHECK_TIMEOUT).await;
+        let smoke = fluo_smoke::run_for(config, cluster, POST_CHECK_TIMEOUT).await;
+        let failed: Vec<String> = [&health, &smoke]
+            .into_iter()
+            .filter(|report| !report.passed)
+            .flat_map(|report| {
+                report
+                    .checks
+                    .iter()
+                    .filter(|c| c.verdict != fluo_health::check::Verdict::Pass)
+                    .map(move |c| format!("{} {}: {}", report.kind, c.name, c.evidence))
+            })
+            .collect();
+        if health.passed && smoke.passed {
+            Ok(())
+        } else if failed.is_empty() {
+            Err("health or smoke report did not pass".to_string())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+}
+
+/// Where the gate streams the checklist commands' output.
+fn log_path(env: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::env::temp_dir()
+        .join("fluo-deploy")
+        .join(format!("gate-{env}-{stamp}-{}.log", std::process::id()))
+}

@@ -1,0 +1,230 @@
+//! fluo-deploy's command line (kubectl/helm habits): the shared global flags of
+//! `fluo_core::cli::Global`, the subcommands and their flags. Turning them into library calls is
+//! [`crate::run`]'s job.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use fluo_core::cli::docs::Shell;
+use fluo_core::cli::{Global, duration};
+use fluo_core::exit::EXIT_CODES;
+
+/// Deploy, roll back and inspect the FLUO components (SOP-002).
+#[derive(Debug, Parser)]
+#[command(
+    name = "fluo-deploy",
+    version,
+    after_help = EXIT_CODES,
+    mut_arg("timeout", |a| a.help(
+        "Rollout timeout for every component, e.g. 5m (default: each component's [rollout] timeout)"
+    ))
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    /// How long the deploy lock lives without renewal.
+    #[arg(long, global = true, env = "FLUO_LOCK_TTL", default_value = "30s", value_parser = duration::positive, hide = true)]
+    pub lock_ttl: Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate, then deploy components in dependency order (rolls back a failed component).
+    Deploy(DeployArgs),
+    /// Roll one component back to an earlier revision (a new, recorded revision).
+    Rollback {
+        component: String,
+        /// Revision to restore (default: the last successful one before the current).
+        #[arg(long)]
+        to: Option<u32>,
+        /// Why (recorded; required).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Remove a held deploy lock first (recorded).
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Roll every component back to its state before the latest deploy (components it installed
+    /// for the first time are left in place and reported; exit 2 if there are only such).
+    RollbackToPrevious {
+        /// Why (recorded; required).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Remove a held deploy lock first (recorded).
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Revision, status, readiness, images, time and commit per component.
+    Status { components: Vec<String> },
+    /// Release records (all components, or one); --verify checks the hash chain.
+    History {
+        component: Option<String>,
+        /// Check every record against its digest and the chain; exit 1 on tampering.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// What a deploy would change (server-side dry-run against the live objects).
+    Diff {
+        components: Vec<String>,
+        /// Image override as in deploy (NAME=REF).
+        #[arg(long = "image")]
+        images: Vec<String>,
+    },
+    /// Delete components (dependents first) and wait until they are gone.
+    Delete {
+        components: Vec<String>,
+        #[arg(long, conflicts_with = "components")]
+        all: bool,
+        /// Also delete the release records.
+        #[arg(long)]
+        purge_history: bool,
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Graceful shutdown: scale everything to zero (dependents first) and wait for pods to end.
+    Shutdown {
+        #[arg(long)]
+        force_unlock: bool,
+    },
+    /// Watch error ratio, alerts, restarts and backlog against the environment's [monitoring]
+    /// thresholds; on a breach roll the latest deploy back (exit 1).
+    Monitor {
+        /// How long to watch, e.g. 30m (default: [monitoring].duration).
+        #[arg(long, value_name = "DURATION", value_parser = duration::positive)]
+        duration: Option<Duration>,
+    },
+    /// Name the cause of failures (startup, connectivity, configuration, state) with evidence and
+    /// a fix hint; exit 0 when nothing is wrong, 1 when something is.
+    Diagnose { component: Option<String> },
+    /// The weekly deployment review from the release records (Markdown; -o json for JSON).
+    Report {
+        /// The period, ending now (e.g. 7d, 30d).
+        #[arg(long, default_value = "7d", value_parser = duration::positive)]
+        since: Duration,
+    },
+    /// Announce a planned deploy (recorded in the cluster, notified); environments with a
+    /// [notice] period refuse deploys no announcement covers. --list shows them, --cancel ID
+    /// withdraws one.
+    Announce(AnnounceArgs),
+    /// Open incidents (an automatic rollback failed) and their escalation ladder.
+    Incident {
+        #[command(subcommand)]
+        action: Option<IncidentAction>,
+    },
+    /// Logs of a component's pods (all components by default), secrets redacted.
+    Logs {
+        component: Option<String>,
+        /// Only lines newer than this (e.g. 10m).
+        #[arg(long, value_name = "DURATION", value_parser = duration::positive)]
+        since: Option<Duration>,
+        /// Last N lines per container.
+        #[arg(long)]
+        tail: Option<i64>,
+        /// Stream new lines until the pods go away or until SIGINT/SIGTERM (exit 0).
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: Shell },
+    /// Print the man page (roff), e.g. `fluo-deploy man > fluo-deploy.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Components to deploy.
+    #[arg(required_unless_present = "all")]
+    pub components: Vec<String>,
+    /// All components.
+    #[arg(long, conflicts_with = "components")]
+    pub all: bool,
+    /// One at a time in SOP-002 order instead of concurrently along the dependency graph.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Image for a logical image name (component.toml [[images]] name), e.g. fluo-bff=reg/fluo-bff:1.2.
+    #[arg(long = "image", value_name = "NAME=REF")]
+    pub images: Vec<String>,
+    /// Why (recorded; also required with --skip).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Change ticket (required where the environment demands approvals).
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// Who approved (required where the environment demands approvals).
+    #[arg(long)]
+    pub approved_by: Option<String>,
+    /// Skip a gate step (needs --reason; refused where the environment disallows skipping).
+    #[arg(long = "skip", value_name = "STEP")]
+    pub skip: Vec<String>,
+    /// Do not run the post-deploy health checks and smoke tests.
+    #[arg(long)]
+    pub no_post_checks: bool,
+    /// Remove a held deploy lock first (recorded in the release records).
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Emergency deploy: waives the notice period and deployment windows (never approvals),
+    /// needs --reason, notifies at once and is marked in the records.
+    #[arg(long)]
+    pub emergency: bool,
+    /// Print the plan (graph order, versions from -> to, the diff against the live cluster)
+    /// and exit without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// Components the deploy will touch (default: all).
+    pub components: Vec<String>,
+    /// Window start, UTC (RFC 3339 or "YYYY-MM-DD HH:MM").
+    #[arg(long, value_parser = parse_time, required_unless_present_any = ["list", "cancel"])]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end, UTC (default: start + 4h).
+    #[arg(long, value_parser = parse_time, conflicts_with = "duration")]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window length instead of --end (e.g. 2h).
+    #[arg(long, value_parser = duration::positive)]
+    pub duration: Option<Duration>,
+    /// Change ticket of the planned deploy.
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// What the deploy is for (required).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// List this environment's announcements.
+    #[arg(long, conflicts_with_all = ["cancel", "start"])]
+    pub list: bool,
+    /// Cancel announcement ID (recorded, notified).
+    #[arg(long, value_name = "ID")]
+    pub cancel: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Open incidents (the default).
+    List {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Send due escalations until no open incident has steps left.
+    Watch,
+    /// Close an incident (recorded, notified): no further escalation.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM" in UTC.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").map(|t| t.and_utc())
+        })
+        .map_err(|_| format!("{text:?} is not a time; use RFC 3339 or \"YYYY-MM-DD HH:MM\" (UTC)"))
+}

@@ -1,0 +1,13 @@
+//! The HTTP surface: the listener, routing, discovery and OpenAPI documents, Table rendering,
+//! fault injection, and the pod subresources that stream (log, port-forward).
+
+pub mod connection;
+pub mod discovery;
+pub mod faults;
+pub mod logs;
+pub mod openapi;
+pub mod params;
+pub mod portforward;
+pub mod routes;
+pub mod server;
+pub mod table;

@@ -1,0 +1,175 @@
+//! Starting a container's process: in the pod's network namespace (`nsenter --net`), in a mount
+//! namespace of its own (`unshare --mount`) where the pod's files are bind-mounted at their
+//! mountPaths, as runAsUser/runAsGroup (`setpriv`), in workingDir, with the built environment;
+//! stdout and stderr go to the container's log file.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::volumes::Mount;
+use crate::network::created_paths;
+
+/// What to run and how.
+pub struct Launch<'a> {
+    pub netns_path: &'a Path,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub run_as: Option<(u32, u32)>,
+    pub mounts: Vec<Mount>,
+    pub hostname: String,
+    /// Slot directory, where mount points created on the host are recorded.
+    pub slot_dir: &'a Path,
+    pub log_file: PathBuf,
+}
+
+/// Quotes for sh: everything inside single quotes.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The script run by sh inside the new mount namespace; the container's argv follows as "$@".
+fn script(l: &Launch<'_>) -> String {
+    let mut s = String::from("set -e\n");
+    for m in &l.mounts {
+        let (src, dst) = (
+            sh_quote(&m.source.to_string_lossy()),
+            sh_quote(&m.target.to_string_lossy()),
+        );
+        // util-linux does the read-only remount of a bind mount itself (one process, not two).
+        let ro = if m.read_only { " -o ro" } else { "" };
+        s.push_str(&format!("mount --bind{ro} {src} {dst}\n"));
+    }
+    // The container has its own UTS namespace: set the hostname without running `hostname`.
+    s.push_str(&format!(
+        "echo {} > /proc/sys/kernel/hostname 2>/dev/null || true\n",
+        sh_quote(&l.hostname)
+    ));
+    if let Some(dir) = &l.working_dir {
+        s.push_str(&format!("cd {}\n", sh_quote(dir)));
+    }
+    match l.run_as {
+        Some((uid, gid)) => s.push_str(&format!(
+            "exec setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$@\"\n"
+        )),
+        None => s.push_str("exec \"$@\"\n"),
+    }
+    s
+}
+
+/// Makes sure every mount target exists on the host (created ones are recorded for cleanup).
+fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
+    for m in &l.mounts {
+        if m.target.exists() {
+            continue;
+        }
+        created_paths::create(l.slot_dir, &m.target, m.source.is_file())?;
+    }
+    Ok(())
+}
+
+/// Spawns the container; its output is appended to `log_file` as `<RFC3339> <stream> <line>`.
+pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
+    prepare_targets(&l)?;
+    if let Some(parent) = l.log_file.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net={}", l.netns_path.display()))
+        .args([
+            "--",
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--",
+        ])
+        .args(["/bin/sh", "-c", &script(&l), "kube-emulator-container"])
+        .args(&l.argv)
+        .env_clear()
+        .envs(l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // The emulator may die without cleaning up; the next run kills what is left.
+        .kill_on_drop(false);
+    let mut child = cmd.spawn()?;
+    let log = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&l.log_file)
+        .await?;
+    let log = std::sync::Arc::new(tokio::sync::Mutex::new(log));
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, "stdout", log.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, "stderr", log));
+    }
+    Ok(child)
+}
+
+async fn pump(
+    stream: impl tokio::io::AsyncRead + Unpin,
+    name: &'static str,
+    log: std::sync::Arc<tokio::sync::Mutex<tokio::fs::File>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let stamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let mut f = log.lock().await;
+        if f.write_all(format!("{stamp} {name} {line}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sends `signal` (TERM, KILL) to a process.
+pub async fn signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_mounts_then_drops_privileges() {
+        let l = Launch {
+            netns_path: Path::new("/run/netns/x"),
+            argv: vec!["nats-server".into()],
+            env: vec![],
+            working_dir: Some("/data".into()),
+            run_as: Some((65532, 65532)),
+            mounts: vec![Mount {
+                source: "/run/p/volumes/config".into(),
+                target: "/etc/nats".into(),
+                read_only: true,
+            }],
+            hostname: "nats-0".into(),
+            slot_dir: Path::new("/run/kube-emulator/1"),
+            log_file: "/x".into(),
+        };
+        let s = script(&l);
+        assert!(
+            s.contains("mount --bind -o ro '/run/p/volumes/config' '/etc/nats'\n"),
+            "{s}"
+        );
+        assert!(s.contains("cd '/data'\n"));
+        assert!(s.ends_with("exec setpriv --reuid=65532 --regid=65532 --clear-groups -- \"$@\"\n"));
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}

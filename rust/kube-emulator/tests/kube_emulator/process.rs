@@ -1,0 +1,527 @@
+//! `--runtime process`: pods as real host processes in their own network and mount namespaces.
+//! Needs root (CI runs as root); a missing prerequisite fails with what to do.
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Pod};
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube_emulator::kubelet::process::{ImageMap, ProcessOptions};
+use kube_emulator::{Emulator, Options, Runtime};
+use serde_json::{Value, json};
+
+use super::support::*;
+
+const IMAGES: &str = r#"
+[images."test/sh"]
+command = "/bin/sh"
+[images."test/python"]
+command = "/usr/bin/python3"
+"#;
+
+fn options(backoff: Duration) -> Options {
+    kube_emulator::network::bridge::preflight()
+        .unwrap_or_else(|e| panic!("process-mode tests need root and namespaces: {e}"));
+    let images = ImageMap::parse(IMAGES, Path::new("test-images.toml")).unwrap();
+    let mut process = ProcessOptions::new(images);
+    process.backoff_initial = backoff;
+    process.shutdown_grace = Duration::from_secs(2);
+    Options {
+        ready_after: Duration::from_millis(50),
+        runtime: Runtime::Process(process),
+        ..Options::default()
+    }
+}
+
+async fn process_emulator() -> Emulator {
+    emulator_with(options(Duration::from_millis(500))).await
+}
+
+fn pod(name: &str, labels: Value, containers: Value) -> Pod {
+    from_json(json!({"metadata": {"name": name, "labels": labels},
+        "spec": {"terminationGracePeriodSeconds": 5, "containers": containers}}))
+}
+
+fn sh(name: &str, script: &str) -> Value {
+    json!({"name": name, "image": "test/sh:1", "command": ["sh", "-c", script]})
+}
+
+fn http_server(name: &str, port: u16) -> Value {
+    json!({"name": name, "image": "test/python:3", "command": ["python3", "-m", "http.server", port.to_string()],
+        "ports": [{"containerPort": port, "name": "http"}],
+        "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}})
+}
+
+async fn create(api: &Api<Pod>, p: &Pod) {
+    api.create(&PostParams::default(), p)
+        .await
+        .expect("create pod");
+}
+
+fn container_status(p: &Pod, i: usize) -> Value {
+    serde_json::to_value(
+        &p.status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[i],
+    )
+    .unwrap()
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn logs(api: &Api<Pod>, pod: &str, container: &str, previous: bool) -> String {
+    let lp = LogParams {
+        container: Some(container.into()),
+        previous,
+        ..Default::default()
+    };
+    api.logs(pod, &lp).await.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_container_exiting_1_crash_loops_with_real_restart_counts() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    create(
+        &pods,
+        &pod(
+            "crash",
+            json!({}),
+            json!([sh("app", "echo attempt; exit 1")]),
+        ),
+    )
+    .await;
+    let p = wait_for(&pods, "crash", "two restarts", |p: Option<&Pod>| {
+        p.is_some_and(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs[0].restart_count >= 2)
+        })
+    })
+    .await;
+    let cs = container_status(&p, 0);
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1, "{cs}");
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "Error", "{cs}");
+    let p = wait_for(&pods, "crash", "CrashLoopBackOff", |p: Option<&Pod>| {
+        p.is_some_and(|p| {
+            container_status(p, 0)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        })
+    })
+    .await;
+    let cs = container_status(&p, 0);
+    assert!(
+        cs["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("back-off"),
+        "{cs}"
+    );
+    assert!(!is_ready(&p));
+    assert_eq!(logs(&pods, "crash", "app", true).await, "attempt\n");
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::default_namespaced(emu.client().await);
+    let reasons: Vec<String> = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=crash"))
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in ["Scheduled", "Pulled", "Created", "Started", "BackOff"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn readiness_decides_endpoints_and_two_replicas_share_a_port() {
+    let emu = process_emulator().await;
+    let client = emu.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let labels = json!({"app": "web"});
+    create(
+        &pods,
+        &pod("web-a", labels.clone(), json!([http_server("web", 8080)])),
+    )
+    .await;
+    create(
+        &pods,
+        &pod("web-b", labels.clone(), json!([http_server("web", 8080)])),
+    )
+    .await;
+    let mut never = http_server("web", 8080);
+    never["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 9}, "periodSeconds": 1});
+    create(&pods, &pod("web-never", labels, json!([never]))).await;
+    let svc: k8s_openapi::api::core::v1::Service = from_json(json!({"metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}));
+    Api::default_namespaced(client.clone())
+        .create(&PostParams::default(), &svc)
+        .await
+        .unwrap();
+    let mut ips = Vec::new();
+    for name in ["web-a", "web-b"] {
+        let p = wait_for(&pods, name, "Ready", |p: Option<&Pod>| {
+            p.is_some_and(is_ready)
+        })
+        .await;
+        ips.push(p.status.unwrap().pod_ip.unwrap());
+    }
+    assert_ne!(ips[0], ips[1]);
+    // Both listen on :8080 in their own namespaces, and answer from the host.
+    for ip in &ips {
+        let s = tokio::net::TcpStream::connect((ip.as_str(), 8080)).await;
+        assert!(s.is_ok(), "{ip}:8080: {s:?}");
+    }
+    let never = pods.get("web-never").await.unwrap();
+    let never_ip = never.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert!(container_status(&never, 0)["state"]["running"].is_object());
+    assert!(!is_ready(&never));
+    let eps: Api<Endpoints> = Api::default_namespaced(client);
+    let addresses = eventually("both ready pods in the endpoints", || async {
+        let e = eps.get_opt("web").await.expect("get endpoints")?;
+        let addrs: Vec<String> = e
+            .subsets
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| s.addresses.clone().unwrap_or_default())
+            .map(|a| a.ip)
+            .collect();
+        (addrs.len() == 2).then_some(addrs)
+    })
+    .await;
+    assert!(!addresses.contains(&never_ip), "{addresses:?}");
+    let e = serde_json::to_value(eps.get("web").await.unwrap()).unwrap();
+    assert!(
+        e.to_string().contains(&never_ip),
+        "the unready pod is listed as not ready: {e}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    let mut c = sh("app", "echo up; exec sleep 3600");
+    c["livenessProbe"] =
+        json!({"tcpSocket": {"port": 9}, "periodSeconds": 1, "failureThreshold": 2});
+    create(&pods, &pod("live", json!({}), json!([c]))).await;
+    let p = wait_for(&pods, "live", "a restart", |p: Option<&Pod>| {
+        p.is_some_and(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs[0].restart_count >= 1)
+        })
+    })
+    .await;
+    let cs = container_status(&p, 0);
+    // sleep dies of the SIGTERM: 128 + 15.
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 143, "{cs}");
+    assert!(
+        cs["lastState"]["terminated"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Liveness probe failed"),
+        "{cs}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_pod_sends_sigterm_to_its_process() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    let out = tempfile::tempdir().unwrap();
+    let seen = out.path().join("term");
+    let script = format!(
+        "trap 'echo SIGTERM > {}; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+        seen.display()
+    );
+    create(&pods, &pod("term", json!({}), json!([sh("app", &script)]))).await;
+    wait_for(&pods, "term", "Ready", |p: Option<&Pod>| {
+        p.is_some_and(is_ready)
+    })
+    .await;
+    eventually("the trap is installed", || async {
+        logs(&pods, "term", "app", false)
+            .await
+            .contains("ready")
+            .then_some(())
+    })
+    .await;
+    pods.delete("term", &DeleteParams::default()).await.unwrap();
+    let text = eventually("the process saw SIGTERM", || async {
+        std::fs::read_to_string(&seen).ok()
+    })
+    .await;
+    assert_eq!(text, "SIGTERM\n");
+}
+
+#[tokio::test]
+async fn a_sidecar_reaches_its_pods_main_container_on_localhost() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    let sidecar = json!({"name": "sidecar", "image": "test/python:3", "command": ["python3", "-c",
+        "import time, urllib.request\nfor _ in range(200):\n    try:\n        urllib.request.urlopen('http://localhost:8080/', timeout=1)\n        print('sidecar reached main', flush=True)\n        break\n    except Exception:\n        time.sleep(0.1)\ntime.sleep(3600)\n"]});
+    create(
+        &pods,
+        &pod(
+            "pair",
+            json!({}),
+            json!([http_server("main", 8080), sidecar]),
+        ),
+    )
+    .await;
+    eventually("the sidecar's log line", || async {
+        logs(&pods, "pair", "sidecar", false)
+            .await
+            .contains("sidecar reached main")
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_configmap_change_is_seen_by_a_restarted_pod() {
+    let emu = process_emulator().await;
+    let client = emu.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let cm: ConfigMap =
+        from_json(json!({"metadata": {"name": "settings"}, "data": {"greeting": "one"}}));
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let mut c = sh(
+        "app",
+        "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME); exec sleep 3600",
+    );
+    c["env"] = json!([{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
+        {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
+    c["volumeMounts"] =
+        json!([{"name": "settings", "mountPath": "/etc/kube-emulator-test", "readOnly": true}]);
+    let mut p = pod("reader", json!({}), json!([c]));
+    p.spec.as_mut().unwrap().volumes = Some(from_json(
+        json!([{"name": "settings", "configMap": {"name": "settings"}}]),
+    ));
+    create(&pods, &p).await;
+    eventually("the first greeting", || async {
+        (logs(&pods, "reader", "app", false).await == "file=one env=one arg=reader\n").then_some(())
+    })
+    .await;
+    assert!(
+        !Path::new("/etc/kube-emulator-test/greeting").exists(),
+        "the mount stays in the pod"
+    );
+    let mut cm = cms.get("settings").await.unwrap();
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("greeting".into(), "two".into());
+    cms.replace("settings", &PostParams::default(), &cm)
+        .await
+        .unwrap();
+    pods.delete("reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the old pod is gone", || async {
+        pods.get_opt("reader")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    create(&pods, &p).await;
+    eventually("the new greeting", || async {
+        (logs(&pods, "reader", "app", false).await == "file=two env=two arg=reader\n").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unknown_image_fails_like_a_missing_one_naming_the_map() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    create(
+        &pods,
+        &pod(
+            "ghost",
+            json!({}),
+            json!([{"name": "app", "image": "fluo/unknown:1"}]),
+        ),
+    )
+    .await;
+    let p = wait_for(&pods, "ghost", "ImagePullBackOff", |p: Option<&Pod>| {
+        p.is_some_and(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|_| {
+                    container_status(p, 0)["state"]["waiting"]["reason"] == "ImagePullBackOff"
+                })
+        })
+    })
+    .await;
+    assert!(!is_ready(&p));
+    let cs = container_status(&p, 0);
+    let message = cs["state"]["waiting"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("Back-off pulling image \"fluo/unknown:1\": "),
+        "{cs}"
+    );
+    assert!(message.contains("image map test-images.toml"), "{cs}");
+}
+
+/// Links, namespaces, processes and files of a slot.
+fn leftovers(slot: u8) -> Vec<String> {
+    let mut found: Vec<String> = kube_emulator::network::bridge::list_netns()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("kemu{slot}-")))
+        .collect();
+    found.extend(
+        kube_emulator::network::bridge::list_links()
+            .into_iter()
+            .filter(|l| *l == format!("kemu{slot}") || l.starts_with(&format!("kemu{slot}v"))),
+    );
+    let dir = Path::new("/run/kube-emulator").join(slot.to_string());
+    if dir.exists() {
+        found.push(dir.display().to_string());
+    }
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+async fn running_pod_pid(emu_slot: u8) -> Vec<u32> {
+    kube_emulator::network::bridge::list_netns()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("kemu{emu_slot}-")))
+        .flat_map(|ns| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "pids", &ns])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_is_left_behind_after_shutdown() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    create(
+        &pods,
+        &pod("idle", json!({}), json!([sh("app", "exec sleep 3600")])),
+    )
+    .await;
+    let p = wait_for(&pods, "idle", "Ready", |p: Option<&Pod>| {
+        p.is_some_and(is_ready)
+    })
+    .await;
+    let slot: u8 = p
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap()
+        .split('.')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pids = running_pod_pid(slot).await;
+    assert!(!pids.is_empty(), "the pod's process runs in its namespace");
+    assert!(!leftovers(slot).is_empty());
+    emu.shutdown().await;
+    assert_eq!(leftovers(slot), Vec::<String>::new());
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} survived the emulator");
+    }
+}
+
+#[tokio::test]
+async fn a_restart_after_sigkill_cleans_what_the_last_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("images.toml");
+    std::fs::write(&map, IMAGES).unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-emulator"))
+        .args(["serve", "--runtime", "process", "--image-map"])
+        .arg(&map)
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = eventually("the emulator's kubeconfig", || async {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).ok()?;
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .ok()?;
+        kube::Client::try_from(config).ok()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    eventually("the default namespace", || async {
+        pods.list(&Default::default()).await.ok()
+    })
+    .await;
+    create(
+        &pods,
+        &pod("orphan", json!({}), json!([sh("app", "exec sleep 3600")])),
+    )
+    .await;
+    let p = wait_for(&pods, "orphan", "Ready", |p: Option<&Pod>| {
+        p.is_some_and(is_ready)
+    })
+    .await;
+    let slot: u8 = p
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap()
+        .split('.')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pids = running_pod_pid(slot).await;
+    assert!(!pids.is_empty());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What SIGKILL left (the namespace, its veth, the sleeping process) is cleaned by the next
+    // emulator to start (another test's emulator may even have done it already).
+    // The next emulator cleans the dead slot before it starts.
+    let emu = process_emulator().await;
+    // It may reuse the slot (its bridge and directory are new), but nothing of the pod remains.
+    let pod_leftovers: Vec<String> = leftovers(slot)
+        .into_iter()
+        .filter(|l| {
+            l.starts_with(&format!("kemu{slot}-")) || l.starts_with(&format!("kemu{slot}v"))
+        })
+        .collect();
+    assert_eq!(pod_leftovers, Vec::<String>::new());
+    for pid in pids {
+        assert!(
+            !alive(pid),
+            "process {pid} of the killed emulator still runs"
+        );
+    }
+    emu.shutdown().await;
+}
