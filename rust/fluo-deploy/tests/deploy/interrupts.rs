@@ -138,7 +138,7 @@ async fn a_zero_timeout_is_refused_before_anything_changes() {
         .run()
         .await
         .code(2)
-        .stderr_has("--timeout must be greater than zero");
+        .stderr_has("invalid value '0s' for '--timeout <DURATION>': `0s` is zero");
     assert_untouched(&w.client).await;
     assert_eq!(records(&w.client).await, Vec::<String>::new());
 }
