@@ -310,10 +310,15 @@ impl ClusterNetwork {
     /// off the hot path, e.g. after each pod start). Failures are logged.
     pub fn fill_pool(&self, target: usize) {
         while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < target {
-            if *self.shut.lock().unwrap_or_else(|p| p.into_inner()) {
+            // Creating under the `shut` lock makes a concurrent shutdown wait for this network
+            // and clean it up, instead of cleaning first and leaving it behind.
+            let shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
+            if *shut {
                 return;
             }
-            match self.create_pod_network() {
+            let created = self.create_pod_network();
+            drop(shut);
+            match created {
                 Ok(n) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(n),
                 Err(e) => {
                     tracing::warn!(error = %e, "pre-creating a pod network failed");
