@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -26,12 +27,76 @@ pub enum Error {
     },
     #[error("connecting with context `{context}`: {message}")]
     Connect { context: String, message: String },
+    /// The API server did not answer (refused, no route, TLS, timeout): named with the cause.
+    #[error("cannot reach the API server {server} (context `{context}`): {cause}")]
+    Unreachable {
+        server: String,
+        context: String,
+        cause: String,
+    },
     #[error("the server does not know {api_version} {kind}: {source}")]
     UnknownKind {
         api_version: String,
         kind: String,
         source: kube::Error,
     },
+}
+
+/// The kubeconfig at `path` (or KUBECONFIG / ~/.kube/config) and how to name it in messages.
+pub fn read_kubeconfig(path: Option<&Path>) -> Result<(Kubeconfig, String)> {
+    let (config, path) = match path {
+        Some(p) => (Kubeconfig::read_from(p), p.display().to_string()),
+        None => (
+            Kubeconfig::read(),
+            "$KUBECONFIG or ~/.kube/config".to_string(),
+        ),
+    };
+    let config = config.map_err(|e| Error::Kubeconfig {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((config, path))
+}
+
+/// How long the first request may take before the server counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One cheap request (`GET /version`) so that an unreachable server is reported once, with its
+/// address and the cause, before any command starts (instead of `ServiceError: client error
+/// (Connect)` from its first real request). An answer of any HTTP status means reachable.
+async fn probe(client: &Client, server: &str, context: &str) -> Result<()> {
+    let unreachable = |cause: String| Error::Unreachable {
+        server: server.trim_end_matches('/').to_string(),
+        context: context.to_string(),
+        cause,
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) | Ok(Err(kube::Error::Api(_))) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(causes(&e))),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {}s",
+            PROBE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The chain of causes under `error` ("client error (Connect): tcp connect error: Connection
+/// refused (os error 111)"), without kube's wrapper text.
+pub fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let message = e.to_string();
+        if !messages.iter().any(|m| m.contains(&message)) {
+            messages.push(message);
+        }
+        next = e.source();
+    }
+    if messages.is_empty() {
+        error.to_string()
+    } else {
+        messages.join(": ")
+    }
 }
 
 /// A client plus discovered kinds.
@@ -52,17 +117,7 @@ pub struct Kind {
 impl Cluster {
     /// Connects with `context` from `kubeconfig` (or KUBECONFIG / ~/.kube/config).
     pub async fn connect(kubeconfig: Option<&Path>, context: &str) -> Result<Cluster> {
-        let (config, path) = match kubeconfig {
-            Some(p) => (Kubeconfig::read_from(p), p.display().to_string()),
-            None => (
-                Kubeconfig::read(),
-                "$KUBECONFIG or ~/.kube/config".to_string(),
-            ),
-        };
-        let config = config.map_err(|e| Error::Kubeconfig {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let (config, path) = read_kubeconfig(kubeconfig)?;
         if !config.contexts.iter().any(|c| c.name == context) {
             let known: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
             return Err(Error::UnknownContext {
@@ -84,6 +139,7 @@ impl Cluster {
             .map_err(|e| connect_err(e.to_string()))?;
         // Our retry policy (crate::retry) replaces kube's built-in one; two would multiply.
         config.default_retry = false;
+        let server = config.cluster_url.to_string();
         let client = kube::client::ClientBuilder::try_from(config)
             .map_err(|e| connect_err(e.to_string()))?
             // The retry layer replays requests, so the service under it must be cloneable.
@@ -92,6 +148,7 @@ impl Cluster {
                 crate::retry::TransientErrors::default(),
             ))
             .build();
+        probe(&client, &server, context).await?;
         Ok(Self::from_client(client, context))
     }
 

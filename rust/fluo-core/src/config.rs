@@ -13,6 +13,11 @@ use serde::Deserialize;
 use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
+mod change;
+pub use change::{
+    EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
+};
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +143,12 @@ pub struct Environment {
     /// How many release records to keep per component.
     #[serde(default)]
     pub retention: Retention,
+    /// Planned deploys must be announced this long before (none when absent).
+    #[serde(default)]
+    pub notice: Option<Notice>,
+    /// The incident escalation ladder, in order (none when empty).
+    #[serde(default)]
+    pub escalation: Vec<EscalationStep>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -270,14 +281,6 @@ pub struct ValidationRules {
     /// Whether `delete --purge-history` may remove release records.
     #[serde(default)]
     pub allow_purge_history: bool,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Notifications {
-    /// Name of the environment variable holding the webhook URL (the URL is a secret).
-    #[serde(default)]
-    pub webhook_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -641,15 +644,12 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
-    if let Some(var) = &env.notifications.webhook_env
-        && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-    {
-        return Err(invalid(
-            "notifications.webhook_env",
-            var,
-            "must be an environment variable name",
-        ));
-    }
+    change::check(
+        path,
+        &env.notifications,
+        env.notice.as_ref(),
+        &env.escalation,
+    )?;
     Ok(())
 }
 

@@ -23,7 +23,13 @@ pub struct ComponentStatus {
     pub status: String,
     pub ready: i64,
     pub desired: i64,
+    /// Recorded: logical image name -> ref, as the shown record says.
     pub images: BTreeMap<String, String>,
+    /// Live: the images the component's workloads run now (from the cluster), sorted.
+    pub live_images: Vec<String>,
+    /// The live images differ from the recorded ones (changed outside fluo, or a half-done
+    /// change).
+    pub drift: bool,
     pub deployed_at: Option<String>,
     pub commit: Option<String>,
     pub dirty: bool,
@@ -39,7 +45,8 @@ pub async fn status(ctx: &Ctx, components: &[String]) -> Result<Vec<ComponentSta
     for c in names {
         let records = all.get(&c).map(Vec::as_slice).unwrap_or(&[]);
         let shown = history::current(records).or_else(|| history::latest(records));
-        let (ready, desired) = replicas(ctx, &c).await?;
+        let (ready, desired, live_images) = workloads(ctx, &c).await?;
+        let recorded = shown.map(|r| r.release.images.clone()).unwrap_or_default();
         let mut status = shown.map_or("not deployed".to_string(), |r| r.status.to_string());
         if let Some(r) = shown
             && let Ok(Some(secret)) = secrets.get_opt(&r.name).await
@@ -57,7 +64,9 @@ pub async fn status(ctx: &Ctx, components: &[String]) -> Result<Vec<ComponentSta
             status,
             ready,
             desired,
-            images: shown.map(|r| r.release.images.clone()).unwrap_or_default(),
+            drift: drifted(&recorded, &live_images),
+            images: recorded,
+            live_images,
             deployed_at: shown.map(|r| {
                 r.release
                     .started_at
@@ -81,6 +90,7 @@ pub fn status_text(rows: &[ComponentStatus]) -> String {
                 s.status.clone(),
                 format!("{}/{}", s.ready, s.desired),
                 s.images.values().cloned().collect::<Vec<_>>().join(","),
+                live_cell(s),
                 s.deployed_at.clone().unwrap_or_else(|| "-".into()),
                 s.commit.as_ref().map_or("-".into(), |c| {
                     format!(
@@ -99,6 +109,7 @@ pub fn status_text(rows: &[ComponentStatus]) -> String {
             "STATUS",
             "READY",
             "IMAGES",
+            "LIVE",
             "DEPLOYED AT",
             "COMMIT",
         ],
@@ -106,11 +117,32 @@ pub fn status_text(rows: &[ComponentStatus]) -> String {
     )
 }
 
-/// Ready and desired replicas over the component's Deployments and StatefulSets.
-async fn replicas(ctx: &Ctx, component: &str) -> Result<(i64, i64)> {
+/// The LIVE cell: `=` when the live images are the recorded ones, else them and DRIFT.
+fn live_cell(s: &ComponentStatus) -> String {
+    match (s.drift, s.live_images.is_empty()) {
+        (false, false) => "=".into(),
+        (false, true) => "-".into(),
+        (true, true) => "(none) DRIFT".into(),
+        (true, false) => format!("{} DRIFT", s.live_images.join(",")),
+    }
+}
+
+/// Whether the live images differ from the recorded ones (as sets of references). Nothing
+/// recorded and nothing running is no drift.
+fn drifted(recorded: &BTreeMap<String, String>, live: &[String]) -> bool {
+    let recorded: std::collections::BTreeSet<&str> =
+        recorded.values().map(String::as_str).collect();
+    let live: std::collections::BTreeSet<&str> = live.iter().map(String::as_str).collect();
+    recorded != live
+}
+
+/// Ready and desired replicas over the component's Deployments and StatefulSets, and the
+/// images their pod templates run (sorted, distinct).
+async fn workloads(ctx: &Ctx, component: &str) -> Result<(i64, i64, Vec<String>)> {
     let lp = ListParams::default().labels(&component_selector(component));
     let mut ready = 0;
     let mut desired = 0;
+    let mut images = std::collections::BTreeSet::new();
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
         Api::namespaced(ctx.cluster.client.clone(), &ctx.namespace);
     let sets: Api<k8s_openapi::api::apps::v1::StatefulSet> =
@@ -120,15 +152,21 @@ async fn replicas(ctx: &Ctx, component: &str) -> Result<(i64, i64)> {
         component: component.to_string(),
         source,
     };
+    let mut templates = Vec::new();
     for d in deployments.list(&lp).await.map_err(kube_err)? {
         desired += i64::from(d.spec.replicas.unwrap_or(1));
         ready += i64::from(d.status.and_then(|s| s.ready_replicas).unwrap_or(0));
+        templates.extend(d.spec.template.spec);
     }
     for s in sets.list(&lp).await.map_err(kube_err)? {
         desired += i64::from(s.spec.replicas.unwrap_or(1));
         ready += i64::from(s.status.and_then(|s| s.ready_replicas).unwrap_or(0));
+        templates.extend(s.spec.template.spec);
     }
-    Ok((ready, desired))
+    for pod in templates {
+        images.extend(pod.containers.into_iter().filter_map(|c| c.image));
+    }
+    Ok((ready, desired, images.into_iter().collect()))
 }
 
 fn selection(ctx: &Ctx, components: &[String]) -> Result<Vec<String>> {
@@ -397,6 +435,15 @@ fn changed_paths(live: &Value, desired: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_is_a_difference_between_recorded_and_live_image_sets() {
+        let recorded = BTreeMap::from([("fluo-bff".to_string(), "fluo/fluo-bff:2".to_string())]);
+        assert!(!drifted(&recorded, &["fluo/fluo-bff:2".to_string()]));
+        assert!(drifted(&recorded, &["evil/fluo-bff:latest".to_string()]));
+        assert!(drifted(&recorded, &[]), "recorded but nothing runs");
+        assert!(!drifted(&BTreeMap::new(), &[]));
+    }
 
     #[test]
     fn changed_paths_lists_pointers_without_values() {

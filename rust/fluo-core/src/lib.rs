@@ -10,6 +10,7 @@ pub mod plan;
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";
 pub mod apply;
+pub mod cli;
 pub mod cluster;
 pub mod durable;
 pub mod exit;
@@ -19,6 +20,7 @@ pub mod image_ref;
 pub mod inspect;
 pub mod lock;
 pub mod logs;
+pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod portforward;

@@ -226,10 +226,11 @@ impl Graph {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn fluo() -> Graph {
+    /// The real FLUO dependency graph (also used by ops::schedule's tests).
+    pub(crate) fn fluo() -> Graph {
         Graph::new([
             ("nats".to_string(), 1, vec![]),
             ("prometheus".to_string(), 2, vec![]),

@@ -1,40 +1,45 @@
 //! Progress and result output shared by the commands. Progress goes to stderr (one line per
 //! event, with the elapsed time since the command started); results go to stdout as a text
-//! table or JSON. Quiet mode prints no progress; JSON mode prints progress as JSON lines.
+//! table or JSON. Quiet mode prints no progress; JSON mode prints progress as JSON lines. On a
+//! terminal, text progress is a live view instead (one line per component, updated in place;
+//! see [`live`]). Colour follows the terminal, NO_COLOR and CLICOLOR(_FORCE) through anstream.
+
+pub mod live;
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Json,
-}
+use crate::cli::Output;
 
 /// Where progress goes and how it looks.
 pub struct Reporter {
-    format: Format,
+    output: Output,
     quiet: bool,
-    color: bool,
     started: Instant,
+    /// The live view, when progress is text on a terminal.
+    live: Option<live::Live>,
 }
 
 impl Reporter {
-    /// Colour only on a terminal and when NO_COLOR is unset (https://no-color.org).
-    pub fn new(format: Format, quiet: bool) -> Reporter {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    /// A live view only for text progress on a terminal (TERM other than `dumb`); the line log
+    /// everywhere else (CI, pipes, files, `-o json`).
+    pub fn new(output: Output, quiet: bool) -> Reporter {
+        let terminal =
+            std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+        let live = (output == Output::Text && !quiet && terminal).then(live::Live::start);
         Reporter {
-            format,
+            output,
             quiet,
-            color,
             started: Instant::now(),
+            live,
         }
     }
 
-    pub fn format(&self) -> Format {
-        self.format
+    pub fn output(&self) -> Output {
+        self.output
     }
 
     pub fn elapsed_secs(&self) -> f64 {
@@ -47,39 +52,43 @@ impl Reporter {
             return;
         }
         let elapsed = self.elapsed_secs();
-        let mut err = std::io::stderr().lock();
-        match self.format {
-            Format::Json => {
-                let line = serde_json::json!({
-                    "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
-                    "component": component,
-                    "level": level,
-                    "message": message,
-                });
-                let _ = writeln!(err, "{line}");
+        if self.output == Output::Json {
+            let line = serde_json::json!({
+                "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+                "component": component,
+                "level": level,
+                "message": message,
+            });
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            return;
+        }
+        let line = text_line(elapsed, component, level, message);
+        match &self.live {
+            // Component events update their row; warnings, errors and the command's own
+            // events also stay above the rows.
+            Some(live) => {
+                if !component.is_empty() {
+                    live.update(component, level, message);
+                }
+                if component.is_empty() || matches!(level, Level::Warn | Level::Error) {
+                    live.println(&line);
+                }
             }
-            Format::Text => {
-                let (start, end) = match (self.color, level) {
-                    (true, Level::Ok) => ("\x1b[32m", "\x1b[0m"),
-                    (true, Level::Warn) => ("\x1b[33m", "\x1b[0m"),
-                    (true, Level::Error) => ("\x1b[31m", "\x1b[0m"),
-                    _ => ("", ""),
-                };
-                let who = if component.is_empty() {
-                    String::new()
-                } else {
-                    format!("{component}: ")
-                };
-                let _ = writeln!(err, "[{elapsed:6.1}s] {start}{who}{message}{end}");
+            None => {
+                let _ = writeln!(anstream::stderr().lock(), "{line}");
             }
         }
     }
 
-    /// The command's result on stdout: `json` in JSON mode, else `text`.
+    /// The command's result on stdout: `json` in JSON mode, else `text`. Ends the live view
+    /// first (its rows stay as they were last drawn).
     pub fn result<T: Serialize>(&self, json: &T, text: &str) {
-        let mut out = std::io::stdout().lock();
-        match self.format {
-            Format::Json => {
+        if let Some(live) = &self.live {
+            live.finish();
+        }
+        let mut out = anstream::stdout().lock();
+        match self.output {
+            Output::Json => {
                 let _ = writeln!(
                     out,
                     "{}",
@@ -87,11 +96,23 @@ impl Reporter {
                         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
                 );
             }
-            Format::Text => {
+            Output::Text => {
                 let _ = write!(out, "{text}");
             }
         }
     }
+}
+
+/// One progress line of the line log: `[  12.3s] component: message`, styled by level (the
+/// styles are stripped by anstream where colour is off).
+pub fn text_line(elapsed_secs: f64, component: &str, level: Level, message: &str) -> String {
+    let style = level.style();
+    let who = if component.is_empty() {
+        String::new()
+    } else {
+        format!("{component}: ")
+    };
+    format!("[{elapsed_secs:6.1}s] {style}{who}{message}{style:#}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +122,18 @@ pub enum Level {
     Ok,
     Warn,
     Error,
+}
+
+impl Level {
+    /// Green ok, yellow warn, red error, plain info.
+    pub fn style(self) -> Style {
+        match self {
+            Level::Info => Style::new(),
+            Level::Ok => AnsiColor::Green.on_default(),
+            Level::Warn => AnsiColor::Yellow.on_default(),
+            Level::Error => AnsiColor::Red.on_default().bold(),
+        }
+    }
 }
 
 /// Renders rows as a left-aligned table with a header (kubectl style: two spaces between).
@@ -134,6 +167,20 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_line_has_the_elapsed_time_and_plain_text_once_styles_are_stripped() {
+        let line = text_line(12.34, "nats", Level::Error, "rollout failed");
+        assert!(line.contains('\x1b'), "styled before anstream: {line:?}");
+        assert_eq!(
+            anstream::adapter::strip_str(&line).to_string(),
+            "[  12.3s] nats: rollout failed"
+        );
+        assert_eq!(
+            text_line(0.0, "", Level::Info, "started"),
+            "[   0.0s] started"
+        );
+    }
 
     #[test]
     fn table_aligns_columns() {

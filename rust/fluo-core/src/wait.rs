@@ -201,6 +201,41 @@ fn owned_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
     meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
+/// Re-watch delays after a watch error: from 50 ms doubling to 2 s, reset once events flow
+/// again. A rollout waits on a few watches for seconds, so kube's controller back-off (from
+/// 800 ms up to 30 s) would turn every watch the server closes early into a visible stall.
+#[derive(Debug, Clone)]
+pub struct QuickBackoff {
+    next: Duration,
+}
+
+impl QuickBackoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for QuickBackoff {
+    fn default() -> Self {
+        QuickBackoff { next: Self::FIRST }
+    }
+}
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        Some(delay)
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 fn watch_kind<K>(
     client: &Client,
     namespace: &str,
@@ -218,7 +253,7 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     watcher::watcher(api, watcher::Config::default().labels(selector))
-        .default_backoff()
+        .backoff(QuickBackoff::default())
         .filter_map(move |event| async move {
             match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
@@ -391,6 +426,16 @@ mod tests {
             name: name.into(),
             namespace: Some("fluo".into()),
         }
+    }
+
+    #[test]
+    fn re_watch_delays_double_up_to_two_seconds_and_reset() {
+        use kube::runtime::utils::Backoff;
+        let mut b = QuickBackoff::default();
+        let first: Vec<u128> = b.by_ref().take(7).map(|d| d.as_millis()).collect();
+        assert_eq!(first, [50, 100, 200, 400, 800, 1600, 2000]);
+        b.reset();
+        assert_eq!(b.next(), Some(Duration::from_millis(50)));
     }
 
     #[test]

@@ -1,11 +1,21 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
+#[path = "deploy/change.rs"]
+mod change;
+#[path = "deploy/cli.rs"]
+mod cli;
+#[path = "deploy/diagnose.rs"]
+mod diagnose;
+#[path = "deploy/dry_run.rs"]
+mod dry_run;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]
 mod gate;
 #[path = "deploy/harness.rs"]
 mod harness;
+#[path = "deploy/interrupts.rs"]
+mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]
 mod lock_and_timeouts;
 #[path = "deploy/monitor.rs"]

@@ -80,6 +80,18 @@ impl Endpoint {
             .await
     }
 
+    /// GET `path?query` (`query` already encoded); errors name `path` without the query, which
+    /// can be long and unreadable encoded.
+    pub async fn get_with_query(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        query: &str,
+    ) -> Result<(StatusCode, String), String> {
+        let request = self.request(http, Method::GET, &format!("{path}?{query}"));
+        self.send(request, "GET", path).await
+    }
+
     /// POST a JSON body to `path` and return status and body.
     pub async fn post_json(
         &self,

@@ -1,12 +1,14 @@
 //! fluo-health: run SOP-002's mandatory health checks against an environment.
 //! Exit codes: 0 all checks passed; 1 a check failed; 2 usage or configuration error.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use fluo_core::cli::Global;
+use fluo_core::cli::docs::DocsFlags;
+use fluo_core::exit::Exit;
 use fluo_health::access::Resolver;
-use fluo_health::cli::{self, GlobalArgs};
+use fluo_health::cli::{self, TIMEOUT_HELP};
 use fluo_health::health::{self, CheckName, Options};
 
 /// Run the mandatory health checks (pods, bff, nats, workers, grafana, prometheus, logs)
@@ -14,7 +16,7 @@ use fluo_health::health::{self, CheckName, Options};
 ///
 /// Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.
 #[derive(Debug, Parser)]
-#[command(name = "fluo-health", version)]
+#[command(name = "fluo-health", version, mut_arg("timeout", |a| a.help(TIMEOUT_HELP)))]
 struct Cli {
     /// Run only these checks (comma-separated): pods, bff, nats, workers, grafana, prometheus, logs.
     #[arg(long = "check", value_delimiter = ',')]
@@ -23,18 +25,24 @@ struct Cli {
     #[arg(long, env = "FLUO_GRAFANA_TOKEN", hide_env_values = true)]
     grafana_token: Option<String>,
     #[command(flatten)]
-    global: GlobalArgs,
+    docs: DocsFlags,
+    #[command(flatten)]
+    global: Global,
 }
 
-fn main() -> ExitCode {
+fn main() -> Exit {
     let cli = Cli::parse();
-    let mut options = Options::new(cli.global.timeout);
+    if let Some(exit) = cli.docs.print::<Cli>() {
+        return exit;
+    }
+    let mut options = Options::new(cli::check_timeout(&cli.global));
     options.grafana_token = cli.grafana_token;
     if !cli.checks.is_empty() {
         options.only = Some(cli.checks.into_iter().collect());
     }
-    cli::run_report("fluo-health", &cli.global, |config, cluster| async move {
+    let run = cli::run_report("fluo-health", &cli.global, |config, cluster| async move {
         let resolver = Arc::new(Resolver::from_config(&config, cluster));
         health::run(&config, resolver, &options).await
-    })
+    });
+    fluo_core::cli::main(cli.global.verbose, run)
 }

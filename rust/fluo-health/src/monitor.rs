@@ -23,6 +23,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
+use fluo_core::exit::Exit;
+
 use crate::access::Cluster;
 use crate::endpoint::Endpoint;
 use crate::promapi;
@@ -162,14 +164,75 @@ pub struct Report {
 }
 
 impl Report {
-    /// 0 healthy; 1 breached and rolled back (or no rollback was asked for) or blind;
-    /// 3 breached and the rollback failed.
-    pub fn exit_code(&self) -> i32 {
+    /// Ok healthy; Failed when breached and rolled back (or no rollback was asked for) or
+    /// blind; RollbackFailed when breached and the rollback failed.
+    pub fn exit(&self) -> Exit {
         match (&self.verdict, &self.rollback) {
-            (Verdict::Healthy, _) => 0,
-            (Verdict::Breached { .. }, Some(r)) if !r.ok => 3,
-            _ => 1,
+            (Verdict::Healthy, _) => Exit::Ok,
+            (Verdict::Breached { .. }, Some(r)) if !r.ok => Exit::RollbackFailed,
+            _ => Exit::Failed,
         }
+    }
+
+    /// The verdict, and what the rollback did, for people.
+    pub fn text(&self) -> String {
+        let verdict = match &self.verdict {
+            Verdict::Healthy => format!("healthy: {} samples, no breach\n", self.samples.len()),
+            Verdict::Breached { breach } => format!("BREACH: {breach}\n"),
+            Verdict::Blind { reason } => format!("monitor blind (counts as failed): {reason}\n"),
+        };
+        match &self.rollback {
+            Some(r) if r.ok => format!("{verdict}rolled back:\n{}", r.message),
+            Some(r) => format!("{verdict}ROLLBACK FAILED (escalate):\n{}", r.message),
+            None => verdict,
+        }
+    }
+}
+
+impl Config {
+    /// What the watch evaluates and against which thresholds, printed once before the first
+    /// sample (the queries as written, not URL-encoded).
+    pub fn describe(&self) -> Vec<String> {
+        let q = &self.queries;
+        vec![
+            format!(
+                "watching for {}, one sample every {}; the first breach ends the watch:",
+                humantime::format_duration(self.duration),
+                humantime::format_duration(self.interval)
+            ),
+            format!(
+                "  5xx ratio   > {:.1}%  {}",
+                self.max_error_ratio * 100.0,
+                q.error_ratio
+            ),
+            format!("  job backlog > {}  {}", self.max_backlog, q.backlog),
+            format!(
+                "  restarts    > {}  container restarts since the watch began",
+                self.max_restarts
+            ),
+            format!("  alerts      firing alerts named {}*", q.alert_prefix),
+        ]
+    }
+}
+
+impl Sample {
+    /// One compact line: `sample 3 at 60s: 5xx 0.10%, backlog 3, restarts 0, alerts none`.
+    pub fn summary(&self, number: usize) -> String {
+        let head = format!("sample {number} at {}s", self.at_ms / 1000);
+        if let Some(error) = &self.error {
+            return format!("{head}: not taken: {error}");
+        }
+        let ratio = self
+            .error_ratio
+            .map_or("-".to_string(), |r| format!("{:.2}%", r * 100.0));
+        let backlog = self.backlog.map_or("-".to_string(), |b| b.to_string());
+        let restarts = self.restarts.map_or("-".to_string(), |r| r.to_string());
+        let alerts = if self.firing_alerts.is_empty() {
+            "none".to_string()
+        } else {
+            self.firing_alerts.join(",")
+        };
+        format!("{head}: 5xx {ratio}, backlog {backlog}, restarts {restarts}, alerts {alerts}")
     }
 }
 
@@ -282,13 +345,13 @@ where
     report
 }
 
-/// The watch for an environment as configured: thresholds from `[monitoring]` (`duration`
-/// overrides its duration, e.g. `--duration 30m`), Prometheus reached the way `[access]` says.
-/// This is the entry point for `fluo-deploy monitor`: on a breach `rollback` runs once.
+/// The watch for an environment as configured: `watch` (usually
+/// [`Config::from_environment`] of its `[monitoring]`), Prometheus reached the way `[access]`
+/// says. This is the entry point for `fluo-deploy monitor`: on a breach `rollback` runs once.
 pub async fn run_for<F, Fut>(
     config: &fluo_core::config::Config,
     cluster: Option<Cluster>,
-    duration: Option<Duration>,
+    watch: &Config,
     progress: impl FnMut(&Sample),
     rollback: F,
 ) -> Report
@@ -296,14 +359,10 @@ where
     F: FnOnce(Breach) -> Fut,
     Fut: Future<Output = Result<String, String>>,
 {
-    let mut watch = Config::from_environment(&config.environment.monitoring);
-    if let Some(duration) = duration {
-        watch.duration = duration;
-    }
     let resolver = crate::access::Resolver::from_config(config, cluster.clone());
     match resolver.endpoint(crate::access::PROMETHEUS).await {
         Ok(prometheus) => {
-            run_with_rollback(&watch, &prometheus, cluster.as_ref(), progress, rollback).await
+            run_with_rollback(watch, &prometheus, cluster.as_ref(), progress, rollback).await
         }
         Err(e) => report(
             Verdict::Blind {
@@ -324,9 +383,9 @@ async fn take_sample(
 ) -> Sample {
     let at_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (ratio, alerts, backlog) = tokio::join!(
-        promapi::query_value(http, prometheus, &config.queries.error_ratio),
+        promapi::evaluate(http, prometheus, &config.queries.error_ratio),
         promapi::alerts(http, prometheus),
-        promapi::query_value(http, prometheus, &config.queries.backlog),
+        promapi::evaluate(http, prometheus, &config.queries.backlog),
     );
     let restarts = match (cluster, baseline) {
         (Some(c), Some(base)) => restart_counts(c)
@@ -335,15 +394,14 @@ async fn take_sample(
             .map(|now| restarts_since(base, &now)),
         _ => None,
     };
+    // The first failure, named by what it measures (the query itself was printed once).
     let error = [
-        &ratio.as_ref().err(),
-        &alerts.as_ref().err(),
-        &backlog.as_ref().err(),
+        ("5xx ratio", ratio.as_ref().err()),
+        ("alerts", alerts.as_ref().err()),
+        ("job backlog", backlog.as_ref().err()),
     ]
     .into_iter()
-    .flatten()
-    .next()
-    .map(|e| (*e).clone());
+    .find_map(|(what, e)| e.map(|e| format!("{what}: {e}")));
     Sample {
         at_ms,
         // NaN is 0/0: no requests in the window.
@@ -512,7 +570,7 @@ max_backlog = 500
     #[test]
     fn exit_codes_follow_the_shared_table() {
         let mut r = report(Verdict::Healthy, vec![]);
-        assert_eq!(r.exit_code(), 0);
+        assert_eq!(r.exit(), Exit::Ok);
         r.verdict = Verdict::Breached {
             breach: Breach::Restarts { value: 3, max: 2 },
         };
@@ -520,11 +578,49 @@ max_backlog = 500
             ok: true,
             message: "rolled back".into(),
         });
-        assert_eq!(r.exit_code(), 1);
+        assert_eq!(r.exit(), Exit::Failed);
         r.rollback = Some(RollbackOutcome {
             ok: false,
             message: "lock held".into(),
         });
-        assert_eq!(r.exit_code(), 3);
+        assert_eq!(r.exit(), Exit::RollbackFailed);
+        assert!(
+            r.text().starts_with("BREACH: 3 container restart(s)"),
+            "{}",
+            r.text()
+        );
+        assert!(r.text().contains("ROLLBACK FAILED (escalate):\nlock held"));
+    }
+
+    #[test]
+    fn queries_are_described_once_decoded_and_samples_are_one_compact_line() {
+        let lines = config().describe();
+        let all = lines.join("\n");
+        assert_eq!(lines.len(), 5, "{all}");
+        assert!(
+            all.contains(
+                "5xx ratio   > 2.0%  sum(rate(fluo_bff_http_requests_total{status=~\"5..\"}[120s]))"
+            ),
+            "{all}"
+        );
+        assert!(
+            !all.contains("%28") && !all.contains("%7B"),
+            "encoded: {all}"
+        );
+        assert!(all.contains("jetstream_stream_total_messages{stream_name=\"FLUO_JOBS\"}"));
+        assert_eq!(
+            sample().summary(3),
+            "sample 3 at 0s: 5xx 1.00%, backlog 3, restarts 0, alerts none"
+        );
+        let failed = Sample {
+            error: Some("5xx ratio: GET http://p/api/v1/query (direct): connection refused".into()),
+            ..sample()
+        };
+        let line = failed.summary(4);
+        assert_eq!(
+            line,
+            "sample 4 at 0s: not taken: 5xx ratio: GET http://p/api/v1/query (direct): connection refused"
+        );
+        assert!(!line.contains("fluo_bff_http_requests_total"), "{line}");
     }
 }

@@ -77,10 +77,18 @@ async fn api<T: serde::de::DeserializeOwned>(
     path: &str,
 ) -> Result<T, String> {
     let (status, body) = endpoint.get(http, path).await?;
-    let parsed: ApiResponse<T> = serde_json::from_str(&body).map_err(|e| {
+    parse_api(path, status, &body)
+}
+
+fn parse_api<T: serde::de::DeserializeOwned>(
+    path: &str,
+    status: reqwest::StatusCode,
+    body: &str,
+) -> Result<T, String> {
+    let parsed: ApiResponse<T> = serde_json::from_str(body).map_err(|e| {
         format!(
             "GET {path} answered {status} with a body that is not the Prometheus API's ({e}): {}",
-            excerpt(&body, 120)
+            excerpt(body, 120)
         )
     })?;
     match (parsed.status.as_str(), parsed.data) {
@@ -114,19 +122,32 @@ pub async fn alerts(http: &reqwest::Client, endpoint: &Endpoint) -> Result<Alert
 }
 
 /// Evaluate an instant query that yields at most one sample; `None` when it yields none
-/// (e.g. a ratio over no traffic).
+/// (e.g. a ratio over no traffic). Errors name the query.
 pub async fn query_value(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     promql: &str,
 ) -> Result<Option<f64>, String> {
-    let path = format!("/api/v1/query?query={}", encode_query(promql));
-    let vector: Vector = api(http, endpoint, &path)
+    evaluate(http, endpoint, promql)
         .await
-        .map_err(|e| format!("query `{promql}`: {e}"))?;
+        .map_err(|e| format!("query `{promql}`: {e}"))
+}
+
+/// [`query_value`] whose errors name the endpoint and the cause but not the query, neither as
+/// written nor URL-encoded: for callers that evaluate the same query again and again (the
+/// monitor prints its queries once).
+pub async fn evaluate(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    promql: &str,
+) -> Result<Option<f64>, String> {
+    const PATH: &str = "/api/v1/query";
+    let query = format!("query={}", encode_query(promql));
+    let (status, body) = endpoint.get_with_query(http, PATH, &query).await?;
+    let vector: Vector = parse_api(PATH, status, &body)?;
     if vector.result_type != "vector" {
         return Err(format!(
-            "query `{promql}` returned a {}, expected a vector",
+            "returned a {}, expected a vector",
             vector.result_type
         ));
     }
@@ -137,9 +158,9 @@ pub async fn query_value(
             .1
             .parse::<f64>()
             .map(Some)
-            .map_err(|e| format!("query `{promql}` returned {:?}: {e}", sample.value.1)),
+            .map_err(|e| format!("returned {:?}: {e}", sample.value.1)),
         many => Err(format!(
-            "query `{promql}` returned {} series, expected one (aggregate it with sum())",
+            "returned {} series, expected one (aggregate it with sum())",
             many.len()
         )),
     }

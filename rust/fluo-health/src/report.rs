@@ -30,9 +30,9 @@ impl Report {
         }
     }
 
-    /// 0 when every check passed, 1 otherwise (the shared exit-code table).
-    pub fn exit_code(&self) -> i32 {
-        if self.passed { 0 } else { 1 }
+    /// Ok when every check passed, Failed otherwise (the shared exit-code table).
+    pub fn exit(&self) -> fluo_core::exit::Exit {
+        fluo_core::exit::Exit::passed(self.passed)
     }
 
     pub fn to_json(&self) -> String {
@@ -40,7 +40,8 @@ impl Report {
     }
 
     /// A table: CHECK, RESULT, TIME, EVIDENCE; then a summary line. `color` adds ANSI colours to
-    /// the verdict (callers pass false for NO_COLOR and non-TTY output).
+    /// the verdict (print it through anstream, which strips them for NO_COLOR and non-TTY
+    /// output, or pass false).
     pub fn to_text(&self, color: bool) -> String {
         let name_width = self
             .checks
@@ -123,7 +124,7 @@ mod tests {
              nats   FAIL       12ms  connection refused\n\
              health local: 1 of 2 checks passed - FAILED\n"
         );
-        assert_eq!(report.exit_code(), 1);
+        assert_eq!(report.exit(), fluo_core::exit::Exit::Failed);
     }
 
     #[test]
@@ -134,6 +135,6 @@ mod tests {
         assert_eq!(json["checks"][0]["verdict"], "pass");
         assert_eq!(json["checks"][0]["duration_ms"], 12);
         assert_eq!(json["checks"][0]["timeout_ms"], 10_000);
-        assert_eq!(report.exit_code(), 0);
+        assert_eq!(report.exit(), fluo_core::exit::Exit::Ok);
     }
 }

@@ -1,26 +1,33 @@
 //! fluo-smoke: run SOP-002's smoke tests against an environment.
 //! Exit codes: 0 all passed; 1 a smoke test failed; 2 usage or configuration error.
 
-use std::process::ExitCode;
-
 use clap::Parser;
-use fluo_health::cli::{self, GlobalArgs};
+use fluo_core::cli::Global;
+use fluo_core::cli::docs::DocsFlags;
+use fluo_core::exit::Exit;
+use fluo_health::cli::{self, TIMEOUT_HELP};
 
 /// Run the SOP-002 smoke tests: BFF health through the ingress, submit the test job, wait for
 /// it to complete with a result, and check that a bad payload is refused with 4xx.
 ///
 /// Exit codes: 0 all passed, 1 a smoke test failed, 2 usage or configuration error.
 #[derive(Debug, Parser)]
-#[command(name = "fluo-smoke", version)]
+#[command(name = "fluo-smoke", version, mut_arg("timeout", |a| a.help(TIMEOUT_HELP)))]
 struct Cli {
     #[command(flatten)]
-    global: GlobalArgs,
+    docs: DocsFlags,
+    #[command(flatten)]
+    global: Global,
 }
 
-fn main() -> ExitCode {
+fn main() -> Exit {
     let cli = Cli::parse();
-    let timeout = cli.global.timeout;
-    cli::run_report("fluo-smoke", &cli.global, |config, cluster| async move {
+    if let Some(exit) = cli.docs.print::<Cli>() {
+        return exit;
+    }
+    let timeout = cli::check_timeout(&cli.global);
+    let run = cli::run_report("fluo-smoke", &cli.global, |config, cluster| async move {
         fluo_smoke::run_for(&config, cluster, timeout).await
-    })
+    });
+    fluo_core::cli::main(cli.global.verbose, run)
 }

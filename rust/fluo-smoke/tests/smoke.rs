@@ -4,5 +4,6 @@
 mod smoke {
     pub mod support;
 
+    mod cli;
     mod local_stack;
 }

@@ -158,11 +158,8 @@ impl Checklist {
                 return Err(invalid(format!("steps.{name}.command: must not be empty")));
             }
             let timeout = match entry.timeout {
-                Some(t) => parse_duration(&t).ok_or_else(|| {
-                    invalid(format!(
-                        "steps.{name}.timeout = {t:?}: expected a duration like \"90s\", \"30m\", \"1h\""
-                    ))
-                })?,
+                Some(t) => fluo_core::cli::duration::positive(&t)
+                    .map_err(|e| invalid(format!("steps.{name}.timeout: {e}")))?,
                 None => DEFAULT_TIMEOUT,
             };
             checklist.commands.insert(
@@ -175,19 +172,6 @@ impl Checklist {
         }
         Ok(checklist)
     }
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// How a command step ended.

@@ -43,11 +43,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// The shared exit code: 5 refused by policy, 2 usage or I/O error (nothing changed).
-    pub fn exit_code(&self) -> i32 {
+    /// The shared exit status: refused by policy, else usage or I/O error (nothing changed).
+    pub fn exit(&self) -> fluo_core::exit::Exit {
         match self {
-            Error::Refused { .. } => 5,
-            _ => 2,
+            Error::Refused { .. } => fluo_core::exit::Exit::Policy,
+            _ => fluo_core::exit::Exit::Usage,
         }
     }
 }

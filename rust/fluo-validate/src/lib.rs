@@ -4,6 +4,7 @@
 //! binary is a thin wrapper around the same call.
 
 pub mod checklist;
+pub mod cli;
 pub mod crossref;
 pub mod environment;
 pub mod finding;

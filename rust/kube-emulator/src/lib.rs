@@ -40,6 +40,9 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// What runs pods: the simulated kubelet (default) or real host processes.
     pub runtime: Runtime,
+    /// Where the process runtime serves Ingress rules (off by default in-process; `serve`
+    /// defaults to 127.0.0.1:80 when it can bind it).
+    pub ingress: network::IngressListen,
 }
 
 /// What runs pods.
@@ -62,6 +65,7 @@ impl Default for Options {
             watch_history: 4096,
             bookmark_interval: Duration::from_secs(1),
             runtime: Runtime::Simulated,
+            ingress: network::IngressListen::Off,
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Emulator {
     server: Option<tokio::task::JoinHandle<()>>,
     controllers: Option<tokio::task::JoinHandle<()>>,
     process: Option<Arc<kubelet::process::ProcessNode>>,
+    /// Service VIPs, cluster DNS, in-cluster API and Ingress of the process runtime.
+    network: Option<network::Network>,
 }
 
 impl Emulator {
@@ -106,19 +112,23 @@ impl Emulator {
         let store = apiserver::store::Store::new(opts.watch_history);
         apiserver::registry::bootstrap(&store);
         let faults = Arc::new(RwLock::new(opts.faults.clone()));
-        let process = match &opts.runtime {
-            Runtime::Simulated => None,
+        let (process, cluster_services) = match &opts.runtime {
+            Runtime::Simulated => (None, None),
             Runtime::Process(process) => {
                 let net = tokio::task::spawn_blocking(network::bridge::ClusterNetwork::create)
                     .await
                     .context("creating the cluster network")?
                     .context("creating the cluster network")?;
                 store.lock().use_service_cidr(net.slot());
-                Some(kubelet::process::ProcessNode::new(
-                    store.clone(),
-                    Arc::new(net),
-                    process.clone(),
-                ))
+                let net = Arc::new(net);
+                let config = network::NetworkConfig::for_bridge(net.clone(), opts.ingress);
+                let services = network::Network::start(store.clone(), addr, config)
+                    .await
+                    .context("starting Service IPs, cluster DNS, in-cluster API and Ingress")?;
+                let mut process = process.clone();
+                process.ca_crt = services.apiserver_access().ca_pem().as_bytes().to_vec();
+                let node = kubelet::process::ProcessNode::new(store.clone(), net, process);
+                (Some(node), Some(services))
             }
         };
         let (kubelet, pod_targets): (Box<dyn controllers::PodRuntime>, http::server::PodTargets) =
@@ -172,6 +182,7 @@ impl Emulator {
             server: Some(server),
             controllers: Some(controllers),
             process,
+            network: cluster_services,
         })
     }
 
@@ -211,8 +222,14 @@ impl Emulator {
         self.process.as_ref().map(|p| p.network())
     }
 
+    /// Service VIPs, cluster DNS, in-cluster API access and Ingress (process runtime only).
+    pub fn network(&self) -> Option<&network::Network> {
+        self.network.as_ref()
+    }
+
     /// Stops the server (open watches end) and the controllers, and waits for both; in process
-    /// mode then stops every pod (SIGTERM, grace, SIGKILL) and removes the cluster network.
+    /// mode then stops the network services and every pod (SIGTERM, grace, SIGKILL) and removes
+    /// the cluster network.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         for handle in [self.server.take(), self.controllers.take()]
@@ -221,6 +238,9 @@ impl Emulator {
         {
             handle.abort();
             let _ = handle.await;
+        }
+        if let Some(services) = self.network.take() {
+            services.shutdown().await;
         }
         if let Some(process) = self.process.take() {
             process.shutdown().await;
@@ -237,7 +257,9 @@ impl Drop for Emulator {
         {
             handle.abort();
         }
-        // No time to be graceful here: kill the pods' processes and remove the network.
+        // No time to be graceful here: close the Service listeners, kill the pods' processes
+        // and remove the network.
+        drop(self.network.take());
         if let Some(process) = self.process.take() {
             process.network().shutdown();
         }

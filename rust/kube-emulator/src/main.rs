@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kube_emulator::kubelet::process::{ImageMap, ProcessOptions};
+use kube_emulator::network::IngressListen;
 use kube_emulator::{Emulator, Faults, Options, Runtime, kubelet::simulated::parse_duration};
 
 #[derive(Parser)]
@@ -75,6 +76,10 @@ struct ServeArgs {
     /// Process mode: the image map, TOML `[images."<pattern>"] command = "..."` (see README).
     #[arg(long, env = "KUBE_EMULATOR_IMAGE_MAP")]
     image_map: Option<PathBuf>,
+    /// Process mode: where Ingress rules are served: ADDR:PORT, `default` (127.0.0.1:80 when it
+    /// can be bound, otherwise off with a warning) or `off`.
+    #[arg(long, default_value = "default", env = "KUBE_EMULATOR_INGRESS_LISTEN")]
+    ingress_listen: IngressListen,
     /// Process mode: first CrashLoopBackOff delay; doubles per crash up to 5m (kubelet: 10s).
     #[arg(long, default_value = "10s", value_parser = duration)]
     crash_backoff: Duration,
@@ -129,6 +134,7 @@ impl ServeArgs {
             faults,
             watch_history: self.watch_history,
             runtime,
+            ingress: self.ingress_listen,
             ..Options::default()
         })
     }

@@ -13,6 +13,13 @@ mod kube_emulator {
     pub mod kubectl_cli;
     pub mod kubectl_create;
     pub mod kubectl_port_forward;
+    pub mod network_apiserver;
+    pub mod network_bridge;
+    pub mod network_dns;
+    pub mod network_ingress;
+    pub mod network_process;
+    pub mod network_services;
+    pub mod network_support;
     pub mod pods;
     pub mod process;
     pub mod standins;

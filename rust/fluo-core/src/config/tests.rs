@@ -272,3 +272,107 @@ fn infra_dir_is_found_from_any_subdirectory_else_defaults_to_dot_infra() {
     assert_eq!(find_infra_dir(&deep), root.path().join("infra"));
     assert_eq!(find_infra_dir(root.path()), root.path().join("infra"));
 }
+
+const CHANGE: &str = "\n[notifications]\ndelivery_timeout = \"2s\"\n\
+[[notifications.receivers]]\nname = \"team\"\nwebhook_env = \"TEAM_HOOK\"\n\
+[[notifications.receivers]]\nname = \"on-call\"\nwebhook_env = \"ONCALL_HOOK\"\nformat = \"json\"\n\
+events = [\"deploy-failed\", \"escalation\"]\n\
+[notice]\nperiod = \"48h\"\n\
+[[escalation]]\nafter = \"5m\"\nrole = \"deployer\"\naction = \"roll back by hand\"\n\
+[[escalation]]\nafter = \"15m\"\nrole = \"senior\"\ncontact = \"@senior\"\naction = \"take over\"\n";
+
+#[test]
+fn change_management_sections_load_with_routing() {
+    let tree = Tree::new();
+    tree.write("environments/local.toml", &format!("{LOCAL}{CHANGE}"));
+    let env = Config::load(tree.path(), "local").unwrap().environment;
+    let n = &env.notifications;
+    assert_eq!(n.delivery_timeout, Duration::from_secs(2));
+    assert_eq!(
+        n.receivers[0].format,
+        PayloadFormat::Slack,
+        "default format"
+    );
+    assert!(
+        n.receivers[0].wants(EventKind::Shutdown),
+        "default: every event"
+    );
+    assert!(n.receivers[1].wants(EventKind::Escalation));
+    assert!(!n.receivers[1].wants(EventKind::DeploySucceeded));
+    assert_eq!(env.notice.unwrap().period, Duration::from_secs(48 * 3600));
+    assert_eq!(env.escalation.len(), 2);
+    assert_eq!(env.escalation[1].contact, "@senior");
+    // Absent sections: no receivers, 5s delivery, no notice, no ladder.
+    let plain = Config::load(Tree::new().path(), "local")
+        .unwrap()
+        .environment;
+    assert_eq!(plain.notifications, Notifications::default());
+    assert_eq!(plain.notifications.delivery_timeout, Duration::from_secs(5));
+    assert!(plain.notice.is_none() && plain.escalation.is_empty());
+}
+
+#[test]
+fn bad_change_management_values_name_the_key() {
+    for (from, to, needle) in [
+        (
+            "name = \"on-call\"",
+            "name = \"team\"",
+            "notifications.receivers.name",
+        ),
+        (
+            "\"ONCALL_HOOK\"",
+            "\"https://hooks.example/x\"",
+            "notifications.receivers.webhook_env",
+        ),
+        (
+            "\"escalation\"]",
+            "\"escalaton\"]",
+            "unknown variant `escalaton`",
+        ),
+        (
+            "format = \"json\"",
+            "format = \"xml\"",
+            "unknown variant `xml`",
+        ),
+        ("period = \"48h\"", "period = \"0s\"", "notice.period"),
+        ("after = \"15m\"", "after = \"5m\"", "escalation.after"),
+        (
+            "delivery_timeout = \"2s\"",
+            "delivery_timeout = \"5m\"",
+            "notifications.delivery_timeout",
+        ),
+        (
+            "[notice]\n",
+            "[notice]\nperiode = \"1h\"\n",
+            "unknown field `periode`",
+        ),
+    ] {
+        let tree = Tree::new();
+        tree.write("environments/local.toml", &format!("{LOCAL}{CHANGE}"));
+        tree.edit("environments/local.toml", from, to);
+        let err = tree.load_err();
+        assert!(
+            err.contains("environments/local.toml") && err.contains(needle),
+            "{to}: {err}"
+        );
+    }
+}
+
+#[test]
+fn repository_production_requires_48h_notice_and_a_three_step_ladder() {
+    let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+    let env = Config::load(&infra, "production").unwrap().environment;
+    assert_eq!(env.notice.unwrap().period, Duration::from_secs(48 * 3600));
+    let afters: Vec<u64> = env.escalation.iter().map(|s| s.after.as_secs()).collect();
+    assert_eq!(afters, [300, 900, 1800]);
+    let names: Vec<&str> = env
+        .notifications
+        .receivers
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["team", "on-call"]);
+    let staging = Config::load(&infra, "staging").unwrap().environment;
+    assert!(staging.notice.is_none());
+    assert_eq!(staging.notifications.receivers.len(), 1);
+}

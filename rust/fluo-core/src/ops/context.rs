@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::error::Result;
+use super::error::{Error, Result};
 use super::stop::{Reason, Stop};
 use crate::SYSTEM_NAMESPACE;
 use crate::cluster::Cluster;
@@ -68,6 +68,8 @@ pub struct Ctx {
     pub kubeconfig: Option<PathBuf>,
     /// Stops the run on a signal or when the deploy lock is lost (see `stop`).
     pub stop: Stop,
+    /// Change-management notifications of this command (sent while it runs).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Ctx {
@@ -82,6 +84,23 @@ impl Ctx {
 
     pub fn environment(&self) -> &str {
         &self.config.environment.environment.name
+    }
+
+    /// Durations a changing run depends on, checked before it changes anything (exit 2): a
+    /// zero rollout timeout would fail every rollout and then every rollback.
+    pub fn check_durations(&self) -> Result<()> {
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Refused(
+                "--timeout must be greater than zero (nothing changed)".into(),
+            ));
+        }
+        if self.lock_ttl < Duration::from_secs(1) {
+            return Err(Error::Refused(format!(
+                "the deploy lock's lifetime must be at least 1s, got {} (nothing changed)",
+                humantime::format_duration(self.lock_ttl)
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@ use super::outcome::RunReport;
 use super::recover::{self, POST_CHECKS_FAILED};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
+use super::{announce, events};
 use crate::apply;
 use crate::config::{Component, Config, Order};
 use crate::policy::{self, Approval};
@@ -37,6 +38,8 @@ pub struct Request {
     pub skipped_checks: Vec<String>,
     pub post_checks: bool,
     pub force_unlock: bool,
+    /// Waives notice and windows (never approvals); needs a reason; marked in the records.
+    pub emergency: bool,
 }
 
 /// Everything checked before the cluster is touched.
@@ -77,7 +80,18 @@ pub fn prepare_at(config: &Config, request: &Request, now: DateTime<Utc>) -> Res
             render::render(c, &config.environment, &images)?,
         );
     }
-    policy::check(&config.environment, &request.approval, now)?;
+    if request.emergency
+        && request
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(Error::Refused(
+            "--emergency needs --reason (it is recorded)".into(),
+        ));
+    }
+    let environment = announce::policy_environment(&config.environment, request.emergency);
+    policy::check(&environment, &request.approval, now)?;
     let order = if request.sequential {
         Order::Sequential
     } else {
@@ -105,6 +119,7 @@ pub async fn deploy(
     request: &Request,
     hooks: &dyn Hooks,
 ) -> Result<RunReport> {
+    ctx.check_durations()?;
     if runs_post_checks(&ctx.config, request) {
         hooks
             .post_checks_usable(&ctx.config, &prepared.components)
@@ -115,6 +130,7 @@ pub async fn deploy(
                 ))
             })?;
     }
+    announce::check_notice(ctx, &prepared.components, request.emergency, Utc::now()).await?;
     // The gate checks that external Secrets exist: the local one is made first.
     local_secret::ensure_grafana_admin(ctx).await?;
     tokio::select! {
@@ -137,11 +153,16 @@ pub async fn deploy(
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
+    let (reason, waived) = match request.emergency {
+        true => announce::emergency_marks(request.reason.as_deref()),
+        false => (request.reason.clone(), vec![]),
+    };
+    events::deploy_started(ctx, &deploy_id, prepared, request).await;
     let info = RunInfo {
         deploy_id: deploy_id.clone(),
-        reason: request.reason.clone(),
+        reason,
         approval: request.approval.clone(),
-        skipped_checks: request.skipped_checks.clone(),
+        skipped_checks: [request.skipped_checks.clone(), waived].concat(),
         forced_unlock: if request.force_unlock {
             lock.replaced.clone()
         } else {

@@ -25,6 +25,9 @@ pub enum Error {
     Apply(#[from] apply::Error),
     #[error(transparent)]
     History(#[from] history::Error),
+    /// The notice rule refused (exit 5) or could not be checked.
+    #[error(transparent)]
+    Notice(#[from] super::announce::Error),
     /// Usage error found before changing anything (exit 2).
     #[error("{0}")]
     Refused(String),
@@ -50,6 +53,7 @@ impl Error {
             ) => Exit::Usage,
             Error::Policy(_) => Exit::Policy,
             Error::Lock(lock::Error::Held { .. }) => Exit::Locked,
+            Error::Notice(e) => e.exit(),
             _ => Exit::Failed,
         }
     }

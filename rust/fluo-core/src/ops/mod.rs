@@ -10,17 +10,24 @@
 //! - `rollback`: planned and emergency rollbacks (`rollback`, `rollback-to-previous`);
 //! - `outcome`: per-component results, the run report, its exit code and text;
 //! - `stop`: the one cancellation mechanism (signals and the loss of the deploy lock);
-//! - `local_secret`: the local environment's Grafana admin Secret.
+//! - `local_secret`: the local environment's Grafana admin Secret;
+//! - change management (issue 16): `events` (the notifications of each run), `announce` (the
+//!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //!
 //! Dependencies point one way: deploy -> recover -> rollout -> context, rollback -> recover;
 //! nothing imports deploy or rollback.
 
+pub mod announce;
 pub mod context;
 pub mod deploy;
+pub mod diagnose;
 pub mod error;
+pub mod events;
+pub mod incident;
 pub mod local_secret;
 pub mod outcome;
 pub mod recover;
+pub mod review;
 pub mod rollback;
 pub mod rollout;
 pub mod schedule;

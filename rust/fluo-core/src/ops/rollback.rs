@@ -214,6 +214,7 @@ async fn run(
             "a rollback needs --reason (it is recorded)".into(),
         ));
     }
+    ctx.check_durations()?;
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, force_unlock).await?;

@@ -199,12 +199,19 @@ pub async fn roll_out_once(
                     None => Ok(()),
                 }
             };
-            // Independent writes, issued together: dependents wait for them.
-            if let Err(e) = futures::try_join!(
+            // Independent writes, issued together (dependents wait for them); each runs to its
+            // end, so a failure of one never cuts another short.
+            let retention =
+                durable::retry(transient, |_| ctx.history.enforce_retention(&records, 1));
+            let (finished, superseded, retained) = futures::join!(
                 finish_record(ctx, &release, Status::Deployed),
                 supersede,
-                ctx.history.enforce_retention(&records, 1)
-            ) {
+                retention
+            );
+            for e in [finished, superseded, retained]
+                .into_iter()
+                .filter_map(Result::err)
+            {
                 ctx.reporter.progress(
                     c,
                     Level::Error,

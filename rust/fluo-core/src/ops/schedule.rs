@@ -155,17 +155,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fluo() -> Graph {
-        Graph::new([
-            ("nats".to_string(), 1, vec![]),
-            ("prometheus".to_string(), 2, vec![]),
-            ("grafana".to_string(), 3, vec!["prometheus".to_string()]),
-            ("bff".to_string(), 4, vec!["nats".to_string()]),
-            ("workers".to_string(), 5, vec!["bff".to_string()]),
-        ])
-        .unwrap()
-    }
+    use crate::plan::tests::fluo;
 
     fn all() -> Vec<String> {
         ["nats", "prometheus", "grafana", "bff", "workers"]

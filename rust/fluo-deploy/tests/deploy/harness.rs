@@ -239,10 +239,12 @@ impl World {
 pub struct Cmd {
     pub args: Vec<String>,
     pub envs: Vec<(String, String)>,
+    /// Variables removed from the inherited environment.
+    pub removed: Vec<String>,
 }
 
 impl Cmd {
-    fn new(kubeconfig: &Path, infra: &Path) -> Cmd {
+    pub fn new(kubeconfig: &Path, infra: &Path) -> Cmd {
         Cmd {
             args: vec![
                 "--kubeconfig".into(),
@@ -255,7 +257,15 @@ impl Cmd {
                 ("FLUO_USER".into(), "tester".into()),
                 ("NO_COLOR".into(), "1".into()),
             ],
+            removed: vec![],
         }
+    }
+
+    /// Without variable `k` (e.g. NO_COLOR, set by default).
+    pub fn env_remove(mut self, k: &str) -> Cmd {
+        self.envs.retain(|(key, _)| key != k);
+        self.removed.push(k.into());
+        self
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Cmd {
@@ -273,6 +283,9 @@ impl Cmd {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        for k in &self.removed {
+            c.env_remove(k);
+        }
         for (k, v) in &self.envs {
             c.env(k, v);
         }

@@ -8,7 +8,7 @@ use crate::image_of;
 
 /// Serves the Prometheus HTTP API's query and alerts endpoints: every query answers
 /// `value`, no alerts fire. Stops with the test's runtime.
-async fn fake_prometheus(value: &'static str) -> String {
+pub async fn fake_prometheus(value: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move {
@@ -46,7 +46,7 @@ async fn fake_prometheus(value: &'static str) -> String {
     url
 }
 
-async fn world_watching(prometheus: &str) -> World {
+pub async fn world_watching(prometheus: &str) -> World {
     let w = World::start().await;
     w.infra.write(
         "environments/local.toml",

@@ -66,3 +66,25 @@ async fn a_kubeconfig_flag_naming_a_missing_file_is_a_configuration_error_that_r
         .stderr_has("no-such-kubeconfig");
     assert_eq!(ran.stdout, "", "nothing was checked");
 }
+
+#[tokio::test]
+async fn completions_and_the_man_page_come_from_the_flags() {
+    let infra = TestInfra::direct(&[("bff", "http://127.0.0.1:9".into())]);
+    for shell in ["bash", "zsh", "fish"] {
+        fluo_health(&infra)
+            .args(["--completions", shell])
+            .run()
+            .await
+            .code(0)
+            .stdout_has("fluo-health")
+            .stdout_has("kubeconfig")
+            .stdout_has("check");
+    }
+    fluo_health(&infra)
+        .args(["--man"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has(".TH fluo-health 1")
+        .stdout_has("\\-\\-timeout");
+}

@@ -85,7 +85,7 @@ async fn error_ratio_over_the_threshold_triggers_the_rollback_once() {
         report.rollback.as_ref().map(|r| (r.ok, r.message.as_str())),
         Some((true, "rolled back bff to revision 1"))
     );
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.exit(), fluo_core::exit::Exit::Failed);
     assert!(report.samples.last().unwrap().error_ratio.unwrap() > 0.05);
 }
 
@@ -108,7 +108,7 @@ async fn healthy_bff_passes_the_watch_without_a_rollback() {
     assert_eq!(report.verdict, Verdict::Healthy, "{:?}", report.samples);
     assert!(report.rollback.is_none());
     assert!(samples >= 2, "sampled every interval, got {samples}");
-    assert_eq!(report.exit_code(), 0);
+    assert_eq!(report.exit(), fluo_core::exit::Exit::Ok);
 }
 
 #[tokio::test]
@@ -125,5 +125,5 @@ async fn unreachable_prometheus_ends_the_watch_blind_not_breached() {
     };
     assert!(reason.contains(&format!("127.0.0.1:{port}")), "{reason}");
     assert_eq!(report.samples.len(), monitor::MAX_BLIND_SAMPLES as usize);
-    assert_eq!(report.exit_code(), 1);
+    assert_eq!(report.exit(), fluo_core::exit::Exit::Failed);
 }

@@ -273,3 +273,32 @@ fn configuration_errors_exit_2() {
         .stderr_has("checklist.toml");
     Cli::new().args(["--only", "lint"]).run().code(2);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        Cli::new()
+            .args(["--completions", shell])
+            .run()
+            .code(0)
+            .stdout_has("fluo-validate")
+            .stdout_has("offline")
+            .stdout_has("kubeconfig");
+    }
+    Cli::new()
+        .args(["--man"])
+        .run()
+        .code(0)
+        .stdout_has(".TH fluo-validate 1")
+        .stdout_has("\\-\\-skip");
+}
+
+#[test]
+fn a_zero_timeout_is_refused_naming_the_flag() {
+    Cli::new()
+        .args(["--offline", "--timeout", "0s"])
+        .run()
+        .code(2)
+        .stderr_has("--timeout")
+        .stderr_has("`0s` is zero");
+}

@@ -94,6 +94,39 @@ pub fn ip(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs several ip commands in one `ip [-n ns] -batch -` (one process, not one per command).
+fn ip_batch(netns: Option<&str>, commands: &[String]) -> Result<()> {
+    use std::io::Write as _;
+    let mut args = Vec::new();
+    if let Some(ns) = netns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-batch", "-"]);
+    let mut child = Command::new("ip")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(Error::NoIpTool)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let script = commands.join("\n") + "\n";
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(io("writing to ip -batch"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(io("waiting for ip -batch"))?;
+    if !out.status.success() {
+        return Err(Error::Ip {
+            args: format!("{} <<< {}", args.join(" "), commands.join("; ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// The network of one pod: its namespace and its address on the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodNetwork {
@@ -113,6 +146,8 @@ pub struct ClusterNetwork {
     /// Held for the instance's life: the slot's ownership.
     _lock: File,
     pods: Mutex<BTreeSet<u8>>,
+    /// Pod networks created ahead of need (see [`ClusterNetwork::fill_pool`]).
+    pool: Mutex<Vec<PodNetwork>>,
     local_addresses: Mutex<BTreeSet<Ipv4Addr>>,
     shut: Mutex<bool>,
 }
@@ -149,6 +184,7 @@ impl ClusterNetwork {
             dir: slot_dir(slot),
             _lock: lock,
             pods: Mutex::new(BTreeSet::new()),
+            pool: Mutex::new(Vec::new()),
             local_addresses: Mutex::new(BTreeSet::new()),
             shut: Mutex::new(false),
         };
@@ -260,9 +296,39 @@ impl ClusterNetwork {
         Ok(())
     }
 
-    /// Creates a pod's network namespace with loopback up and a veth on the bridge holding a
-    /// free pod IP, default route via the gateway.
+    /// A pod network: a namespace with loopback up and a veth on the bridge holding a free pod
+    /// IP, default route via the gateway. Taken from the warm pool when one is ready (creating
+    /// one costs ~10 `ip` runs, too slow for a pod start), else created now.
     pub fn add_pod(&self) -> Result<PodNetwork> {
+        if let Some(ready) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(ready);
+        }
+        self.create_pod_network()
+    }
+
+    /// Creates pod networks until `target` are ready for [`ClusterNetwork::add_pod`] (call it
+    /// off the hot path, e.g. after each pod start). Failures are logged.
+    pub fn fill_pool(&self, target: usize) {
+        while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < target {
+            // Creating under the `shut` lock makes a concurrent shutdown wait for this network
+            // and clean it up, instead of cleaning first and leaving it behind.
+            let shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
+            if *shut {
+                return;
+            }
+            let created = self.create_pod_network();
+            drop(shut);
+            match created {
+                Ok(n) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pre-creating a pod network failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn create_pod_network(&self) -> Result<PodNetwork> {
         let octet = {
             let mut used = self.pods.lock().unwrap_or_else(|p| p.into_inner());
             let free = (2..=254u8)
@@ -285,49 +351,41 @@ impl ClusterNetwork {
     }
 
     fn plug(&self, pod: &PodNetwork) -> Result<()> {
-        let ns = pod.netns.as_str();
+        let (ns, veth) = (pod.netns.as_str(), pod.host_veth.as_str());
         // The peer gets its final name inside the namespace; a temporary host-side name avoids
         // clashes between pods being created at once.
-        let peer = format!("{}p", pod.host_veth);
-        ip(&["netns", "add", ns])?;
-        ip(&[
-            "link",
-            "add",
-            &pod.host_veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-        ])?;
-        ip(&["link", "set", &peer, "netns", ns])?;
-        ip(&["link", "set", &pod.host_veth, "master", &self.bridge_name()])?;
-        ip(&["link", "set", &pod.host_veth, "up"])?;
-        let inside = |args: &[&str]| {
-            let mut all = vec!["-n", ns];
-            all.extend_from_slice(args);
-            ip(&all)
-        };
-        inside(&["link", "set", &peer, "name", "eth0"])?;
-        inside(&["addr", "add", &format!("{}/24", pod.ip), "dev", "eth0"])?;
-        inside(&["link", "set", "eth0", "up"])?;
-        inside(&["link", "set", "lo", "up"])?;
-        inside(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            &self.gateway().to_string(),
-        ])?;
-        Ok(())
+        let peer = format!("{veth}p");
+        let bridge = self.bridge_name();
+        ip_batch(
+            None,
+            &[
+                format!("netns add {ns}"),
+                format!("link add {veth} type veth peer name {peer}"),
+                format!("link set {peer} netns {ns}"),
+                format!("link set {veth} master {bridge}"),
+                format!("link set {veth} up"),
+            ],
+        )?;
+        ip_batch(
+            Some(ns),
+            &[
+                format!("link set {peer} name eth0"),
+                format!("addr add {}/24 dev eth0", pod.ip),
+                "link set eth0 up".to_string(),
+                "link set lo up".to_string(),
+                format!("route add default via {}", self.gateway()),
+            ],
+        )
     }
 
     /// Kills what still runs in the pod's namespace, deletes it (its veth goes with it) and
     /// frees the IP. Best effort: failures are logged, never fatal.
     pub fn remove_pod(&self, pod: &PodNetwork) {
         remove_netns(&pod.netns);
+        // Deleting the namespace deletes the veth pair too, asynchronously.
         if link_exists(&pod.host_veth)
             && let Err(e) = ip(&["link", "del", &pod.host_veth])
+            && link_exists(&pod.host_veth)
         {
             tracing::warn!(error = %e, "removing a pod veth");
         }
@@ -460,6 +518,7 @@ fn clean_slot_contents(slot: u8) {
     for link in list_links() {
         if (link == bridge || link.starts_with(&veth))
             && let Err(e) = ip(&["link", "del", &link])
+            && link_exists(&link)
         {
             tracing::warn!(error = %e, "removing a leftover link");
         }
@@ -589,6 +648,7 @@ mod tests {
             dir: PathBuf::from("/nonexistent"),
             _lock: lock,
             pods: Mutex::new(BTreeSet::new()),
+            pool: Mutex::new(Vec::new()),
             local_addresses: Mutex::new(BTreeSet::new()),
             shut: Mutex::new(true),
         };

@@ -1,6 +1,18 @@
 //! Cluster networking of the process runtime: the bridge, pod namespaces and service addresses
-//! ([`bridge`]), and host paths created for pod mounts ([`created_paths`]). Service proxying,
-//! cluster DNS, Ingress and in-cluster API access build on [`bridge::ClusterNetwork`].
+//! ([`bridge`]), host paths created for pod mounts ([`created_paths`]), and on top of the bridge
+//! what kube-proxy, CoreDNS, the apiserver's `kubernetes` Service and an ingress controller do
+//! ([`serve`]: [`services`], [`dns`], [`apiserver_access`], [`ingress`], over one [`view`]).
 
+pub mod apiserver_access;
 pub mod bridge;
 pub mod created_paths;
+pub mod dns;
+pub mod ingress;
+pub mod ingress_routes;
+pub mod serve;
+pub mod services;
+pub mod view;
+
+pub use apiserver_access::ApiserverAccess;
+pub use serve::{Error, IngressListen, Network, NetworkConfig};
+pub use services::{LocalAddresses, Loopback};

@@ -127,6 +127,22 @@ async fn a_container_exiting_1_crash_loops_with_real_restart_counts() {
     );
     assert!(!is_ready(&p));
     assert_eq!(logs(&pods, "crash", "app", true).await, "attempt\n");
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::default_namespaced(emu.client().await);
+    let reasons: Vec<String> = events
+        .list(&kube::api::ListParams::default().fields("involvedObject.name=crash"))
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for reason in ["Scheduled", "Pulled", "Created", "Started", "BackOff"] {
+        assert!(
+            reasons.iter().any(|r| r == reason),
+            "{reason} in {reasons:?}"
+        );
+    }
 }
 
 #[tokio::test]

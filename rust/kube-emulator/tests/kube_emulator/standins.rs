@@ -107,3 +107,65 @@ async fn the_grafana_stand_in_queries_its_prometheus_for_real() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("success"), "{body}");
 }
+
+#[tokio::test]
+async fn the_nats_exporter_stand_in_scrapes_a_real_nats_server() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("standins/nats-exporter.py");
+    let (client, monitor, metrics) = (free_port(), free_port(), free_port());
+    let store = tempfile::tempdir().unwrap();
+    let nats = Killed(
+        Command::new("nats-server")
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &client.to_string(),
+                "-m",
+                &monitor.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test needs nats-server (apt-get install nats-server): {e}")
+            }),
+    );
+    let _exporter = Killed(
+        Command::new(&script)
+            .args([
+                format!("-port={metrics}"),
+                "-varz".into(),
+                "-healthz".into(),
+                "-jsz=all".into(),
+            ])
+            .arg(format!("http://127.0.0.1:{monitor}"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{metrics}/metrics");
+    let body = eventually("a scrape with NATS healthy", || async {
+        let (_, body) = get(url.clone()).await?;
+        let healthy = body
+            .lines()
+            .any(|l| l.starts_with("gnatsd_healthz_status{") && l.ends_with(" 0"));
+        (healthy && body.contains("nats_exporter_scrape_ok 1")).then_some(body)
+    })
+    .await;
+    assert!(body.contains("gnatsd_varz_connections{"), "{body}");
+    drop(nats);
+    // NATS gone: the stand-in says so instead of repeating old numbers.
+    let body = eventually("a scrape with NATS down", || async {
+        let (_, body) = get(url.clone()).await?;
+        body.contains("nats_exporter_scrape_ok 0").then_some(body)
+    })
+    .await;
+    assert!(
+        body.contains("gnatsd_healthz_status{server_id=\"\"} 1"),
+        "{body}"
+    );
+    assert!(!body.contains("gnatsd_varz_connections"), "{body}");
+}

@@ -15,7 +15,8 @@ use super::env::{self, PodFacts};
 use super::launch::{self, Launch};
 use super::probes::{self, Timing};
 use super::volumes::{self, VolumeContext};
-use crate::controllers::now_str;
+use crate::controllers::events::{self, KUBELET, Record, Type};
+use crate::controllers::{def, now_str};
 
 /// A back-off is forgotten after the container ran this long (the kubelet's rule).
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
@@ -85,6 +86,28 @@ impl Supervisor {
         let _ = self.reports.send((self.index, status)).await;
     }
 
+    /// Records a kubelet Event on the pod for this container (as `kubectl describe` shows).
+    fn event(&self, kind: Type, reason: &str, message: String) {
+        let mut state = self.ctx.store.lock();
+        let pods = def("", "Pod");
+        let pod = state
+            .get(pods, &self.ctx.namespace, &self.ctx.name)
+            .filter(|p| p["metadata"]["uid"] == self.ctx.uid.as_str())
+            .cloned()
+            .unwrap_or_else(|| self.ctx.pod.clone());
+        events::record(
+            &mut state,
+            Record {
+                source: KUBELET,
+                object: &pod,
+                field_path: Some(format!("spec.containers{{{}}}", self.name)),
+                kind,
+                reason,
+                message,
+            },
+        );
+    }
+
     async fn waiting(&self, reason: &str, message: &str) {
         let mut w = json!({"reason": reason});
         if !message.is_empty() {
@@ -107,11 +130,19 @@ impl Supervisor {
     pub async fn run(mut self) {
         let Some(entry) = self.ctx.images.resolve(&self.image).cloned() else {
             let message = self.ctx.images.unknown_image_message(&self.image);
+            self.event(Type::Warning, "Failed", message.clone());
+            self.event(Type::Warning, "Failed", "Error: ErrImagePull".into());
             self.waiting("ErrImagePull", &message).await;
             if self.sleep_or_stop(Duration::from_secs(1)).await {
                 return;
             }
             let back_off = format!("Back-off pulling image \"{}\": {message}", self.image);
+            self.event(
+                Type::Normal,
+                "BackOff",
+                format!("Back-off pulling image \"{}\"", self.image),
+            );
+            self.event(Type::Warning, "Failed", "Error: ImagePullBackOff".into());
             self.waiting("ImagePullBackOff", &back_off).await;
             let _ = self.stop.wait_for(Option::is_some).await;
             return;
@@ -128,6 +159,7 @@ impl Supervisor {
             let run = match self.start(&entry).await {
                 Ok(run) => run,
                 Err(StartError::Config(message)) => {
+                    self.event(Type::Warning, "Failed", format!("Error: {message}"));
                     self.waiting("CreateContainerConfigError", &message).await;
                     if self.sleep_or_stop(Duration::from_secs(1)).await {
                         return;
@@ -175,6 +207,14 @@ impl Supervisor {
                     self.ctx.name,
                     self.ctx.namespace,
                     self.ctx.uid
+                );
+                self.event(
+                    Type::Warning,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {}_{}({})",
+                        self.name, self.ctx.name, self.ctx.namespace, self.ctx.uid
+                    ),
                 );
                 self.waiting("CrashLoopBackOff", &message).await;
                 if self.sleep_or_stop(delay).await {
@@ -254,9 +294,27 @@ impl Supervisor {
             slot_dir: &ctx.slot_dir,
             log_file,
         };
+        let spawning = Instant::now();
         let child = launch::spawn(launch)
             .await
             .map_err(|e| StartError::Spawn(format!("starting container {}: {e}", self.name)))?;
+        tracing::debug!(container = %self.name, pod = %ctx.name, took = ?spawning.elapsed(), "container process spawned");
+        let image = &self.image;
+        self.event(
+            Type::Normal,
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        );
+        self.event(
+            Type::Normal,
+            "Created",
+            format!("Created container {}", self.name),
+        );
+        self.event(
+            Type::Normal,
+            "Started",
+            format!("Started container {}", self.name),
+        );
         Ok(Run {
             pid: child.id(),
             child,
@@ -297,6 +355,11 @@ impl Supervisor {
             };
             let Some(event) = event else {
                 stopped = true;
+                self.event(
+                    Type::Normal,
+                    "Killing",
+                    format!("Stopping container {}", self.name),
+                );
                 let grace = (*stop.borrow()).unwrap_or_default();
                 break self.terminate(&mut run, grace).await;
             };
@@ -307,6 +370,20 @@ impl Supervisor {
                 }
                 Some(ProbeEvent::Ready(r)) => ready = r && started,
                 Some(ProbeEvent::Kill(why)) => {
+                    let probe = if why.starts_with("Startup") {
+                        "startup"
+                    } else {
+                        "liveness"
+                    };
+                    self.event(Type::Warning, "Unhealthy", why.clone());
+                    self.event(
+                        Type::Normal,
+                        "Killing",
+                        format!(
+                            "Container {} failed {probe} probe, will be restarted",
+                            self.name
+                        ),
+                    );
                     tracing::info!(container = %self.name, pod = %self.ctx.name, %why, "killing the container");
                     killed_for = Some(why);
                     let grace = self.ctx.grace();

@@ -39,13 +39,13 @@ fn script(l: &Launch<'_>) -> String {
             sh_quote(&m.source.to_string_lossy()),
             sh_quote(&m.target.to_string_lossy()),
         );
-        s.push_str(&format!("mount --bind {src} {dst}\n"));
-        if m.read_only {
-            s.push_str(&format!("mount -o remount,bind,ro {dst}\n"));
-        }
+        // util-linux does the read-only remount of a bind mount itself (one process, not two).
+        let ro = if m.read_only { " -o ro" } else { "" };
+        s.push_str(&format!("mount --bind{ro} {src} {dst}\n"));
     }
+    // The container has its own UTS namespace: set the hostname without running `hostname`.
     s.push_str(&format!(
-        "hostname {} 2>/dev/null || true\n",
+        "echo {} > /proc/sys/kernel/hostname 2>/dev/null || true\n",
         sh_quote(&l.hostname)
     ));
     if let Some(dir) = &l.working_dir {
@@ -164,7 +164,10 @@ mod tests {
             log_file: "/x".into(),
         };
         let s = script(&l);
-        assert!(s.contains("mount --bind '/run/p/volumes/config' '/etc/nats'\nmount -o remount,bind,ro '/etc/nats'\n"), "{s}");
+        assert!(
+            s.contains("mount --bind -o ro '/run/p/volumes/config' '/etc/nats'\n"),
+            "{s}"
+        );
         assert!(s.contains("cd '/data'\n"));
         assert!(s.ends_with("exec setpriv --reuid=65532 --regid=65532 --clear-groups -- \"$@\"\n"));
         assert_eq!(sh_quote("it's"), r"'it'\''s'");

@@ -32,6 +32,9 @@ use crate::network::bridge::{ClusterNetwork, PodNetwork};
 use crate::wire::portforward_spdy::Resolve;
 pub use images::ImageMap;
 
+/// Pod networks kept ready ahead of need.
+const NETWORK_POOL: usize = 4;
+
 /// How the process runtime runs pods.
 #[derive(Debug, Clone)]
 pub struct ProcessOptions {
@@ -119,12 +122,20 @@ pub struct ProcessNode {
 
 impl ProcessNode {
     pub fn new(store: Arc<Store>, net: Arc<ClusterNetwork>, options: ProcessOptions) -> Arc<Self> {
-        Arc::new(Self {
+        let node = Arc::new(Self {
             store,
             net,
             options: Arc::new(options),
             pods: Mutex::new(HashMap::new()),
-        })
+        });
+        node.refill_pool();
+        node
+    }
+
+    /// Keeps a few pod networks ready, so creating one is not part of a pod's start.
+    pub fn refill_pool(&self) {
+        let net = self.net.clone();
+        tokio::task::spawn_blocking(move || net.fill_pool(NETWORK_POOL));
     }
 
     pub fn network(&self) -> &Arc<ClusterNetwork> {
@@ -153,6 +164,7 @@ impl ProcessNode {
     }
 
     fn start_pod(self: &Arc<Self>, pod: &Value) {
+        tracing::debug!(pod = meta_str(pod, "name"), "starting a pod worker");
         let uid = meta_str(pod, "uid").to_string();
         let (stop, stop_rx) = watch::channel(None);
         let dir = self.net.state_dir().join("pods").join(&uid);
@@ -178,6 +190,7 @@ impl ProcessNode {
         stop: watch::Receiver<Option<Duration>>,
     ) {
         let uid = meta_str(&pod, "uid").to_string();
+        let begun = Instant::now();
         let net = self.net.clone();
         let network = match tokio::task::spawn_blocking(move || net.add_pod()).await {
             Ok(Ok(n)) => n,
@@ -193,6 +206,8 @@ impl ProcessNode {
         if let Some(entry) = self.pods().get_mut(&uid) {
             entry.ip = Some(network.ip);
         }
+        tracing::debug!(pod = meta_str(&pod, "name"), took = ?begun.elapsed(), "pod network ready");
+        self.refill_pool();
         let name = meta_str(&pod, "name").to_string();
         let dns = volumes::ClusterDns {
             nameserver: &self.net.dns_service_ip().to_string(),

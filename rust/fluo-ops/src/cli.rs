@@ -1,62 +1,32 @@
-//! Command-line flags (kubectl/helm habits; environment variables where users expect them).
+//! fluo-deploy's command line (kubectl/helm habits): the shared global flags of
+//! `fluo_core::cli::Global`, the subcommands and their flags. Turning them into library calls is
+//! [`crate::run`]'s job.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 a check or rollout failed (rolled back where that applies); \
-2 usage or configuration error, nothing changed; 3 rollout failed AND automatic rollback failed (escalate); \
-4 another deploy holds the lock; 5 refused by policy (window, approval).";
+use clap::{Args, Parser, Subcommand};
+use fluo_core::cli::docs::Shell;
+use fluo_core::cli::{Global, duration};
+use fluo_core::exit::EXIT_CODES;
 
 /// Deploy, roll back and inspect the FLUO components (SOP-002).
 #[derive(Debug, Parser)]
-#[command(name = "fluo-deploy", version, after_help = EXIT_CODES)]
+#[command(
+    name = "fluo-deploy",
+    version,
+    after_help = EXIT_CODES,
+    mut_arg("timeout", |a| a.help(
+        "Rollout timeout for every component, e.g. 5m (default: each component's [rollout] timeout)"
+    ))
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    /// How long the deploy lock lives without renewal.
+    #[arg(long, global = true, env = "FLUO_LOCK_TTL", default_value = "30s", value_parser = duration::positive, hide = true)]
+    pub lock_ttl: Duration,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Args)]
-pub struct Global {
-    /// Kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, global = true, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kube context (default: the environment's `context`).
-    #[arg(long, global = true)]
-    pub context: Option<String>,
-    /// App namespace (default: the environment's `namespace`).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
-    /// Environment: infra/environments/<ENV>.toml.
-    #[arg(long = "env", global = true, env = "FLUO_ENV", default_value = "local")]
-    pub env: String,
-    /// The infra/ directory (default: the nearest infra/ with environments/ here or in a parent directory, else ./infra).
-    #[arg(long, global = true, env = "FLUO_INFRA_DIR")]
-    pub infra: Option<PathBuf>,
-    /// Output format: progress on stderr, result on stdout.
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
-    pub output: Output,
-    /// Rollout timeout for every component (default: each component's [rollout] timeout).
-    #[arg(long, global = true, value_parser = humantime::parse_duration)]
-    pub timeout: Option<Duration>,
-    /// No progress output (errors and the result only).
-    #[arg(short = 'q', long, global = true)]
-    pub quiet: bool,
-    /// More logging (repeat for more).
-    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// How long the deploy lock lives without renewal.
-    #[arg(long, global = true, env = "FLUO_LOCK_TTL", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
-    pub lock_ttl: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,15 +97,33 @@ pub enum Command {
     /// Watch error ratio, alerts, restarts and backlog against the environment's [monitoring]
     /// thresholds; on a breach roll the latest deploy back (exit 1).
     Monitor {
-        /// How long to watch (default: [monitoring].duration).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// How long to watch, e.g. 30m (default: [monitoring].duration).
+        #[arg(long, value_name = "DURATION", value_parser = duration::positive)]
         duration: Option<Duration>,
+    },
+    /// Name the cause of failures (startup, connectivity, configuration, state) with evidence and
+    /// a fix hint; exit 0 when nothing is wrong, 1 when something is.
+    Diagnose { component: Option<String> },
+    /// The weekly deployment review from the release records (Markdown; -o json for JSON).
+    Report {
+        /// The period, ending now (e.g. 7d, 30d).
+        #[arg(long, default_value = "7d", value_parser = duration::positive)]
+        since: Duration,
+    },
+    /// Announce a planned deploy (recorded in the cluster, notified); environments with a
+    /// [notice] period refuse deploys no announcement covers. --list shows them, --cancel ID
+    /// withdraws one.
+    Announce(AnnounceArgs),
+    /// Open incidents (an automatic rollback failed) and their escalation ladder.
+    Incident {
+        #[command(subcommand)]
+        action: Option<IncidentAction>,
     },
     /// Logs of a component's pods (all components by default), secrets redacted.
     Logs {
         component: Option<String>,
         /// Only lines newer than this (e.g. 10m).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration::positive)]
         since: Option<Duration>,
         /// Last N lines per container.
         #[arg(long)]
@@ -144,6 +132,10 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: Shell },
+    /// Print the man page (roff), e.g. `fluo-deploy man > fluo-deploy.1`.
+    Man,
 }
 
 /// What `delete` and `shutdown` need besides their targets: they obey windows and approvals
@@ -199,4 +191,67 @@ pub struct DeployArgs {
     /// Remove a held deploy lock first (recorded in the release records).
     #[arg(long)]
     pub force_unlock: bool,
+    /// Emergency deploy: waives the notice period and deployment windows (never approvals),
+    /// needs --reason, notifies at once and is marked in the records.
+    #[arg(long)]
+    pub emergency: bool,
+    /// Print the plan (graph order, versions from -> to, the diff against the live cluster)
+    /// and exit without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// Components the deploy will touch (default: all).
+    pub components: Vec<String>,
+    /// Window start, UTC (RFC 3339 or "YYYY-MM-DD HH:MM").
+    #[arg(long, value_parser = parse_time, required_unless_present_any = ["list", "cancel"])]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window end, UTC (default: start + 4h).
+    #[arg(long, value_parser = parse_time, conflicts_with = "duration")]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Window length instead of --end (e.g. 2h).
+    #[arg(long, value_parser = duration::positive)]
+    pub duration: Option<Duration>,
+    /// Change ticket of the planned deploy.
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// What the deploy is for (required).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// List this environment's announcements.
+    #[arg(long, conflicts_with_all = ["cancel", "start"])]
+    pub list: bool,
+    /// Cancel announcement ID (recorded, notified).
+    #[arg(long, value_name = "ID")]
+    pub cancel: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Open incidents (the default).
+    List {
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Send due escalations until no open incident has steps left.
+    Watch,
+    /// Close an incident (recorded, notified): no further escalation.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// RFC 3339, or "YYYY-MM-DD HH:MM" in UTC.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").map(|t| t.and_utc())
+        })
+        .map_err(|_| format!("{text:?} is not a time; use RFC 3339 or \"YYYY-MM-DD HH:MM\" (UTC)"))
 }

@@ -1,9 +1,9 @@
 //! The checks around a deploy that live in other crates. `Checks` implements fluo-core's
 //! `ops::Hooks`: the pre-deployment gate (fluo-validate, in-process) and the post-deploy
-//! checks.
+//! checks (fluo-health, then fluo-smoke).
 //!
-//! Seam: fluo-validate and fluo-health/fluo-smoke depend on fluo-core, so they are wired in
-//! here, in the binary.
+//! Seam: fluo-validate, fluo-health and fluo-smoke depend on fluo-core, so they are plugged in
+//! here, in the wiring crate, not in fluo-core and not in a binary (docs/adr/0004).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -103,14 +103,7 @@ impl Checks {
             fluo_validate::gate::rendered_set(&config, cluster, rendered)
                 .map_err(|e| usage(e.to_string()))?,
         );
-        let gate = Gate::new(&config, options).map_err(|e| {
-            let exit = if e.exit_code() == 5 {
-                Exit::Policy
-            } else {
-                Exit::Usage
-            };
-            (exit, e.to_string())
-        })?;
+        let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
         let report = gate
             .run()
             .await

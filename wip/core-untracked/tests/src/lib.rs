@@ -1,0 +1,263 @@
+//! Helpers for the end-to-end scenarios: a kube-emulator with a fixture infra tree (`World`)
+//! and a runner for the FLUO binaries (`World::run`), built fresh for the test's profile.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kube_emulator::{Emulator, Options};
+
+/// The binaries the scenarios run.
+pub const BINARIES: [&str; 3] = ["fluo-validate", "fluo-deploy", "fluo-health"];
+
+/// The target directory of this test executable (`<target>/<profile>`), where cargo puts the
+/// binaries of the same profile.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its executable");
+    // <target>/<profile>/deps/<test>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executables live in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the binaries once per test process (a no-op when fresh) and returns their directory.
+pub fn binaries() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = profile_dir();
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+        let target = dir.parent().expect("target dir").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(&cargo);
+        build.args(["build", "--bins", "--profile"]);
+        build.arg(if profile == "debug" { "dev" } else { profile });
+        for b in BINARIES {
+            build.args(["-p", b]);
+        }
+        let out = build
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap_or_else(|e| panic!("running `{cargo} build` for the e2e binaries: {e}"));
+        assert!(
+            out.status.success(),
+            "building {BINARIES:?} failed (run `cargo build -p fluo-deploy -p fluo-validate -p fluo-health` to see why):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// A component with one Deployment and Service (pods answer nothing: emulated).
+const COMPONENT: &str = r#"
+[component]
+name = "NAME"
+sop_order = ORDER
+depends_on = DEPS
+[rollout]
+timeout = "60s"
+[[images]]
+name = "NAME"
+nix_package = "image-NAME"
+default_ref = "fluo/NAME:1"
+[[health]]
+name = "NAME"
+service = "NAME"
+port = 8080
+path = "/health"
+"#;
+
+fn workload(name: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+      - name: main
+        image: fluo/{name}:1
+        ports:
+        - containerPort: 8080
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {{drop: [ALL]}}
+        resources:
+          requests: {{cpu: 10m, memory: 16Mi}}
+          limits: {{cpu: 100m, memory: 64Mi}}
+        livenessProbe: {{tcpSocket: {{port: 8080}}}}
+        readinessProbe: {{tcpSocket: {{port: 8080}}}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector: {{app: {name}}}
+  ports:
+  - port: 8080
+"#
+    )
+}
+
+const ENVIRONMENT: &str = r#"
+[environment]
+name = "local"
+context = "kube-emulator"
+namespace = "fluo"
+[access]
+mode = "direct"
+urls = { bff = "http://127.0.0.1:9", nats-monitor = "http://127.0.0.1:9", prometheus = "http://127.0.0.1:9", grafana = "http://127.0.0.1:9" }
+[strategy]
+order = "parallel"
+post_deploy_checks = false
+[validation]
+require_clean_git = false
+allow_skip = true
+allow_inline_secrets = true
+require_image_scan = false
+[monitoring]
+duration = "1m"
+interval = "10s"
+max_error_ratio = 0.1
+max_restarts = 1
+max_backlog = 10
+"#;
+
+const DEFAULT_DENY: &str = r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+"#;
+
+const CHECKLIST: &str = r#"
+[steps.tests]
+command = ["true"]
+[steps.flake-check]
+command = ["true"]
+[steps.build]
+command = ["true"]
+"#;
+
+/// A kube-emulator and a two-component infra tree (nats <- bff) in a temp dir.
+pub struct World {
+    pub emulator: Emulator,
+    pub infra: tempfile::TempDir,
+    pub client: kube::Client,
+}
+
+impl World {
+    pub async fn start() -> World {
+        fluo_core::tls::install_crypto_provider();
+        let emulator = Emulator::start(Options {
+            ready_after: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .await
+        .expect("kube-emulator starts");
+        let client = emulator.client().await;
+        let infra = tempfile::tempdir().expect("temp dir");
+        let write = |rel: &str, text: &str| {
+            let p = infra.path().join(rel);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write fixture");
+        };
+        for (name, order, deps) in [("nats", "1", "[]"), ("bff", "2", "[\"nats\"]")] {
+            let toml = COMPONENT
+                .replace("NAME", name)
+                .replace("ORDER", order)
+                .replace("DEPS", deps);
+            write(&format!("components/{name}/component.toml"), &toml);
+            write(
+                &format!("components/{name}/manifests/{name}.yaml"),
+                &workload(name),
+            );
+        }
+        write("components/nats/manifests/default-deny.yaml", DEFAULT_DENY);
+        write("environments/local.toml", ENVIRONMENT);
+        write("checklist.toml", CHECKLIST);
+        World {
+            emulator,
+            infra,
+            client,
+        }
+    }
+
+    /// Runs `binary` with the world's kubeconfig and infra tree plus `args`.
+    pub async fn run(&self, binary: &str, args: &[&str]) -> Run {
+        let path = binaries().join(binary);
+        let mut command = tokio::process::Command::new(&path);
+        command
+            .arg("--kubeconfig")
+            .arg(self.emulator.kubeconfig_path())
+            .arg("--infra")
+            .arg(self.infra.path())
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("FLUO_ENV")
+            .env_remove("FLUO_INFRA_DIR")
+            .env("FLUO_USER", "e2e")
+            .env("FLUO_COMMIT", "0123456789abcdef")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(180), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("{binary} {args:?} did not finish within 180s"))
+            .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+        Run {
+            what: format!("{binary} {}", args.join(" ")),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// One finished binary run.
+pub struct Run {
+    pub what: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code, showing both streams when it differs.
+    pub fn code(&self, want: i32) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(want),
+            "`{}` exited {:?}, wanted {want}\n--- stdout\n{}\n--- stderr\n{}",
+            self.what,
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout of `{}` is not JSON ({e}):\n{}",
+                self.what, self.stdout
+            )
+        })
+    }
+}
