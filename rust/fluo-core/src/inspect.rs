@@ -197,6 +197,8 @@ pub struct HistoryEntry {
     pub change_ticket: Option<String>,
     pub approved_by: Option<String>,
     pub forced_unlock: Option<String>,
+    /// Written by `deploy --emergency`.
+    pub emergency: bool,
     /// A `rollback-to-previous` left this first install in place (no previous release).
     pub left_in_place: Option<String>,
 }
@@ -233,6 +235,7 @@ pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEn
             change_ticket: s.release.change_ticket,
             approved_by: s.release.approved_by,
             forced_unlock: s.release.forced_unlock,
+            emergency: s.release.emergency,
         })
         .collect())
 }
@@ -267,6 +270,10 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
                         .clone()
                         .or_else(|| e.reason.clone())
                         .unwrap_or_default();
+                    let text = match e.emergency {
+                        true => format!("EMERGENCY: {text}"),
+                        false => text,
+                    };
                     match &e.left_in_place {
                         Some(note) => format!("{text} [{note}]"),
                         None => text,

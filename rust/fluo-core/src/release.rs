@@ -170,6 +170,10 @@ pub struct Release {
     /// `FLUO_COMMIT`, a rollback to a record that failed verification).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<String>,
+    /// Written by `deploy --emergency` (notice and windows waived). Signed with the rest; left
+    /// out of the payload when false, so records written before the field keep their digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
 }
 
 /// Canonical JSON of the payload (serde_json with struct field order is deterministic).
@@ -264,6 +268,7 @@ pub(crate) mod tests {
             skipped_checks: vec![],
             prev_digest: prev,
             overrides: vec![],
+            emergency: false,
         }
     }
 
@@ -287,6 +292,22 @@ pub(crate) mod tests {
         let r = release("bff", 1, None);
         let json = String::from_utf8(canonical_json(&r).unwrap()).unwrap();
         assert!(!json.contains("overrides"), "{json}");
+    }
+
+    #[test]
+    fn the_emergency_flag_is_signed_payload_and_absent_when_false() {
+        let plain = release("bff", 1, None);
+        let json = String::from_utf8(canonical_json(&plain).unwrap()).unwrap();
+        assert!(!json.contains("emergency"), "{json}");
+        let flagged = Release {
+            emergency: true,
+            ..plain.clone()
+        };
+        assert_ne!(
+            super::digest(&flagged).unwrap(),
+            super::digest(&plain).unwrap()
+        );
+        assert_eq!(decode(&encode(&flagged).unwrap()).unwrap(), flagged);
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn operation_record(
             ctx.history.recorded_overrides(),
         ]
         .concat(),
+        emergency: false,
     }
 }
 

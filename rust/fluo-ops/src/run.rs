@@ -70,11 +70,11 @@ pub async fn run(cli: Cli) -> Exit {
             return Exit::Usage;
         }
     };
-    if loaded.graph_from_records {
-        if let Err(e) = graph_from_records(&mut ctx).await {
-            ctx.reporter.progress("", Level::Error, &e.to_string());
-            return e.exit();
-        }
+    if loaded.graph_from_records
+        && let Err(e) = graph_from_records(&mut ctx).await
+    {
+        ctx.reporter.progress("", Level::Error, &e.to_string());
+        return e.exit();
     }
     // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
     let signals = match &cli.command {

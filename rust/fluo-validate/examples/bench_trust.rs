@@ -50,6 +50,7 @@ fn record(config: &Config, revision: u32, prev: Option<String>) -> Release {
         skipped_checks: vec![],
         prev_digest: prev,
         overrides: vec![],
+        emergency: false,
     }
 }
 

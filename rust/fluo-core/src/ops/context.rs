@@ -112,6 +112,8 @@ pub struct RunInfo {
     pub approval: Approval,
     pub skipped_checks: Vec<String>,
     pub forced_unlock: Option<String>,
+    /// `deploy --emergency`: every record of the run says so.
+    pub emergency: bool,
 }
 
 impl RunInfo {
@@ -123,6 +125,7 @@ impl RunInfo {
             approval: Approval::default(),
             skipped_checks: vec![],
             forced_unlock: None,
+            emergency: false,
         }
     }
 }

@@ -126,6 +126,7 @@ pub fn build_release(
             ctx.history.recorded_overrides(),
         ]
         .concat(),
+        emergency: info.emergency,
     }
 }
 

@@ -70,6 +70,28 @@ async fn unchanged<F: std::future::Future<Output = ()>>(w: &World, check: F) {
     assert_eq!(snapshot(&w.client).await, before, "the cluster changed");
 }
 
+/// The local environment with a deployment window that is never now (twelve hours away, an
+/// hour long) and `approvals` as the [approvals] table.
+fn closed_window(approvals: &str) -> String {
+    let hour = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        + 12)
+        % 24;
+    let days = r#"["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]"#;
+    env(&[
+        (
+            "[approvals]",
+            &format!(
+                "[[windows]]\ndays = {days}\nstart = \"{hour:02}:00\"\nend = \"{hour:02}:59\"\n[approvals]"
+            ),
+        ),
+        ("required = false", approvals),
+    ])
+}
+
 /// The local fixture environment with `patch` applied (pairs of old -> new text).
 fn env(patch: &[(&str, &str)]) -> String {
     let mut text = LOCAL_ENV.to_string();
@@ -468,21 +490,10 @@ async fn signed_environments_need_a_trusted_key_and_catch_rewrites() {
 async fn destructive_commands_obey_policy_need_reason_and_confirmation_and_are_recorded() {
     let w = World::start().await;
     w.cmd(["deploy", "--all"]).run().await.code(0);
-    // A window that is never now: twelve hours away, an hour long.
-    let hour = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 3600
-        + 12)
-        % 24;
-    let closed = env(&[(
-        "[approvals]",
-        &format!(
-            "[[windows]]\ndays = [\"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\", \"Sun\"]\nstart = \"{hour:02}:00\"\nend = \"{hour:02}:59\"\n[approvals]"
-        ),
-    )]);
-    w.infra.write("environments/local.toml", &closed);
+    w.infra.write(
+        "environments/local.toml",
+        &closed_window("required = false"),
+    );
     let purge_all = [
         "delete",
         "--all",
@@ -685,4 +696,81 @@ async fn logs_show_running_lines_and_the_reason_a_container_waits() {
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l["type"] == "log"), "{lines:?}");
+}
+
+/// Issue 16: `--emergency` waives the window but never the approvals (a ticket, an approver who
+/// is not the deployer and is on the list); the record carries a signed `emergency` flag that
+/// `history`, the weekly report and `history --verify` all see.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_emergency_deploy_waives_windows_never_approvals_and_is_flagged_in_the_record() {
+    let w = World::start().await;
+    w.infra.write(
+        "environments/local.toml",
+        &closed_window("required = true\ndistinct_approver = true\napprovers = [\"alice\"]"),
+    );
+    let emergency = ["deploy", "bff", "--emergency", "--reason", "outage fix"];
+    let ticket = ["--change-ticket", "CHG-9"];
+    unchanged(&w, async {
+        w.cmd([
+            "deploy",
+            "bff",
+            "--change-ticket",
+            "CHG-9",
+            "--approved-by",
+            "alice",
+        ])
+        .run()
+        .await
+        .code(5)
+        .stderr_has("outside the deployment windows");
+        w.cmd(emergency)
+            .run()
+            .await
+            .code(5)
+            .stderr_has("requires --change-ticket and --approved-by");
+        w.cmd([&emergency[..], &ticket, &["--approved-by", "tester"]].concat())
+            .run()
+            .await
+            .code(5)
+            .stderr_has("cannot approve their own change");
+        w.cmd([&emergency[..], &ticket, &["--approved-by", "mallory"]].concat())
+            .run()
+            .await
+            .code(5)
+            .stderr_has("may not approve");
+    })
+    .await;
+    w.cmd([&emergency[..], &ticket, &["--approved-by", "alice"]].concat())
+        .run()
+        .await
+        .code(0);
+    let record = payload(&w, "fluo.release.bff.v1").await;
+    assert_eq!(record["emergency"], true, "{record}");
+    assert_eq!(record["reason"], "outage fix", "{record}");
+    assert_eq!(record["approved_by"], "alice", "{record}");
+    w.cmd(["history", "bff"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("EMERGENCY: outage fix");
+    let history = w.cmd(["-o", "json", "history", "bff"]).run().await;
+    assert_eq!(history.code(0).json()[0]["emergency"], true);
+    let report = w.cmd(["-o", "json", "report"]).run().await;
+    assert_eq!(report.code(0).json()["overall"]["emergency_deploys"], 1);
+    // Dropping the flag, even with a recomputed digest, is tampering.
+    rewrite(
+        &w,
+        "fluo.release.bff.v1",
+        |r| {
+            r.as_object_mut().unwrap().remove("emergency");
+        },
+        true,
+    )
+    .await;
+    w.cmd(["history", "--verify"])
+        .run()
+        .await
+        .code(1)
+        .stdout_has("TAMPERED")
+        .stdout_has("fluo.release.bff.v1");
 }
