@@ -456,17 +456,23 @@ async fn signed_environments_need_a_trusted_key_and_catch_rewrites() {
     })
     .await;
     for tag in ["1", "2"] {
-        w.cmd([
-            "deploy",
-            "nats",
-            "--image",
-            &format!("nats=fluo/nats:{tag}"),
-        ])
-        .env("FLUO_SIGNING_KEY", &seed)
-        .run()
-        .await
-        .code(0)
-        .stderr_has(&format!("anchor nats v{tag} sha256:"));
+        let run = w
+            .cmd([
+                "deploy",
+                "nats",
+                "--image",
+                &format!("nats=fluo/nats:{tag}"),
+            ])
+            .env("FLUO_SIGNING_KEY", &seed)
+            .run()
+            .await;
+        run.code(0)
+            .stderr_has(&format!("anchor nats v{tag} sha256:"));
+        // The private key never reaches the output.
+        assert!(
+            !run.stdout.contains(&seed) && !run.stderr.contains(&seed),
+            "the signing key was printed"
+        );
     }
     let secret = records_api(&w).get("fluo.release.nats.v2").await.unwrap();
     let signature = &secret.metadata.annotations.unwrap()["fluo.dev/signature"];
@@ -606,7 +612,23 @@ async fn rollback_to_previous_works_with_a_broken_infra_and_with_none() {
         .code(0)
         .stderr_has("checkout is broken or missing");
     assert_images(&w.client, &[("bff", "fluo/fluo-bff:dev")]).await;
-    w.cmd(["history", "bff"]).run().await.code(0);
+    // The other emergency commands work from the records and the cluster too.
+    for command in [
+        &["history", "bff"][..],
+        &["status"],
+        &["logs", "bff", "--tail", "1"],
+    ] {
+        w.cmd(command)
+            .run()
+            .await
+            .code(0)
+            .stderr_has("checkout is broken or missing");
+    }
+    w.cmd(["rollback", "bff", "--to", "2", "--reason", "2am"])
+        .run()
+        .await
+        .code(0);
+    assert_images(&w.client, &[("bff", "fluo/fluo-bff:2")]).await;
 
     let w = deployed_twice().await;
     let mut run = w.cmd(["rollback-to-previous", "--reason", "2am"]);
