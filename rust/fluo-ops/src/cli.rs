@@ -64,10 +64,10 @@ pub enum Command {
     },
     /// Revision, status, readiness, images, time and commit per component.
     Status { components: Vec<String> },
-    /// Release records (all components, or one); --verify checks the hash chain.
+    /// Release records (all components, or one); --verify checks that nothing was rewritten.
     History {
         component: Option<String>,
-        /// Check every record against its digest and the chain; exit 1 on tampering.
+        /// Check every record (digest, signature, chain, anchored tip); exit 1 naming what fails.
         #[arg(long)]
         verify: bool,
     },
