@@ -547,12 +547,47 @@ async fn destructive_commands_obey_policy_need_reason_and_confirmation_and_are_r
             .stderr_has("pass --yes");
     })
     .await;
+    // The approver rules of a deploy hold for teardown too (issue 16).
+    w.infra.write(
+        "environments/local.toml",
+        &env(&[(
+            "required = false",
+            "required = true\ndistinct_approver = true\napprovers = [\"alice\"]",
+        )]),
+    );
+    let shutdown = ["shutdown", "--reason", "night", "--yes"];
+    let ticket = ["--change-ticket", "CHG-3"];
+    unchanged(&w, async {
+        w.cmd(shutdown)
+            .run()
+            .await
+            .code(5)
+            .stderr_has("requires --change-ticket and --approved-by");
+        w.cmd([&shutdown[..], &ticket, &["--approved-by", "tester"]].concat())
+            .run()
+            .await
+            .code(5)
+            .stderr_has("cannot approve their own change");
+        w.cmd([&shutdown[..], &ticket, &["--approved-by", "mallory"]].concat())
+            .run()
+            .await
+            .code(5)
+            .stderr_has("may not approve");
+    })
+    .await;
+    w.cmd([&shutdown[..], &ticket, &["--approved-by", "alice"]].concat())
+        .run()
+        .await
+        .code(0);
+    let record = payload(&w, "fluo.release.nats.v2").await;
+    assert_eq!(record["action"]["type"], "shutdown");
+    assert_eq!(record["approved_by"], "alice");
     w.infra.write("environments/local.toml", LOCAL_ENV);
     w.cmd(["delete", "workers", "--reason", "retire", "--yes"])
         .run()
         .await
         .code(0);
-    let record = payload(&w, "fluo.release.workers.v2").await;
+    let record = payload(&w, "fluo.release.workers.v3").await;
     assert_eq!(record["action"]["type"], "delete");
     assert_eq!(record["reason"], "retire");
     w.cmd([
@@ -567,22 +602,22 @@ async fn destructive_commands_obey_policy_need_reason_and_confirmation_and_are_r
     .await
     .code(0);
     assert_eq!(
-        payload(&w, "fluo.release.bff.v2").await["action"]["type"],
+        payload(&w, "fluo.release.bff.v3").await["action"]["type"],
         "purge"
     );
     assert!(
         records_api(&w)
-            .get_opt("fluo.release.bff.v1")
+            .get_opt("fluo.release.bff.v2")
             .await
             .unwrap()
             .is_none(),
-        "v1 purged"
+        "v1 and v2 purged"
     );
     w.cmd(["history", "--verify"])
         .run()
         .await
         .code(0)
-        .stdout_has("fluo.release.bff.v2: history purged (v1..v1 removed) by tester");
+        .stdout_has("fluo.release.bff.v3: history purged (v1..v2 removed) by tester");
 }
 
 /// v1 of everything, then bff at :2 (the deploy rollback-to-previous undoes).
