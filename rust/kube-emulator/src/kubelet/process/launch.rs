@@ -24,6 +24,8 @@ pub struct Launch<'a> {
     /// Slot directory, where mount points created on the host are recorded.
     pub slot_dir: &'a Path,
     pub log_file: PathBuf,
+    /// The container's cgroup (`cgroup.procs`), joined before anything else runs.
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 /// Quotes for sh: everything inside single quotes.
@@ -34,6 +36,13 @@ pub fn sh_quote(s: &str) -> String {
 /// The script run by sh inside the new mount namespace; the container's argv follows as "$@".
 fn script(l: &Launch<'_>) -> String {
     let mut s = String::from("set -e\n");
+    if let Some(procs) = &l.cgroup_procs {
+        // The shell becomes the container's process (every step execs), so it joins first.
+        s.push_str(&format!(
+            "echo $$ > {}\n",
+            sh_quote(&procs.to_string_lossy())
+        ));
+    }
     for m in &l.mounts {
         let (src, dst) = (
             sh_quote(&m.source.to_string_lossy()),
@@ -162,8 +171,15 @@ mod tests {
             hostname: "nats-0".into(),
             slot_dir: Path::new("/run/kube-emulator/1"),
             log_file: "/x".into(),
+            cgroup_procs: Some("/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs".into()),
         };
         let s = script(&l);
+        assert!(
+            s.starts_with(
+                "set -e\necho $$ > '/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs'\n"
+            ),
+            "{s}"
+        );
         assert!(
             s.contains("mount --bind -o ro '/run/p/volumes/config' '/etc/nats'\n"),
             "{s}"
