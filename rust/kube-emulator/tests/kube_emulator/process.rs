@@ -303,7 +303,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     cms.create(&PostParams::default(), &cm).await.unwrap();
     let mut c = sh(
         "app",
-        "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME); exec sleep 3600",
+        "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME) \
+         ro=$(touch /etc/kube-emulator-test/x 2>/dev/null && echo no || echo yes); exec sleep 3600",
     );
     c["env"] = json!([{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
         {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
@@ -315,7 +316,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     ));
     create(&pods, &p).await;
     eventually("the first greeting", || async {
-        (logs(&pods, "reader", "app", false).await == "file=one env=one arg=reader\n").then_some(())
+        (logs(&pods, "reader", "app", false).await == "file=one env=one arg=reader ro=yes\n")
+            .then_some(())
     })
     .await;
     assert!(
@@ -343,7 +345,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     .await;
     create(&pods, &p).await;
     eventually("the new greeting", || async {
-        (logs(&pods, "reader", "app", false).await == "file=two env=two arg=reader\n").then_some(())
+        (logs(&pods, "reader", "app", false).await == "file=two env=two arg=reader ro=yes\n")
+            .then_some(())
     })
     .await;
 }
