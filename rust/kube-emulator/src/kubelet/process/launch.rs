@@ -109,16 +109,22 @@ fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
 
 /// Spawns the container; its output is appended to `log_file` as `<RFC3339> <stream> <line>`.
 pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
+    // Small writes under /run: done in place, as a trip through the blocking pool for each
+    // cost more than the writes themselves on a loaded machine.
     prepare_targets(&l)?;
     if !l.mounts.is_empty() {
         if let Some(parent) = l.fstab_file.parent() {
-            tokio::fs::create_dir_all(parent).await?;
+            std::fs::create_dir_all(parent)?;
         }
-        tokio::fs::write(&l.fstab_file, fstab(&l.mounts)).await?;
+        std::fs::write(&l.fstab_file, fstab(&l.mounts))?;
     }
     if let Some(parent) = l.log_file.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+        std::fs::create_dir_all(parent)?;
     }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&l.log_file)?;
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", l.netns_path.display()))
         .args([
@@ -140,12 +146,7 @@ pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
         // The emulator may die without cleaning up; the next run kills what is left.
         .kill_on_drop(false);
     let mut child = cmd.spawn()?;
-    let log = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&l.log_file)
-        .await?;
-    let log = std::sync::Arc::new(tokio::sync::Mutex::new(log));
+    let log = std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
     if let Some(out) = child.stdout.take() {
         tokio::spawn(pump(out, "stdout", log.clone()));
     }

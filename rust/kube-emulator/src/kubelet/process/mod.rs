@@ -210,7 +210,12 @@ impl ProcessNode {
         let uid = meta_str(&pod, "uid").to_string();
         let begun = Instant::now();
         let net = self.net.clone();
-        let network = match tokio::task::spawn_blocking(move || net.add_pod()).await {
+        // A pooled network is a mutex pop; only creating one needs the blocking pool.
+        let network = match self.net.take_pooled() {
+            Some(n) => Ok(Ok(n)),
+            None => tokio::task::spawn_blocking(move || net.add_pod()).await,
+        };
+        let network = match network {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, pod = meta_str(&pod, "name"), "creating the pod network failed");
