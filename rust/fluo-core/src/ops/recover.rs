@@ -27,7 +27,7 @@ pub async fn roll_out_or_back(ctx: &Ctx, planned: &Planned, info: &RunInfo) -> C
             duration_ms: attempt.duration_ms,
             restores: match planned.action {
                 Action::Rollback { to, .. } => Some(to),
-                Action::Deploy => None,
+                _ => None,
             },
         },
         Err(Failure {
