@@ -35,6 +35,9 @@ pub enum Status {
     RolledBack,
     /// Stopped before it finished (a signal, the loss of the deploy lock) and not restored.
     Interrupted,
+    /// A progressive rollout (canary, blue-green) stopped by its analysis or by `abort`: the
+    /// new pods were removed, the stable revision was never touched.
+    Aborted,
 }
 
 impl Status {
@@ -46,6 +49,7 @@ impl Status {
             Status::Superseded => "superseded",
             Status::RolledBack => "rolled-back",
             Status::Interrupted => "interrupted",
+            Status::Aborted => "aborted",
         }
     }
 
@@ -57,6 +61,7 @@ impl Status {
             Status::Superseded,
             Status::RolledBack,
             Status::Interrupted,
+            Status::Aborted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -122,6 +127,10 @@ pub struct Release {
     pub skipped_checks: Vec<String>,
     /// Digest of this component's previous record (hash chain); None for the first.
     pub prev_digest: Option<String>,
+    /// A progressive rollout's steps with their analysis evidence (empty for rolling updates,
+    /// and then not serialized, so older records keep their digests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 /// Canonical JSON of the payload (serde_json with struct field order is deterministic).
@@ -244,6 +253,7 @@ pub(crate) mod tests {
             forced_unlock: None,
             skipped_checks: vec![],
             prev_digest: prev,
+            steps: vec![],
         }
     }
 

@@ -56,6 +56,7 @@ fn record(component: &str, revision: u32, at: DateTime<Utc>, action: Action) -> 
         forced_unlock: None,
         skipped_checks: vec![],
         prev_digest: None,
+        steps: vec![],
     }
 }
 

@@ -56,7 +56,14 @@ pub enum Command {
         #[arg(long)]
         force_unlock: bool,
     },
-    /// Revision, status, readiness, images, time and commit per component.
+    /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
+    /// rollout running and blue kept after a switch, remove blue now.
+    Promote { component: String },
+    /// Stop the running canary or blue-green rollout of COMPONENT: its new pods are removed,
+    /// the stable revision stays, the revision is recorded `aborted`.
+    Abort { component: String },
+    /// Revision, status, readiness, images, time and commit per component, and the step and
+    /// analysis of progressive rollouts.
     Status { components: Vec<String> },
     /// Release records (all components, or one); --verify checks the hash chain.
     History {
