@@ -18,6 +18,8 @@ mod harness;
 mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]
 mod lock_and_timeouts;
+#[path = "deploy/metrics_stand_in.rs"]
+mod metrics_stand_in;
 #[path = "deploy/monitor.rs"]
 mod monitor;
 #[path = "deploy/ops.rs"]
@@ -30,6 +32,8 @@ mod pipeline;
 mod post_checks;
 #[path = "deploy/preflight.rs"]
 mod preflight;
+#[path = "deploy/progressive.rs"]
+mod progressive;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]

@@ -98,6 +98,7 @@ pub struct Check {
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Share of the BFF's HTTP responses that were 5xx.
+    #[serde(rename = "http-5xx-ratio")]
     Http5xxRatio,
     /// The BFF's 99th percentile request latency, in seconds.
     HttpP99Seconds,

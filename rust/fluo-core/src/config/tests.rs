@@ -426,11 +426,6 @@ fn bad_strategy_values_name_the_key_and_value() {
             "unknown variant `canery`",
         ),
         (
-            "[strategy.components.bff]",
-            "[strategy.components.bf]",
-            "`strategy.components.bf` = \"bf\": unknown component",
-        ),
-        (
             "samples = 3",
             "samples = 0",
             "`strategy.components.bff.analysis.samples` = 0",
@@ -450,11 +445,6 @@ fn bad_strategy_values_name_the_key_and_value() {
             "interval = \"0s\"",
             "strategy.components.bff.analysis.interval",
         ),
-        (
-            "[strategy.components.bff]\n",
-            "[strategy.components.nats]\n",
-            "`strategy.components.nats.kind` = \"canary\": component nats declares 0 Deployments",
-        ),
     ] {
         let tree = Tree::new();
         tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));
@@ -463,6 +453,29 @@ fn bad_strategy_values_name_the_key_and_value() {
         assert!(
             err.contains("environments/local.toml") && err.contains(needle),
             "{to}: {err}"
+        );
+    }
+}
+
+#[test]
+fn strategy_for_unknown_or_unfit_components_is_refused() {
+    for (component, needle) in [
+        (
+            "bf",
+            "`strategy.components.bf` = \"bf\": unknown component (known: nats, bff)",
+        ),
+        (
+            "nats",
+            "`strategy.components.nats.kind` = \"blue-green\": component nats declares 0 Deployments",
+        ),
+    ] {
+        let tree = Tree::new();
+        let section = format!("\n[strategy.components.{component}]\nkind = \"blue-green\"\n");
+        tree.write("environments/local.toml", &format!("{LOCAL}{section}"));
+        let err = tree.load_err();
+        assert!(
+            err.contains("environments/local.toml") && err.contains(needle),
+            "{err}"
         );
     }
 }

@@ -56,6 +56,7 @@ pub async fn roll_out_or_back(run: &Run<'_>, planned: &Planned, info: &RunInfo) 
         );
         run.set(|l| {
             l.phase = format!("switched to {slot} (v{revision})");
+            l.active = false;
             l.blue = Some(kept.clone());
         })
         .await;

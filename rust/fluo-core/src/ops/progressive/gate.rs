@@ -94,13 +94,14 @@ pub async fn retire(ctx: &Ctx, component: &str, now: bool) -> Option<String> {
     let store = state::store(&ctx.cluster.client);
     let live = state::get(&store, component).await.ok().flatten()?.value;
     let blue = live.blue.clone()?;
-    if !now && Utc::now() < blue.until {
-        return None;
-    }
     let records = ctx.history.list(Some(component)).await.ok()?;
     let current = history::current(&records)?;
     let say = |level, message: &str| ctx.reporter.progress(component, level, message);
-    let phase = if current.release.revision != blue.green_revision {
+    let switched_back = current.release.revision != blue.green_revision;
+    if !switched_back && !now && Utc::now() < blue.until {
+        return None;
+    }
+    let phase = if switched_back {
         format!(
             "blue {} no longer kept: v{} is current",
             blue.deployment, current.release.revision
@@ -139,6 +140,18 @@ pub async fn retire(ctx: &Ctx, component: &str, now: bool) -> Option<String> {
     Some(phase)
 }
 
+/// Returns once `revision` is no longer `component`'s current one (a rollback switched back).
+async fn superseded(ctx: &Ctx, component: &str, revision: u32) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if let Ok(records) = ctx.history.list(Some(component)).await
+            && history::current(&records).is_some_and(|r| r.release.revision != revision)
+        {
+            return;
+        }
+    }
+}
+
 /// After a deploy (lock released): waits out the windows of the blues this run kept, then
 /// retires them under the lock. A stop (SIGINT/SIGTERM) leaves them to a later command.
 pub async fn hold_blue(ctx: &Ctx, deploy_id: &str) {
@@ -169,6 +182,7 @@ pub async fn hold_blue(ctx: &Ctx, deploy_id: &str) {
                 return;
             }
             () = tokio::time::sleep(wait) => {}
+            () = superseded(ctx, &live.component, blue.green_revision) => {}
         }
         let id = context::new_deploy_id();
         match context::take_lock(ctx, &id, false).await {

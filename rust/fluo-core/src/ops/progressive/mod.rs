@@ -63,12 +63,12 @@ pub async fn roll_out_or_back(
             serde_json::to_string(other).unwrap_or_default()
         ),
     };
-    let keep = run.strategy.kind == Kind::BlueGreen;
+    // A phase that ended itself (aborted, switched) already said how.
     run.set(|l| {
-        l.active = false;
-        if !keep || !l.phase.starts_with("switched") {
+        if l.active {
             l.phase = phase.clone();
         }
+        l.active = false;
     })
     .await;
     result
