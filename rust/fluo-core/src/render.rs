@@ -32,6 +32,12 @@ pub enum Error {
     },
     #[error("--image {value:?}: expected NAME=REF, e.g. fluo-bff=registry.example/fluo-bff:1.2")]
     BadImageFlag { value: String },
+    #[error("{component}: {object}: {source}")]
+    Image {
+        component: String,
+        object: String,
+        source: crate::image_ref::Error,
+    },
     #[error("{location}: {object}: `{field}` must be {expected}")]
     Shape {
         location: String,
@@ -109,6 +115,9 @@ pub struct Rendered {
     pub objects: Vec<Value>,
     /// Logical image name -> the ref put into the manifests.
     pub images: BTreeMap<String, String>,
+    /// The same objects (equal to `objects`, in the same order) with the file and line they
+    /// came from: what the gate checks, so it checks exactly what is applied.
+    pub documents: Vec<Document>,
 }
 
 /// The ref for one logical image: `--image` override, else `default_ref` under the
@@ -153,11 +162,22 @@ pub fn render(
         replicas: env.replicas.get(name).copied(),
         pull_policy: env.images.pull_policy,
     };
-    let objects = render_documents(&component.manifests, &settings)?;
+    let documents = render_documents(&component.manifests, &settings)?;
+    // Every image that will run, overrides and registry applied, before anything is applied.
+    for (object, image) in crate::image_ref::images_of(documents.iter().map(|d| &d.object)) {
+        crate::image_ref::check(&image, &env.images, &env.environment.name).map_err(|source| {
+            Error::Image {
+                component: name.to_string(),
+                object,
+                source,
+            }
+        })?;
+    }
     Ok(Rendered {
         component: name.to_string(),
-        objects,
+        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images,
+        documents,
     })
 }
 
@@ -170,10 +190,12 @@ pub fn render_cluster(documents: &[Document]) -> Result<Rendered> {
         replicas: None,
         pull_policy: None,
     };
+    let documents = render_documents(documents, &settings)?;
     Ok(Rendered {
         component: CLUSTER_COMPONENT.to_string(),
-        objects: render_documents(documents, &settings)?,
+        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images: BTreeMap::new(),
+        documents,
     })
 }
 
@@ -185,13 +207,19 @@ struct Settings<'a> {
     pull_policy: Option<PullPolicy>,
 }
 
-fn render_documents(documents: &[Document], settings: &Settings) -> Result<Vec<Value>> {
-    let mut objects = documents
+/// Rendered documents (source location kept) in install order.
+fn render_documents(documents: &[Document], settings: &Settings) -> Result<Vec<Document>> {
+    let mut rendered = documents
         .iter()
-        .map(|doc| render_object(doc, settings))
+        .map(|doc| {
+            Ok(Document {
+                object: render_object(doc, settings)?,
+                ..doc.clone()
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    objects.sort_by_key(|o| kind_rank(o["kind"].as_str().unwrap_or_default()));
-    Ok(objects)
+    rendered.sort_by_key(|d| kind_rank(d.kind()));
+    Ok(rendered)
 }
 
 fn render_object(doc: &Document, settings: &Settings) -> Result<Value> {

@@ -38,6 +38,8 @@ mod progressive;
 mod safety;
 #[path = "deploy/throttling.rs"]
 mod throttling;
+#[path = "deploy/trust.rs"]
+mod trust;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;

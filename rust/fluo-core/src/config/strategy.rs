@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Component, Error, Result, duration};
+use super::parse::duration;
+use super::{Component, Error, Result};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -146,7 +147,9 @@ pub(super) fn check(
             value: format!("{value:?}"),
             reason: reason.to_string(),
         };
-        let Some(component) = components.iter().find(|c| c.name() == name) else {
+        // Without components (emergency loading) only the values themselves are checked.
+        let component = components.iter().find(|c| c.name() == name);
+        if component.is_none() && !components.is_empty() {
             let known: Vec<&str> = components.iter().map(Component::name).collect();
             return Err(Error::Invalid {
                 path: path.to_path_buf(),
@@ -154,11 +157,11 @@ pub(super) fn check(
                 value: format!("{name:?}"),
                 reason: format!("unknown component (known: {})", known.join(", ")),
             });
-        };
+        }
         if s.kind == Kind::Rolling {
             continue;
         }
-        if let Some(reason) = unfit_for_progressive(component) {
+        if let Some(reason) = component.and_then(unfit_for_progressive) {
             return Err(invalid("kind", &s.kind.as_str(), &reason));
         }
         match s.kind {

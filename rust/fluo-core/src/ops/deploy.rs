@@ -136,7 +136,12 @@ pub async fn deploy(
     tokio::select! {
         biased;
         () = ctx.stop.stopped() => {}
-        gate = hooks.gate(&ctx.config, &prepared.components) => {
+        gate = hooks.gate(
+            &ctx.config,
+            &prepared.components,
+            &prepared.cluster_objects,
+            &prepared.rendered,
+        ) => {
             gate.map_err(|(exit, findings)| Error::Gate(exit, findings))?;
         }
     }
@@ -148,14 +153,14 @@ pub async fn deploy(
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
-    let (reason, waived) = match request.emergency {
-        true => announce::emergency_marks(request.reason.as_deref()),
-        false => (request.reason.clone(), vec![]),
+    let waived = match request.emergency {
+        true => announce::waived_by_emergency(request.reason.as_deref()),
+        false => vec![],
     };
     events::deploy_started(ctx, &deploy_id, prepared, request).await;
     let info = RunInfo {
         deploy_id: deploy_id.clone(),
-        reason,
+        reason: request.reason.clone(),
         approval: request.approval.clone(),
         skipped_checks: [request.skipped_checks.clone(), waived].concat(),
         forced_unlock: if request.force_unlock {
@@ -163,6 +168,7 @@ pub async fn deploy(
         } else {
             None
         },
+        emergency: request.emergency,
     };
     let result =
         context::announcing_stops(ctx, deploy_locked(ctx, prepared, &info, request, hooks)).await;

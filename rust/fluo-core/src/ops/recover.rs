@@ -38,7 +38,7 @@ pub async fn roll_out_or_back_phased(
             duration_ms: attempt.duration_ms,
             restores: match planned.action {
                 Action::Rollback { to, .. } => Some(to),
-                Action::Deploy => None,
+                _ => None,
             },
         },
         Err(Failure {

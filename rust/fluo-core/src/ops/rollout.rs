@@ -143,6 +143,12 @@ pub fn build_release(
         forced_unlock: info.forced_unlock.clone(),
         skipped_checks: info.skipped_checks.clone(),
         prev_digest,
+        overrides: [
+            ctx.identity.overrides.clone(),
+            ctx.history.recorded_overrides(),
+        ]
+        .concat(),
+        emergency: info.emergency,
         steps: vec![],
     }
 }
@@ -184,6 +190,7 @@ pub async fn roll_out_phased(
     let verb = match &planned.action {
         Action::Deploy => "deploying".to_string(),
         Action::Rollback { to, .. } => format!("rolling back to v{to} as"),
+        other => format!("{other}:"),
     };
     ctx.reporter
         .progress(c, Level::Info, &format!("{verb} revision {revision}"));

@@ -75,7 +75,10 @@ scrape_configs:\n  - job_name: fluo-bff\n    honor_labels: true\n    scrape_time
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("prometheus at {} not scraping the exporter within 30s", self.prometheus_url);
+        panic!(
+            "prometheus at {} not scraping the exporter within 30s",
+            self.prometheus_url
+        );
     }
 
     pub fn fault(&self, image: &str) {

@@ -329,4 +329,3 @@ async fn bad_strategy_config_is_refused_and_nothing_changes() {
         .stderr_has("environments/local.toml: `strategy.components.bff.steps` = [10, 50]: must list canary percentages ending at 100");
     assert_untouched(&w.client).await;
 }
-
