@@ -14,6 +14,7 @@ use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
 mod change;
+pub mod strategy;
 pub use change::{
     EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
@@ -216,6 +217,9 @@ pub struct Strategy {
     pub order: Order,
     #[serde(default = "yes")]
     pub post_deploy_checks: bool,
+    /// Per component: rolling (the default), canary or blue-green (`strategy`).
+    #[serde(default)]
+    pub components: BTreeMap<String, strategy::ComponentStrategy>,
 }
 
 impl Default for Strategy {
@@ -223,7 +227,15 @@ impl Default for Strategy {
         Self {
             order: Order::Parallel,
             post_deploy_checks: true,
+            components: BTreeMap::new(),
         }
+    }
+}
+
+impl Strategy {
+    /// The strategy of `component` (rolling unless its environment names another).
+    pub fn of(&self, component: &str) -> strategy::ComponentStrategy {
+        self.components.get(component).cloned().unwrap_or_default()
     }
 }
 
@@ -648,6 +660,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
+    strategy::check(path, &env.strategy.components, components)?;
     change::check(
         path,
         &env.notifications,
