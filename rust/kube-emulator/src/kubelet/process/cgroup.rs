@@ -223,6 +223,22 @@ impl ContainerCgroup {
     }
 }
 
+/// The `cgroup.procs` of an emulator container cgroup named in a `/proc/<pid>/cgroup` text
+/// (None when the process is in none of ours).
+pub fn procs_file_of(proc_cgroup: &str) -> Option<PathBuf> {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+    let has_memory = |mount: &Path| {
+        fs::read_to_string(mount.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+    };
+    let c = find_controller(&read("/proc/self/mountinfo"), proc_cgroup, has_memory)?;
+    c.own.contains("/kube-emulator-").then(|| {
+        c.mount
+            .join(c.own.trim_start_matches('/'))
+            .join("cgroup.procs")
+    })
+}
+
 /// The `oom_kill N` line of `memory.oom_control` (v1) or `memory.events` (v2).
 pub fn parse_oom_kills(text: &str) -> u64 {
     text.lines()

@@ -10,6 +10,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod env;
+pub mod exec;
 pub mod images;
 pub mod launch;
 pub mod logs;
