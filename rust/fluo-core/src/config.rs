@@ -14,6 +14,7 @@ use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
 mod change;
+pub mod strategy;
 pub use change::{
     EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
@@ -175,6 +176,10 @@ pub struct ImagePolicy {
     /// Every applied image must carry a digest (`@sha256:...`).
     #[serde(default)]
     pub require_digest: bool,
+    /// Every image must get its ref from the build or `--image`: component.toml's `default_ref`
+    /// is a development name (`:dev`), never deployed here.
+    #[serde(default)]
+    pub require_built: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -212,6 +217,9 @@ pub struct Strategy {
     pub order: Order,
     #[serde(default = "yes")]
     pub post_deploy_checks: bool,
+    /// Per component: rolling (the default), canary or blue-green (`strategy`).
+    #[serde(default)]
+    pub components: BTreeMap<String, strategy::ComponentStrategy>,
 }
 
 impl Default for Strategy {
@@ -219,7 +227,15 @@ impl Default for Strategy {
         Self {
             order: Order::Parallel,
             post_deploy_checks: true,
+            components: BTreeMap::new(),
         }
+    }
+}
+
+impl Strategy {
+    /// The strategy of `component` (rolling unless its environment names another).
+    pub fn of(&self, component: &str) -> strategy::ComponentStrategy {
+        self.components.get(component).cloned().unwrap_or_default()
     }
 }
 
@@ -644,6 +660,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
+    strategy::check(path, &env.strategy.components, components)?;
     change::check(
         path,
         &env.notifications,
