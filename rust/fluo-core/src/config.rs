@@ -177,6 +177,10 @@ pub struct ImagePolicy {
     /// Every applied image must carry a digest (`@sha256:...`).
     #[serde(default)]
     pub require_digest: bool,
+    /// Every image must get its ref from the build or `--image`: component.toml's `default_ref`
+    /// is a development name (`:dev`), never deployed here.
+    #[serde(default)]
+    pub require_built: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

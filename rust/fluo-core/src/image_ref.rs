@@ -305,6 +305,44 @@ mod tests {
     }
 
     #[test]
+    fn staging_and_production_deploy_only_built_images() {
+        use crate::ops::deploy::{Request, prepare};
+        use crate::render::ImageOverrides;
+        let infra = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+        for env in ["staging", "production"] {
+            let config = crate::config::Config::load(&infra, env).unwrap();
+            let nats = config.component("nats").unwrap();
+            let request = Request {
+                components: vec!["nats".into()],
+                images: vec!["nats=registry.fluo.example/fluo/nats:2.10.22".into()],
+                ..Request::default()
+            };
+            // The exporter sidecar has no ref from the build: refused before anything else.
+            let err = prepare(&config, &request)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(err.contains("images.require_built"), "{env}: {err}");
+            assert!(err.contains("nats-exporter (nats)"), "{env}: {err}");
+            assert!(!err.contains("nats (nats),"), "{env}: {err}");
+            let all = ImageOverrides::parse(&[
+                "nats=registry.fluo.example/fluo/nats:2.10.22",
+                "nats-exporter=registry.fluo.example/fluo/prometheus-nats-exporter:0.16.0",
+            ])
+            .unwrap();
+            all.check_built(&[nats], &config.environment).unwrap();
+        }
+        // Development environments deploy the development names.
+        for env in ["local", "rehearsal"] {
+            let config = crate::config::Config::load(&infra, env).unwrap();
+            let selected: Vec<_> = config.components.iter().collect();
+            ImageOverrides::default()
+                .check_built(&selected, &config.environment)
+                .unwrap();
+        }
+    }
+
+    #[test]
     fn images_of_lists_every_container() {
         let objects = vec![
             serde_json::json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {

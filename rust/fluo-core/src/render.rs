@@ -32,6 +32,14 @@ pub enum Error {
     },
     #[error("--image {value:?}: expected NAME=REF, e.g. fluo-bff=registry.example/fluo-bff:1.2")]
     BadImageFlag { value: String },
+    #[error(
+        "environment `{environment}` deploys only built images (images.require_built = true), but no ref was given for {missing}: component.toml's development names are never deployed there; deploy with `nix run .#deploy-{environment}` (it passes --image for every image) or pass --image NAME=REF"
+    )]
+    Unbuilt {
+        environment: String,
+        /// `image (component)` for each image without a ref.
+        missing: String,
+    },
     #[error("{component}: {object}: {source}")]
     Image {
         component: String,
@@ -104,6 +112,31 @@ impl ImageOverrides {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// With `images.require_built`, every image of `components` needs an override (the build's
+    /// ref): `default_ref` is only a development name.
+    pub fn check_built(&self, components: &[&Component], env: &Environment) -> Result<()> {
+        if !env.images.require_built {
+            return Ok(());
+        }
+        let missing: Vec<String> = components
+            .iter()
+            .flat_map(|c| {
+                c.spec
+                    .images
+                    .iter()
+                    .filter(|i| self.get(&i.name).is_none())
+                    .map(|i| format!("{} ({})", i.name, c.name()))
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Unbuilt {
+            environment: env.environment.name.clone(),
+            missing: missing.join(", "),
+        })
     }
 }
 

@@ -8,6 +8,8 @@ mod cli;
 mod diagnose;
 #[path = "deploy/dry_run.rs"]
 mod dry_run;
+#[path = "deploy/fault_mix.rs"]
+mod fault_mix;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]

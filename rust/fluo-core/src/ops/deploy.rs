@@ -73,6 +73,7 @@ pub fn prepare_at(config: &Config, request: &Request, now: DateTime<Utc>) -> Res
         .filter_map(|c| config.component(c))
         .collect();
     images.check_against(&selected)?;
+    images.check_built(&selected, &config.environment)?;
     let mut rendered = BTreeMap::new();
     for c in &selected {
         rendered.insert(
