@@ -188,6 +188,15 @@ stringData:
 /// Debian packages and tools the process runtime runs, and root.
 fn preflight(options: &StackOptions) -> anyhow::Result<()> {
     let mut missing = Vec::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
+        missing.push(
+            "root: the process runtime makes network namespaces and a bridge (run as root)".into(),
+        );
+    }
     for binary in crate::BINARIES {
         if !options.bin_dir.join(binary).is_file() {
             missing.push(format!(
