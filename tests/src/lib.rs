@@ -42,7 +42,12 @@ pub fn binaries() -> &'static Path {
         for b in binary_packages() {
             build.args(["-p", b]);
         }
+        // Not the test's environment: cargo and nextest set variables (CARGO_*, NEXTEST_*,
+        // LD_LIBRARY_PATH) that build scripts track, so the same build from a test would
+        // rebuild half the dependency tree, and `scripts/test-all`'s build after it again.
         let out = build
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| inherited(k)))
             .env("CARGO_TARGET_DIR", &target)
             .output()
             .unwrap_or_else(|e| panic!("running `{cargo} build` for the e2e binaries: {e}"));
@@ -54,6 +59,14 @@ pub fn binaries() -> &'static Path {
         );
         dir
     })
+}
+
+/// The variables a shell that runs `cargo build` would have.
+fn inherited(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH" | "HOME" | "USER" | "CARGO_HOME" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN" | "TMPDIR"
+    )
 }
 
 /// The checkout (this crate lives in `<repo>/tests`).
