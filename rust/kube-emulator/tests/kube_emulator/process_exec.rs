@@ -68,7 +68,7 @@ async fn kubectl_exec_runs_in_the_pods_namespaces_and_returns_the_exit_code() {
     let kc = emu.kubeconfig_path();
 
     let out = kubectl_exec(
-        &kc,
+        kc,
         &[
             "shell",
             "--",
@@ -91,7 +91,7 @@ async fn kubectl_exec_runs_in_the_pods_namespaces_and_returns_the_exit_code() {
     // The pod's network (its IP on eth0), its mounts (resolv.conf), the container's env and cgroup.
     let script = "ip -o -4 addr show eth0; grep search /etc/resolv.conf; echo \"$GREETING\"; \
                   grep -c /kube-emulator- /proc/self/cgroup; hostname";
-    let out = kubectl_exec(&kc, &["shell", "-c", "app", "--", "sh", "-c", script], None).await;
+    let out = kubectl_exec(kc, &["shell", "-c", "app", "--", "sh", "-c", script], None).await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
@@ -113,7 +113,7 @@ async fn kubectl_exec_runs_in_the_pods_namespaces_and_returns_the_exit_code() {
 
     // stdin reaches the command; its end ends the command.
     let out = kubectl_exec(
-        &kc,
+        kc,
         &["-i", "shell", "--", "cat"],
         Some("line one\nline two\n"),
     )
@@ -122,7 +122,7 @@ async fn kubectl_exec_runs_in_the_pods_namespaces_and_returns_the_exit_code() {
     assert_eq!(out.stdout, "line one\nline two\n");
 
     // A container that does not exist: kubectl reports the apiserver's refusal.
-    let out = kubectl_exec(&kc, &["shell", "-c", "nope", "--", "true"], None).await;
+    let out = kubectl_exec(kc, &["shell", "-c", "nope", "--", "true"], None).await;
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("container nope"), "{}", out.stderr);
 }
