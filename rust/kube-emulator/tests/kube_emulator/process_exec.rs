@@ -59,6 +59,9 @@ async fn kubectl_exec_runs_in_the_pods_namespaces_and_returns_the_exit_code() {
     let mut app = sh("app", "exec sleep 3600");
     app["env"] = json!([{"name": "GREETING", "value": "from the spec"}]);
     app["resources"] = json!({"limits": {"memory": "64Mi"}});
+    // Exec probes, too, see the container's environment and run in its cgroup.
+    app["readinessProbe"] = json!({"periodSeconds": 1, "exec": {"command": ["sh", "-c",
+        "test \"$GREETING\" = 'from the spec' && grep -q /kube-emulator- /proc/self/cgroup"]}});
     create(&pods, &pod("shell", json!({}), json!([app]))).await;
     let p = wait_for(&pods, "shell", "Ready", |p: Option<&Pod>| {
         p.is_some_and(is_ready)
