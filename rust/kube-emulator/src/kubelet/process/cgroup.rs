@@ -73,6 +73,15 @@ pub fn find_controller(
     v2
 }
 
+/// The host's memory controller, with `proc_cgroup` (a `/proc/<pid>/cgroup` text) as `own`.
+fn host_controller(proc_cgroup: &str) -> Option<Controller> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    find_controller(&mountinfo, proc_cgroup, |mount| {
+        fs::read_to_string(mount.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+    })
+}
+
 /// The path in a `/proc/self/cgroup` line whose controller list matches.
 fn own_cgroup(cgroups: &str, matches: impl Fn(&str) -> bool) -> Option<String> {
     cgroups.lines().find_map(|l| {
@@ -113,12 +122,8 @@ impl Cgroups {
     /// Creates the instance's base cgroup for slot `slot`, recording it in `slot_dir`. Err says
     /// why memory limits cannot be enforced on this host.
     pub fn create(slot_dir: &Path, slot: u8) -> Result<Self, String> {
-        let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
-        let has_memory = |mount: &Path| {
-            fs::read_to_string(mount.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-        };
-        let c = find_controller(&read("/proc/self/mountinfo"), &read("/proc/self/cgroup"), has_memory)
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let c = host_controller(&own)
             .ok_or("no cgroup memory controller is mounted (neither a v1 `memory` hierarchy nor cgroup2 offering `memory`)")?;
         let parent = match c.version {
             Version::V1 => c.mount.join(c.own.trim_start_matches('/')),
@@ -226,12 +231,7 @@ impl ContainerCgroup {
 /// The `cgroup.procs` of an emulator container cgroup named in a `/proc/<pid>/cgroup` text
 /// (None when the process is in none of ours).
 pub fn procs_file_of(proc_cgroup: &str) -> Option<PathBuf> {
-    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
-    let has_memory = |mount: &Path| {
-        fs::read_to_string(mount.join("cgroup.controllers"))
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-    };
-    let c = find_controller(&read("/proc/self/mountinfo"), proc_cgroup, has_memory)?;
+    let c = host_controller(proc_cgroup)?;
     c.own.contains("/kube-emulator-").then(|| {
         c.mount
             .join(c.own.trim_start_matches('/'))
