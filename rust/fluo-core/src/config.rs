@@ -16,7 +16,7 @@ use crate::plan::{self, Graph};
 mod change;
 pub mod strategy;
 pub use change::{
-    EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
+    Drill, EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
 pub use strategy::{Order, Strategy};
 
@@ -151,6 +151,9 @@ pub struct Environment {
     /// The incident escalation ladder, in order (none when empty).
     #[serde(default)]
     pub escalation: Vec<EscalationStep>,
+    /// The rollback drill's period and gate (`fluo-deploy drill`).
+    #[serde(default)]
+    pub drill: Drill,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -629,6 +632,9 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
         env.notice.as_ref(),
         &env.escalation,
     )?;
+    if env.drill.period.is_zero() {
+        return Err(invalid("drill.period", &"0s", "must be greater than zero"));
+    }
     Ok(())
 }
 

@@ -199,6 +199,8 @@ pub struct HistoryEntry {
     pub forced_unlock: Option<String>,
     /// Written by `deploy --emergency`.
     pub emergency: bool,
+    /// The drill release of `fluo-deploy drill`.
+    pub drill: bool,
     /// A `rollback-to-previous` left this first install in place (no previous release).
     pub left_in_place: Option<String>,
     /// A progressive rollout's steps with their analysis evidence.
@@ -239,6 +241,7 @@ pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEn
             approved_by: s.release.approved_by,
             forced_unlock: s.release.forced_unlock,
             emergency: s.release.emergency,
+            drill: s.release.drill,
             steps: s.release.steps,
         })
         .collect())
@@ -274,9 +277,10 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
                         .clone()
                         .or_else(|| e.reason.clone())
                         .unwrap_or_default();
-                    let text = match e.emergency {
-                        true => format!("EMERGENCY: {text}"),
-                        false => text,
+                    let text = match (e.emergency, e.drill) {
+                        (true, _) => format!("EMERGENCY: {text}"),
+                        (false, true) => format!("DRILL: {text}"),
+                        (false, false) => text,
                     };
                     match &e.left_in_place {
                         Some(note) => format!("{text} [{note}]"),

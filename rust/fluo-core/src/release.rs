@@ -179,6 +179,10 @@ pub struct Release {
     /// out of the payload when false, so records written before the field keep their digest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub emergency: bool,
+    /// Written by `fluo-deploy drill` on its drill release (the deployed revision again, to
+    /// be rolled back). Left out of the payload when false, like `emergency`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
     /// A progressive rollout's steps with their analysis evidence (empty for rolling updates,
     /// and then not serialized, so older records keep their digests).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -278,6 +282,7 @@ pub(crate) mod tests {
             prev_digest: prev,
             overrides: vec![],
             emergency: false,
+            drill: false,
             steps: vec![],
         }
     }
@@ -311,6 +316,7 @@ pub(crate) mod tests {
         assert!(!json.contains("emergency"), "{json}");
         let flagged = Release {
             emergency: true,
+            drill: false,
             ..plain.clone()
         };
         assert_ne!(

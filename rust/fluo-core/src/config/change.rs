@@ -152,6 +152,30 @@ pub struct Notice {
     pub period: Duration,
 }
 
+/// `[drill]`: how often the rollback drill must succeed, and whether a stale drill is a gate
+/// finding (deploys refused, exit 5) rather than a `status` warning.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Drill {
+    #[serde(default = "default_drill_period", deserialize_with = "duration")]
+    pub period: Duration,
+    #[serde(default)]
+    pub gate: bool,
+}
+
+fn default_drill_period() -> Duration {
+    Duration::from_secs(31 * 24 * 3600)
+}
+
+impl Default for Drill {
+    fn default() -> Drill {
+        Drill {
+            period: default_drill_period(),
+            gate: false,
+        }
+    }
+}
+
 /// One rung of `[[escalation]]`: `after` the incident opened, `role` (reached at `contact`) is
 /// asked to `action`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -122,6 +122,8 @@ pub struct RunInfo {
     pub forced_unlock: Option<String>,
     /// `deploy --emergency`: every record of the run says so.
     pub emergency: bool,
+    /// `drill`: the drill release's records say so.
+    pub drill: bool,
 }
 
 impl RunInfo {
@@ -134,6 +136,7 @@ impl RunInfo {
             skipped_checks: vec![],
             forced_unlock: None,
             emergency: false,
+            drill: false,
         }
     }
 }

@@ -132,6 +132,7 @@ pub async fn deploy(
             })?;
     }
     announce::check_notice(ctx, &prepared.components, request.emergency, Utc::now()).await?;
+    super::drill::check_gate(ctx, Utc::now()).await?;
     // The gate checks that external Secrets exist: the local one is made first.
     local_secret::ensure_grafana_admin(ctx).await?;
     tokio::select! {
@@ -170,6 +171,7 @@ pub async fn deploy(
             None
         },
         emergency: request.emergency,
+        drill: false,
     };
     let result =
         context::announcing_stops(ctx, deploy_locked(ctx, prepared, &info, request, hooks)).await;
@@ -265,7 +267,7 @@ async fn deploy_locked(
 }
 
 /// Runs the post-deploy checks; None when the run was stopped meanwhile (the stop decides).
-async fn run_post_checks(
+pub(super) async fn run_post_checks(
     ctx: &Ctx,
     checks: futures::future::BoxFuture<'_, std::result::Result<(), String>>,
 ) -> Option<std::result::Result<(), String>> {

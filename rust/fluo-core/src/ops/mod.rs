@@ -22,6 +22,7 @@ pub mod announce;
 pub mod context;
 pub mod deploy;
 pub mod diagnose;
+pub mod drill;
 pub mod error;
 pub mod events;
 pub mod incident;

@@ -149,6 +149,7 @@ pub fn build_release(
         ]
         .concat(),
         emergency: info.emergency,
+        drill: info.drill,
         steps: vec![],
     }
 }

@@ -3,10 +3,11 @@
 //!   component's chain outside the records, verification of both, and which records retention
 //!   may remove;
 //! - change management: announcements (the notice period), incidents (the escalation ladder)
-//!   and the notification log, each a JSON document in a labelled ConfigMap (`store`).
+//!   and the notification log, and the rollback drills, each a JSON document in a labelled ConfigMap (`store`).
 
 pub mod anchor;
 pub mod announcements;
+pub mod drills;
 pub mod incidents;
 pub mod notifications;
 pub mod retention;
