@@ -14,9 +14,11 @@ use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
 mod change;
+pub mod strategy;
 pub use change::{
     EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
+pub use strategy::{Order, Strategy};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -207,34 +209,6 @@ pub enum AccessMode {
     Ingress,
     PortForward,
     Direct,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Strategy {
-    #[serde(default)]
-    pub order: Order,
-    #[serde(default = "yes")]
-    pub post_deploy_checks: bool,
-}
-
-impl Default for Strategy {
-    fn default() -> Self {
-        Self {
-            order: Order::Parallel,
-            post_deploy_checks: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Order {
-    /// Independent components concurrently, following the dependency graph.
-    #[default]
-    Parallel,
-    /// One at a time in SOP-002's listed order.
-    Sequential,
 }
 
 /// A weekly window (UTC) in which deploys are allowed.
@@ -648,6 +622,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
+    strategy::check(path, &env.strategy.components, components)?;
     change::check(
         path,
         &env.notifications,
@@ -678,12 +653,12 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+mod emergency;
+mod parse;
 fn yes() -> bool {
     true
 }
 
-mod emergency;
-mod parse;
 #[cfg(test)]
 mod tests;
 mod trust;

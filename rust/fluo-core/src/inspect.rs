@@ -201,6 +201,9 @@ pub struct HistoryEntry {
     pub emergency: bool,
     /// A `rollback-to-previous` left this first install in place (no previous release).
     pub left_in_place: Option<String>,
+    /// A progressive rollout's steps with their analysis evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEntry>> {
@@ -236,6 +239,7 @@ pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEn
             approved_by: s.release.approved_by,
             forced_unlock: s.release.forced_unlock,
             emergency: s.release.emergency,
+            steps: s.release.steps,
         })
         .collect())
 }
@@ -296,7 +300,19 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
             "REASON/MESSAGE",
         ],
         &rows,
-    )
+    ) + &steps_text(entries)
+}
+
+/// The steps of progressive rollouts, under the table (one block per revision that has them).
+fn steps_text(entries: &[HistoryEntry]) -> String {
+    entries
+        .iter()
+        .filter(|e| !e.steps.is_empty())
+        .map(|e| {
+            let lines: String = e.steps.iter().map(|s| format!("  {s}\n")).collect();
+            format!("\n{} v{} steps:\n{lines}", e.component, e.revision)
+        })
+        .collect()
 }
 
 /// Verification of the records of `component` (or all): digests, signatures, chain, anchor.

@@ -38,6 +38,9 @@ pub enum Status {
     /// A record of an operation that is not a revision of the workload (delete, purge,
     /// shutdown): never current, never a rollback target.
     Recorded,
+    /// A progressive rollout (canary, blue-green) stopped by its analysis or by `abort`: the
+    /// new pods were removed, the stable revision was never touched.
+    Aborted,
 }
 
 impl Status {
@@ -50,6 +53,7 @@ impl Status {
             Status::RolledBack => "rolled-back",
             Status::Interrupted => "interrupted",
             Status::Recorded => "recorded",
+            Status::Aborted => "aborted",
         }
     }
 
@@ -62,6 +66,7 @@ impl Status {
             Status::RolledBack,
             Status::Interrupted,
             Status::Recorded,
+            Status::Aborted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -174,6 +179,10 @@ pub struct Release {
     /// out of the payload when false, so records written before the field keep their digest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub emergency: bool,
+    /// A progressive rollout's steps with their analysis evidence (empty for rolling updates,
+    /// and then not serialized, so older records keep their digests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 /// Canonical JSON of the payload (serde_json with struct field order is deterministic).
@@ -269,6 +278,7 @@ pub(crate) mod tests {
             prev_digest: prev,
             overrides: vec![],
             emergency: false,
+            steps: vec![],
         }
     }
 

@@ -100,6 +100,7 @@ fn operation_record(
         ]
         .concat(),
         emergency: false,
+        steps: Vec::new(),
     }
 }
 

@@ -58,6 +58,7 @@ fn record(component: &str, revision: u32, at: DateTime<Utc>, action: Action) -> 
         prev_digest: None,
         overrides: vec![],
         emergency: false,
+        steps: vec![],
     }
 }
 

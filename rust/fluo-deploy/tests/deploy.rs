@@ -20,6 +20,8 @@ mod harness;
 mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]
 mod lock_and_timeouts;
+#[path = "deploy/metrics_stand_in.rs"]
+mod metrics_stand_in;
 #[path = "deploy/monitor.rs"]
 mod monitor;
 #[path = "deploy/ops.rs"]
@@ -32,6 +34,8 @@ mod pipeline;
 mod post_checks;
 #[path = "deploy/preflight.rs"]
 mod preflight;
+#[path = "deploy/progressive.rs"]
+mod progressive;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]

@@ -57,6 +57,17 @@ impl Hooks for Checks {
     ) -> Option<BoxFuture<'a, Result<(), String>>> {
         Some(Box::pin(self.run_post_checks(config, namespace)))
     }
+
+    fn metrics<'a>(
+        &'a self,
+        config: &'a Config,
+    ) -> Option<Box<dyn fluo_core::ops::progressive::analysis::Metrics + 'a>> {
+        Some(Box::new(crate::analysis::Prometheus::new(
+            config,
+            &self.client,
+            &self.namespace,
+        )))
+    }
 }
 
 /// How long each post-deploy health check and smoke test may take.

@@ -62,7 +62,14 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         accept_unverified: Option<String>,
     },
-    /// Revision, status, readiness, images, time and commit per component.
+    /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
+    /// rollout running and blue kept after a switch, remove blue now.
+    Promote { component: String },
+    /// Stop the running canary or blue-green rollout of COMPONENT: its new pods are removed,
+    /// the stable revision stays, the revision is recorded `aborted`.
+    Abort { component: String },
+    /// Revision, status, readiness, images, time and commit per component, and the step and
+    /// analysis of progressive rollouts.
     Status { components: Vec<String> },
     /// Release records (all components, or one); --verify checks that nothing was rewritten.
     History {

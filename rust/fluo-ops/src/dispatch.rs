@@ -8,7 +8,7 @@ use fluo_core::notify::EventKind;
 use fluo_core::ops::deploy::Request;
 use fluo_core::ops::deploy::{self, Prepared};
 use fluo_core::ops::rollback;
-use fluo_core::ops::{self, Ctx, events, incident};
+use fluo_core::ops::{self, Ctx, events, incident, progressive};
 use fluo_core::report::Level;
 use fluo_core::{inspect, logs, teardown};
 
@@ -64,7 +64,37 @@ pub async fn dispatch(
         }
         Command::Status { components } => {
             let rows = inspect::status(ctx, &components).await?;
-            ctx.reporter.result(&rows, &inspect::status_text(&rows));
+            let rollouts =
+                progressive::state::list(&progressive::state::store(&ctx.cluster.client))
+                    .await
+                    .unwrap_or_default();
+            let rollouts: Vec<_> = rollouts
+                .into_iter()
+                .filter(|r| components.is_empty() || components.contains(&r.component))
+                .collect();
+            if rollouts.is_empty() {
+                ctx.reporter.result(&rows, &inspect::status_text(&rows));
+            } else {
+                let text = format!(
+                    "{}\nPROGRESSIVE ROLLOUTS\n{}",
+                    inspect::status_text(&rows),
+                    progressive::state::text(&rollouts)
+                );
+                let json = serde_json::json!({"components": rows, "rollouts": rollouts});
+                ctx.reporter.result(&json, &text);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Promote { component } => {
+            let done = progressive::gate::promote(ctx, &component).await?;
+            ctx.reporter
+                .result(&serde_json::json!({"promote": done}), &format!("{done}\n"));
+            Ok(Exit::Ok)
+        }
+        Command::Abort { component } => {
+            let done = progressive::gate::abort(ctx, &component).await?;
+            ctx.reporter
+                .result(&serde_json::json!({"abort": done}), &format!("{done}\n"));
             Ok(Exit::Ok)
         }
         Command::History { component, verify } => {

@@ -5,12 +5,14 @@
 //! - [`cli`]: fluo-deploy's flags (the shared `fluo_core::cli::Global` plus the subcommands);
 //! - [`run`]: flags -> validated configuration -> connected context;
 //! - [`dispatch`]: one library call per command;
-//! - [`checks`]: the deploy's hooks (gate before, health and smoke after);
+//! - [`checks`]: the deploy's hooks (gate before, health and smoke after, Prometheus for
+//!   progressive rollouts' analyses in [`analysis`]);
 //! - [`monitor`]: the post-deploy watch with rollback;
 //! - [`plan`]: `deploy --dry-run`;
 //! - [`interrupt`]: SIGINT/SIGTERM for streaming commands;
 //! - [`trust`]: what a command needs of the trust machinery (emergency loading, signing, teardown).
 
+pub mod analysis;
 pub mod change;
 pub mod checks;
 pub mod cli;

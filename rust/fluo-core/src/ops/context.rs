@@ -51,6 +51,14 @@ pub trait Hooks: Send + Sync {
         namespace: &'a str,
         components: &'a [String],
     ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
+    /// The Prometheus queries of progressive rollouts' analyses (None: no analysis possible;
+    /// a rollout whose strategy configures one then aborts).
+    fn metrics<'a>(
+        &'a self,
+        _config: &'a Config,
+    ) -> Option<Box<dyn super::progressive::analysis::Metrics + 'a>> {
+        None
+    }
 }
 
 /// Everything a cluster command needs.

@@ -16,7 +16,7 @@ use super::outcome::RunReport;
 use super::recover::{self, POST_CHECKS_FAILED};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
-use super::{announce, events};
+use super::{announce, events, progressive};
 use crate::apply;
 use crate::config::{Component, Config, Order};
 use crate::policy::{self, Approval};
@@ -174,6 +174,12 @@ pub async fn deploy(
     let result =
         context::announcing_stops(ctx, deploy_locked(ctx, prepared, &info, request, hooks)).await;
     lock.release().await;
+    if result
+        .as_ref()
+        .is_ok_and(|r| r.exit() == crate::exit::Exit::Ok)
+    {
+        progressive::gate::hold_blue(ctx, &deploy_id).await;
+    }
     result
 }
 
@@ -212,6 +218,7 @@ async fn deploy_locked(
             (c.clone(), p)
         })
         .collect();
+    let metrics = hooks.metrics(&ctx.config);
     let components = schedule::run_graph(
         ctx,
         &prepared.components,
@@ -219,7 +226,8 @@ async fn deploy_locked(
         Halt::OnStop,
         |c| {
             let planned = &planned;
-            async move { recover::roll_out_or_back(ctx, &planned[&c], info).await }
+            let metrics = metrics.as_deref();
+            async move { progressive::roll_out_or_back(ctx, &planned[&c], info, metrics).await }
         },
     )
     .await;
