@@ -1,6 +1,6 @@
 //! Trust benchmarks (docs/performance/trust.md):
 //!
-//!     cargo run -p fluo-validate --example bench_trust [-- INFRA_DIR]
+//!     cargo run -p fluo-validate --example bench_trust [-- INFRA_DIR] [--gate-only [RUNS]]
 //!
 //! 1. sign + verify one release record (the bff record of infra/ as deployed: encode, digest,
 //!    ed25519 sign; then decode, digest, verify the signature), per record;
@@ -171,24 +171,34 @@ async fn gate_once(infra: &Path, log: &Path) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let infra: PathBuf = std::env::args()
-        .nth(1)
+    // `--gate-only [N]`: only case 3, N runs (default 20), e.g. under a profiler.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let gate_only = args.iter().position(|a| a == "--gate-only");
+    let runs: usize = gate_only
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let infra: PathBuf = args
+        .iter()
+        .find(|a| !a.starts_with("--") && a.parse::<usize>().is_err())
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra"));
-    let config = Config::load(&infra, "local").expect("infra/ loads");
-    let signer = Signer::from_seed([42; 32], "bench");
-    let trust = Trust::with_keys([("bench".to_string(), signer.public_key())], false);
-    sign_and_verify(&config, &signer, &trust);
-    verify_thousand(&config, &signer, &trust);
+    if gate_only.is_none() {
+        let config = Config::load(&infra, "local").expect("infra/ loads");
+        let signer = Signer::from_seed([42; 32], "bench");
+        let trust = Trust::with_keys([("bench".to_string(), signer.public_key())], false);
+        sign_and_verify(&config, &signer, &trust);
+        verify_thousand(&config, &signer, &trust);
+    }
     let log = std::env::temp_dir().join("fluo-bench-trust-gate.log");
     let cold = gate_once(&infra, &log).await;
     let mut times = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..runs {
         times.push(gate_once(&infra, &log).await);
     }
     let (min, median) = stats(&mut times);
     println!(
-        "gate on the rendered objects of infra/ (load + render + manifests + policy, offline): cold {:.1} ms, min {min:.1} ms, median {median:.1} ms (20 runs)",
+        "gate on the rendered objects of infra/ (load + render + manifests + policy, offline): cold {:.1} ms, min {min:.1} ms, median {median:.1} ms ({runs} runs)",
         cold.as_secs_f64() * 1e3
     );
 }
