@@ -19,18 +19,27 @@ async fn real_infra_deploys_then_health_and_smoke_pass_through_the_ingress() {
     let deployed = steps::deploy_everything(&stack)
         .await
         .unwrap_or_else(|e| fail("deploy --all", e));
+    // Dependency order: nats before the BFF before the workers (prometheus and grafana are
+    // independent of them and may start in between).
+    let at = |c: &str| {
+        deployed
+            .find(c)
+            .unwrap_or_else(|| panic!("{c} missing: {deployed}"))
+    };
     assert!(
-        deployed.contains("nats -> prometheus") && deployed.contains("-> workers"),
+        at("nats") < at("bff") && at("bff") < at("workers"),
         "{deployed}"
     );
+    assert!(at("prometheus") < at("grafana"), "{deployed}");
     let rows = steps::status(&stack)
         .await
         .unwrap_or_else(|e| fail("status", e));
-    let deployed: Vec<_> = rows
+    let mut deployed: Vec<_> = rows
         .iter()
         .filter(|r| r["status"] == "deployed" && r["revision"] == 1)
         .map(|r| r["component"].as_str().unwrap_or_default())
         .collect();
+    deployed.sort_unstable();
     assert_eq!(
         deployed,
         ["bff", "grafana", "nats", "prometheus", "workers"],

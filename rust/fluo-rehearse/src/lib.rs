@@ -102,6 +102,9 @@ pub async fn main(
     })
     .await;
     if !report.passed {
+        for failed in report.steps.iter().filter(|s| s.verdict == Verdict::Fail) {
+            eprintln!("--- step `{}` failed\n{}", failed.step, failed.evidence);
+        }
         eprintln!(
             "--- kube-emulator log (tail)\n{}",
             tail(&stack.emulator_log(), 40)

@@ -257,7 +257,7 @@ async fn history_verify(stack: &Stack) -> StepResult {
         run.stdout
             .lines()
             .chain(run.stderr.lines())
-            .last()
+            .find(|l| l.contains("verified"))
             .unwrap_or_default()
     ))
 }

@@ -302,9 +302,15 @@ pub async fn roll_out_phased(
     }
 }
 
-/// Record errors worth repeating (see `durable`).
+/// Record errors worth repeating (see `durable`), the anchor's included: a record write also
+/// moves the anchored tip, and a 5xx there must not leave the record `deploying`.
 fn transient(e: &history::Error) -> bool {
-    matches!(e, history::Error::Kube { source, .. } if durable::is_transient(source))
+    match e {
+        history::Error::Kube { source, .. } | history::Error::Anchor { source, .. } => {
+            durable::is_transient(source)
+        }
+        _ => false,
+    }
 }
 
 /// Writes the `deploying` record; a create that landed before its answer was lost is found as
