@@ -28,6 +28,19 @@ pub struct Checks {
     pub namespace: String,
 }
 
+impl Checks {
+    /// The checks of a run on `ctx` with `--skip` steps `skipped` (each with `reason`).
+    pub fn of(ctx: &fluo_core::ops::Ctx, skipped: Vec<String>, reason: Option<String>) -> Checks {
+        Checks {
+            skipped,
+            reason,
+            client: ctx.cluster.client.clone(),
+            context: ctx.cluster.context.clone(),
+            namespace: ctx.namespace.clone(),
+        }
+    }
+}
+
 impl Hooks for Checks {
     fn gate<'a>(
         &'a self,

@@ -62,6 +62,17 @@ pub enum Command {
         #[arg(long, value_name = "REASON")]
         accept_unverified: Option<String>,
     },
+    /// The rollback drill: deploy the deployed release again (marked drill), verify, roll it
+    /// back as `rollback-to-previous` does, verify, and record the drill (time to roll back,
+    /// result, who, when). Exit 0 passed, 1 failed, 3 its rollback failed (escalate).
+    Drill {
+        /// List the recorded drills instead (and whether one is overdue).
+        #[arg(long, conflicts_with = "force_unlock")]
+        list: bool,
+        /// Remove a held deploy lock first (recorded).
+        #[arg(long)]
+        force_unlock: bool,
+    },
     /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
     /// rollout running and blue kept after a switch, remove blue now.
     Promote { component: String },

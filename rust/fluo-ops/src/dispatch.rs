@@ -72,6 +72,11 @@ pub async fn dispatch(
                 .into_iter()
                 .filter(|r| components.is_empty() || components.contains(&r.component))
                 .collect();
+            match ops::drill::overdue(ctx, chrono::Utc::now()).await {
+                Ok(None) => {}
+                Ok(Some(warning)) => ctx.reporter.progress("", Level::Warn, &warning),
+                Err(e) => ctx.reporter.progress("", Level::Warn, &e.to_string()),
+            }
             if rollouts.is_empty() {
                 ctx.reporter.result(&rows, &inspect::status_text(&rows));
             } else {
@@ -85,6 +90,7 @@ pub async fn dispatch(
             }
             Ok(Exit::Ok)
         }
+        Command::Drill { list, force_unlock } => crate::drill::run(ctx, list, force_unlock).await,
         Command::Promote { component } => {
             let done = progressive::gate::promote(ctx, &component).await?;
             ctx.reporter
@@ -219,13 +225,7 @@ async fn deploy_or_plan(
         ctx.reporter.result(&plan, &plan.text());
         return Ok(Exit::Ok);
     }
-    let hooks = crate::checks::Checks {
-        skipped: args.skip.clone(),
-        reason: args.reason.clone(),
-        client: ctx.cluster.client.clone(),
-        context: ctx.cluster.context.clone(),
-        namespace: ctx.namespace.clone(),
-    };
+    let hooks = crate::checks::Checks::of(ctx, args.skip.clone(), args.reason.clone());
     let report =
         incident::while_watching(ctx, deploy::deploy(ctx, prepared, &request, &hooks)).await;
     let run = events::Run::Deploy {

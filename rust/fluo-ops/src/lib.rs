@@ -8,6 +8,7 @@
 //! - [`checks`]: the deploy's hooks (gate before, health and smoke after, Prometheus for
 //!   progressive rollouts' analyses in [`analysis`]);
 //! - [`monitor`]: the post-deploy watch with rollback;
+//! - [`drill`]: the rollback drill and its records;
 //! - [`plan`]: `deploy --dry-run`;
 //! - [`interrupt`]: SIGINT/SIGTERM for streaming commands;
 //! - [`trust`]: what a command needs of the trust machinery (emergency loading, signing, teardown).
@@ -17,6 +18,7 @@ pub mod change;
 pub mod checks;
 pub mod cli;
 pub mod dispatch;
+pub mod drill;
 pub mod interrupt;
 pub mod monitor;
 pub mod plan;

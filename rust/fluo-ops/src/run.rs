@@ -79,7 +79,9 @@ pub async fn run(cli: Cli) -> Exit {
     // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
     let signals = match &cli.command {
         Command::Deploy(args) if !args.dry_run => ctx.stop.on_signals().ok(),
-        Command::Rollback { .. } | Command::RollbackToPrevious { .. } => ctx.stop.on_signals().ok(),
+        Command::Rollback { .. } | Command::RollbackToPrevious { .. } | Command::Drill { .. } => {
+            ctx.stop.on_signals().ok()
+        }
         _ => None,
     };
     let exit = crate::dispatch::dispatch(&ctx, cli.command, prepared, &deployer).await;

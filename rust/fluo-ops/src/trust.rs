@@ -45,6 +45,7 @@ pub fn writes_records(command: &Command) -> bool {
         | Command::Delete { .. }
         | Command::Shutdown { .. }
         | Command::Monitor { .. } => true,
+        Command::Drill { list, .. } => !list,
         // Progressive rollout state only (the deploy that runs the rollout writes its record).
         Command::Promote { .. } | Command::Abort { .. } => false,
         Command::Status { .. }
