@@ -2,9 +2,9 @@
 //! and `drill --list`, the recorded drills.
 
 use fluo_core::exit::Exit;
-use fluo_core::report::table;
 use fluo_core::ops::{self, Ctx, drill};
 use fluo_core::report::Level;
+use fluo_core::report::table;
 use fluo_core::state::drills::Drill;
 
 pub async fn run(ctx: &Ctx, list: bool, force_unlock: bool) -> Result<Exit, ops::Error> {
@@ -65,7 +65,13 @@ fn list_text(drills: &[Drill]) -> String {
         .collect();
     table(
         &[
-            "DRILL", "STARTED", "BY", "RESULT", "ROLLBACK", "TOTAL", "COMPONENTS",
+            "DRILL",
+            "STARTED",
+            "BY",
+            "RESULT",
+            "ROLLBACK",
+            "TOTAL",
+            "COMPONENTS",
         ],
         &rows,
     )

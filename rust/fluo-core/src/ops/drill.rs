@@ -40,9 +40,9 @@ pub async fn overdue(ctx: &Ctx, now: DateTime<Utc>) -> Result<Option<String>> {
 }
 
 /// With `[drill] gate = true`, a stale drill refuses the deploy (exit 5, before anything is
-/// applied).
+/// applied). The first deploy of an environment passes: there is nothing to drill yet.
 pub async fn check_gate(ctx: &Ctx, now: DateTime<Utc>) -> Result<()> {
-    if !ctx.config.environment.drill.gate {
+    if !ctx.config.environment.drill.gate || ctx.history.list(None).await?.is_empty() {
         return Ok(());
     }
     match overdue(ctx, now).await? {
@@ -148,7 +148,13 @@ async fn stages(
             record.rollback_deploy_id = Some(report.deploy_id.clone());
             if report.exit() != Exit::Ok {
                 let text = report.text(ctx);
-                return fail(ctx, record, "rollback", text.trim().to_string(), Exit::RollbackFailed);
+                return fail(
+                    ctx,
+                    record,
+                    "rollback",
+                    text.trim().to_string(),
+                    Exit::RollbackFailed,
+                );
             }
         }
         Err(e) => return fail(ctx, record, "rollback", e.to_string(), Exit::RollbackFailed),
@@ -212,11 +218,7 @@ async fn deploy_drill_release(
 }
 
 /// The post-deploy checks, where the environment runs them.
-async fn verify(
-    ctx: &Ctx,
-    hooks: &dyn Hooks,
-    record: &Drill,
-) -> std::result::Result<(), String> {
+async fn verify(ctx: &Ctx, hooks: &dyn Hooks, record: &Drill) -> std::result::Result<(), String> {
     if !ctx.config.environment.strategy.post_deploy_checks {
         return Ok(());
     }
@@ -231,8 +233,7 @@ async fn verify(
 /// Writes the record, repeating transient failures (a create that landed is a 409 later).
 async fn save(ctx: &Ctx, record: &Drill) -> Result<()> {
     let store = store(ctx);
-    let transient =
-        |e: &store::Error| matches!(e, store::Error::Kube { source, .. } if durable::is_transient(source));
+    let transient = |e: &store::Error| matches!(e, store::Error::Kube { source, .. } if durable::is_transient(source));
     durable::retry(transient, |attempt| {
         let store = store.clone();
         async move {

@@ -138,7 +138,11 @@ pub async fn rollback_to_previous(
 /// A rollback uses only records that verify (digest, signature, chain, anchor): otherwise it
 /// refuses (exit 1, naming the records, nothing changed) unless `--accept-unverified` was
 /// given, which is reported here and recorded in the new records.
-pub(super) async fn verified(ctx: &Ctx, component: &str, records: &[crate::release::Stored]) -> Result<()> {
+pub(super) async fn verified(
+    ctx: &Ctx,
+    component: &str,
+    records: &[crate::release::Stored],
+) -> Result<()> {
     for problem in ctx.history.check_usable(component, records).await? {
         ctx.reporter.progress(
             component,

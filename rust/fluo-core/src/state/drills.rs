@@ -42,7 +42,10 @@ pub fn last_success(drills: &[Drill]) -> Option<&Drill> {
 /// Why the drill is overdue at `now` (no successful drill, or the last one older than
 /// `period`); None when it is not.
 pub fn overdue(drills: &[Drill], period: Duration, now: DateTime<Utc>) -> Option<String> {
-    let period_text = humantime::format_duration(period);
+    let period_text = match period.as_secs() % 86_400 {
+        0 => format!("{}d", period.as_secs() / 86_400),
+        _ => humantime::format_duration(period).to_string(),
+    };
     let Some(last) = last_success(drills) else {
         return Some(format!(
             "no successful rollback drill recorded (period {period_text}); run `fluo-deploy drill`"
@@ -83,13 +86,20 @@ mod tests {
     fn a_drill_ages_past_its_period_and_failures_do_not_count() {
         let day = Duration::from_secs(86_400);
         let now: DateTime<Utc> = "2026-12-04T10:00:00Z".parse().unwrap();
-        assert!(overdue(&[], 31 * day, now).unwrap().contains("no successful"));
+        assert!(
+            overdue(&[], 31 * day, now)
+                .unwrap()
+                .contains("no successful")
+        );
         let drills = [
             drill("2026-11-01T10:00:00Z", true),
             drill("2026-12-01T10:00:00Z", false),
         ];
         assert_eq!(overdue(&drills, 33 * day, now), None);
         let late = overdue(&drills, 31 * day, now).expect("33 days > 31 days");
-        assert!(late.contains("2026-11-01 10:00:00Z (33 days ago)"), "{late}");
+        assert!(
+            late.contains("2026-11-01 10:00:00Z (33 days ago)"),
+            "{late}"
+        );
     }
 }

@@ -61,7 +61,7 @@ impl Hooks for NoChecks {
     }
 }
 
-async fn context(w: &World) -> Ctx {
+pub(crate) async fn context(w: &World) -> Ctx {
     let config = Config::load(w.infra.path(), "local").expect("fixture config loads");
     let cluster = Cluster::connect(Some(w.emulator.kubeconfig_path()), "kube-emulator")
         .await
