@@ -51,6 +51,7 @@ fn record(config: &Config, revision: u32, prev: Option<String>) -> Release {
         prev_digest: prev,
         overrides: vec![],
         emergency: false,
+        steps: vec![],
     }
 }
 
