@@ -18,6 +18,7 @@ pub mod strategy;
 pub use change::{
     EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
+pub use strategy::{Order, Strategy};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -208,45 +209,6 @@ pub enum AccessMode {
     Ingress,
     PortForward,
     Direct,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Strategy {
-    #[serde(default)]
-    pub order: Order,
-    #[serde(default = "yes")]
-    pub post_deploy_checks: bool,
-    /// Per component: rolling (the default), canary or blue-green (`strategy`).
-    #[serde(default)]
-    pub components: BTreeMap<String, strategy::ComponentStrategy>,
-}
-
-impl Default for Strategy {
-    fn default() -> Self {
-        Self {
-            order: Order::Parallel,
-            post_deploy_checks: true,
-            components: BTreeMap::new(),
-        }
-    }
-}
-
-impl Strategy {
-    /// The strategy of `component` (rolling unless its environment names another).
-    pub fn of(&self, component: &str) -> strategy::ComponentStrategy {
-        self.components.get(component).cloned().unwrap_or_default()
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Order {
-    /// Independent components concurrently, following the dependency graph.
-    #[default]
-    Parallel,
-    /// One at a time in SOP-002's listed order.
-    Sequential,
 }
 
 /// A weekly window (UTC) in which deploys are allowed.
@@ -691,12 +653,12 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+mod emergency;
+mod parse;
 fn yes() -> bool {
     true
 }
 
-mod emergency;
-mod parse;
 #[cfg(test)]
 mod tests;
 mod trust;

@@ -3,6 +3,7 @@
 //! the progressive strategies of `ops::progressive`, with a Prometheus analysis whose queries
 //! and thresholds are checked here, at load time (docs/progressive-delivery.md).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,6 +11,46 @@ use serde::{Deserialize, Serialize};
 
 use super::parse::duration;
 use super::{Component, Error, Result};
+
+/// `[strategy]`: the order of components and, per component, how a revision reaches traffic.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Strategy {
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default = "super::yes")]
+    pub post_deploy_checks: bool,
+    /// Per component: rolling (the default), canary or blue-green (`strategy`).
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentStrategy>,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self {
+            order: Order::Parallel,
+            post_deploy_checks: true,
+            components: BTreeMap::new(),
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy of `component` (rolling unless its environment names another).
+    pub fn of(&self, component: &str) -> ComponentStrategy {
+        self.components.get(component).cloned().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Independent components concurrently, following the dependency graph.
+    #[default]
+    Parallel,
+    /// One at a time in SOP-002's listed order.
+    Sequential,
+}
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -137,7 +178,7 @@ impl Metric {
 /// Checks every `[strategy.components.<c>]` against the components and their manifests.
 pub(super) fn check(
     path: &Path,
-    strategies: &std::collections::BTreeMap<String, ComponentStrategy>,
+    strategies: &BTreeMap<String, ComponentStrategy>,
     components: &[Component],
 ) -> Result<()> {
     for (name, s) in strategies {
