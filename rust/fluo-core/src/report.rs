@@ -5,6 +5,7 @@
 //! see [`live`]). Colour follows the terminal, NO_COLOR and CLICOLOR(_FORCE) through anstream.
 
 pub mod live;
+pub mod output;
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
-use crate::cli::Output;
+pub use output::Output;
 
 /// Where progress goes and how it looks.
 pub struct Reporter {

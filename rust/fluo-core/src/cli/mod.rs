@@ -10,12 +10,12 @@
 pub mod docs;
 pub mod duration;
 pub mod global;
-pub mod output;
 
 use std::future::Future;
 
 pub use global::Global;
-pub use output::Output;
+// Output lives with the reporter (report does not depend on the command line).
+pub use crate::report::Output;
 
 use crate::exit::Exit;
 

@@ -8,43 +8,15 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::config::Environment;
-use crate::exit::Exit;
 use crate::notify::{Change, EventKind};
 use crate::ops::events;
 use crate::state::announcements::{self, Announcement, Cancellation, KIND, stamp};
 use crate::state::store::{self, Store};
 
+// The error type lives in `error` so that ops::error does not depend on this module.
+pub use super::error::NoticeError as Error;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "refused by policy: environment `{env}` requires {notice} notice for planned deploys; {detail}. Earliest possible deploy: {earliest} (or --emergency --reason ... for an emergency)"
-    )]
-    NoNotice {
-        env: String,
-        notice: String,
-        detail: String,
-        earliest: String,
-    },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("announcement {id} is already cancelled")]
-    AlreadyCancelled { id: String },
-    #[error("checking the notice period: {0}")]
-    Store(#[from] store::Error),
-}
-
-impl Error {
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::NoNotice { .. } => Exit::Policy,
-            Error::Invalid(_) | Error::AlreadyCancelled { .. } => Exit::Usage,
-            Error::Store(store::Error::NotFound { .. }) => Exit::Usage,
-            Error::Store(_) => Exit::Failed,
-        }
-    }
-}
 
 /// What `announce` asks for.
 #[derive(Debug, Clone)]

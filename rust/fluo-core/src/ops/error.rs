@@ -2,6 +2,7 @@
 //! and the exit code each error means.
 
 use crate::exit::Exit;
+use crate::state::store;
 use crate::{apply, cluster, history, lock, plan, policy, render};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -27,7 +28,7 @@ pub enum Error {
     History(#[from] history::Error),
     /// The notice rule refused (exit 5) or could not be checked.
     #[error(transparent)]
-    Notice(#[from] super::announce::Error),
+    Notice(#[from] NoticeError),
     /// Usage error found before changing anything (exit 2).
     #[error("{0}")]
     Refused(String),
@@ -55,6 +56,37 @@ impl Error {
             Error::Lock(lock::Error::Held { .. }) => Exit::Locked,
             Error::Notice(e) => e.exit(),
             _ => Exit::Failed,
+        }
+    }
+}
+
+/// Why the notice rule refused a deploy, or an `announce` could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error(
+        "refused by policy: environment `{env}` requires {notice} notice for planned deploys; {detail}. Earliest possible deploy: {earliest} (or --emergency --reason ... for an emergency)"
+    )]
+    NoNotice {
+        env: String,
+        notice: String,
+        detail: String,
+        earliest: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("announcement {id} is already cancelled")]
+    AlreadyCancelled { id: String },
+    #[error("checking the notice period: {0}")]
+    Store(#[from] store::Error),
+}
+
+impl NoticeError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            NoticeError::NoNotice { .. } => Exit::Policy,
+            NoticeError::Invalid(_) | NoticeError::AlreadyCancelled { .. } => Exit::Usage,
+            NoticeError::Store(store::Error::NotFound { .. }) => Exit::Usage,
+            NoticeError::Store(_) => Exit::Failed,
         }
     }
 }

@@ -301,7 +301,8 @@ pub async fn roll_out_phased(
     }
 }
 
-/// Record errors worth repeating (see `durable`).
+/// Record errors worth repeating (see `durable`), the anchor's included: a record write also
+/// moves the anchored tip, and a 5xx there must not leave the record `deploying`.
 fn transient(e: &history::Error) -> bool {
     match e {
         history::Error::Kube { source, .. } | history::Error::Anchor { source, .. } => {

@@ -4,9 +4,15 @@
 
 use serde_json::Value;
 
-use super::view::PortRef;
 use crate::apiserver::resources::by_kind;
 use crate::apiserver::store::{State, meta_str};
+
+/// How an Ingress backend (or anything else) names a Service port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
 
 /// Where matched requests go: a Service port in the Ingress's namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

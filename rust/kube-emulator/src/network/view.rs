@@ -8,6 +8,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use serde_json::Value;
 
 use super::ingress_routes::IngressTable;
+/// Re-exported: Service ports are named the same way everywhere.
+pub use super::ingress_routes::PortRef;
 use crate::apiserver::resources::by_kind;
 use crate::apiserver::store::{State, meta_str};
 
@@ -48,13 +50,6 @@ pub struct ClusterView {
     /// Lower-case fully qualified names without the trailing dot.
     pub names: BTreeMap<String, DnsAnswer>,
     pub ingress: IngressTable,
-}
-
-/// How an Ingress (or anything else) names a Service port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PortRef {
-    Number(u16),
-    Name(String),
 }
 
 impl ClusterView {

@@ -2,7 +2,6 @@
 //! namespaces, with the timing fields of the spec.
 
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -148,13 +147,10 @@ async fn exec_probe(exec: &Value, pid: Option<u32>) -> Result<(), String> {
     if argv.is_empty() {
         return Err("exec probe without command".into());
     }
-    let out = tokio::process::Command::new("nsenter")
-        .arg(format!("--target={pid}"))
-        .args(["--net", "--mount", "--uts", "--"])
-        .args(&argv)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
+    // As the kubelet runs them: in the container's namespaces and cgroup, with its environment.
+    let out = super::exec::spawn(pid, &argv, false)
+        .map_err(|e| format!("exec {argv:?}: {e}"))?
+        .wait_with_output()
         .await
         .map_err(|e| format!("exec {argv:?}: {e}"))?;
     if out.status.success() {
