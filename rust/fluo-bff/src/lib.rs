@@ -60,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The monitoring listener's routes: /metrics only (see docs/adr/0005-bff-api-tokens.md).
+/// The monitoring listener's routes: /metrics only (see docs/adr/0006-bff-api-tokens.md).
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(api::metrics))

@@ -1,5 +1,5 @@
 //! API tokens of the BFF: the tokens file (only SHA-256 hashes, never a token), minting a
-//! token, and checking a presented token in constant time. See docs/adr/0005-bff-api-tokens.md.
+//! token, and checking a presented token in constant time. See docs/adr/0006-bff-api-tokens.md.
 //!
 //! The file, `tokens.toml`, is the key `tokens.toml` of the Secret `fluo-bff-api-tokens`:
 //!

@@ -9,6 +9,7 @@
 //! Every secret is written to a file created with mode 0600, never printed.
 
 pub mod api_tokens;
+pub mod bundle;
 pub mod cli;
 pub mod files;
 pub mod nats_users;

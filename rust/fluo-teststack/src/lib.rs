@@ -53,7 +53,7 @@ pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};
 pub use infra::{TestInfra, copy_dir, repo_infra};
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
-pub use secured::Secured;
+pub use secured::{Secured, security_secrets};
 pub use stack::{Component, Sample, Stack, StackBuilder};
 pub use stand_in::StandIn;
 pub use wait::eventually;

@@ -102,3 +102,21 @@ impl Secured {
         env
     }
 }
+
+/// The security Secrets of a namespace as Kubernetes objects, as an operator would create
+/// them before deploying infra/ outside `--env local` (fresh values from
+/// `fluo_secrets::bundle::local`).
+pub fn security_secrets(namespace: &str) -> Vec<serde_json::Value> {
+    fluo_secrets::bundle::local(namespace)
+        .expect("local security Secrets are made")
+        .into_iter()
+        .map(|(name, data)| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": namespace},
+                "stringData": data,
+            })
+        })
+        .collect()
+}

@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod incident;
 pub mod local_secret;
+pub mod local_security;
 pub mod outcome;
 pub mod recover;
 pub mod review;
