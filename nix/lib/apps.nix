@@ -96,7 +96,7 @@ in
       images = images.allImages components;
     };
     delete-all = fluoDeploy {
-      description = "Delete every component in reverse dependency order (history kept)";
+      description = "Delete every component in reverse dependency order, history kept (needs --reason; --yes off a terminal)";
       args = [
         "delete"
         "--all"
@@ -107,7 +107,7 @@ in
       args = [ "rollback-to-previous" ];
     };
     graceful-shutdown = fluoDeploy {
-      description = "Scale every component to zero in reverse dependency order";
+      description = "Scale every component to zero in reverse dependency order (needs --reason; --yes off a terminal)";
       args = [ "shutdown" ];
     };
     logs-all = fluoDeploy {
@@ -115,7 +115,7 @@ in
       args = [ "logs" ];
     };
     history = fluoDeploy {
-      description = "Show the release history (audit trail); --verify checks the hash chain";
+      description = "Show the release history (audit trail); --verify checks digests, signatures, the chain and its anchored tip";
       args = [ "history" ];
     };
     monitor = fluoDeploy {

@@ -8,15 +8,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
 mod change;
+pub mod strategy;
 pub use change::{
     EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
+pub use strategy::{Order, Strategy};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,7 +79,7 @@ pub struct ComponentMeta {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub timeout: Duration,
 }
 
@@ -137,6 +139,12 @@ pub struct Environment {
     #[serde(default)]
     pub notifications: Notifications,
     pub monitoring: Monitoring,
+    /// Release-record signatures: trusted public keys and whether unsigned records are accepted.
+    #[serde(default)]
+    pub signing: Signing,
+    /// How many release records to keep per component.
+    #[serde(default)]
+    pub retention: Retention,
     /// Planned deploys must be announced this long before (none when absent).
     #[serde(default)]
     pub notice: Option<Notice>,
@@ -162,6 +170,17 @@ pub struct ImagePolicy {
     pub registry: String,
     #[serde(default)]
     pub pull_policy: Option<PullPolicy>,
+    /// Registry/repository prefixes every applied image must come from (e.g.
+    /// `registry.fluo.example/fluo`); empty allows any.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
+    /// Every applied image must carry a digest (`@sha256:...`).
+    #[serde(default)]
+    pub require_digest: bool,
+    /// Every image must get its ref from the build or `--image`: component.toml's `default_ref`
+    /// is a development name (`:dev`), never deployed here.
+    #[serde(default)]
+    pub require_built: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -192,42 +211,14 @@ pub enum AccessMode {
     Direct,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Strategy {
-    #[serde(default)]
-    pub order: Order,
-    #[serde(default = "yes")]
-    pub post_deploy_checks: bool,
-}
-
-impl Default for Strategy {
-    fn default() -> Self {
-        Self {
-            order: Order::Parallel,
-            post_deploy_checks: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Order {
-    /// Independent components concurrently, following the dependency graph.
-    #[default]
-    Parallel,
-    /// One at a time in SOP-002's listed order.
-    Sequential,
-}
-
 /// A weekly window (UTC) in which deploys are allowed.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     pub days: Vec<chrono::Weekday>,
-    #[serde(deserialize_with = "time_of_day")]
+    #[serde(deserialize_with = "parse::time_of_day")]
     pub start: chrono::NaiveTime,
-    #[serde(deserialize_with = "time_of_day")]
+    #[serde(deserialize_with = "parse::time_of_day")]
     pub end: chrono::NaiveTime,
 }
 
@@ -246,6 +237,12 @@ pub struct Approvals {
     /// Regex a `--change-ticket` must match (checked at load time).
     #[serde(default)]
     pub change_ticket_pattern: Option<String>,
+    /// The approver must be someone other than the deployer (user and signing key id).
+    #[serde(default)]
+    pub distinct_approver: bool,
+    /// Who may approve (`--approved-by`); empty means anyone.
+    #[serde(default)]
+    pub approvers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -255,14 +252,21 @@ pub struct ValidationRules {
     pub allow_skip: bool,
     pub allow_inline_secrets: bool,
     pub require_image_scan: bool,
+    /// Whether `FLUO_COMMIT` may stand in for git (recorded as an override); else the commit
+    /// comes from git alone.
+    #[serde(default)]
+    pub allow_commit_override: bool,
+    /// Whether `delete --purge-history` may remove release records.
+    #[serde(default)]
+    pub allow_purge_history: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Monitoring {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub duration: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "parse::duration")]
     pub interval: Duration,
     pub max_error_ratio: f64,
     pub max_restarts: u32,
@@ -525,7 +529,8 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
     }
     let names: BTreeSet<&str> = components.iter().map(Component::name).collect();
     for (component, replicas) in &env.replicas {
-        if !names.contains(component.as_str()) {
+        // Without components (emergency loading), names cannot be checked.
+        if !names.is_empty() && !names.contains(component.as_str()) {
             return Err(invalid(
                 &format!("replicas.{component}"),
                 replicas,
@@ -601,6 +606,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             &format!("not a valid regex: {e}"),
         ));
     }
+    check_trust_fields(env).map_err(|(key, value, reason)| invalid(&key, &value, &reason))?;
     let m = &env.monitoring;
     if !(0.0..=1.0).contains(&m.max_error_ratio) {
         return Err(invalid(
@@ -616,6 +622,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
             "must be greater than zero and at most monitoring.duration",
         ));
     }
+    strategy::check(path, &env.strategy.components, components)?;
     change::check(
         path,
         &env.notifications,
@@ -646,25 +653,16 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+mod emergency;
+mod parse;
 fn yes() -> bool {
     true
 }
 
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); use e.g. \"30s\", \"5m\""
-        ))
-    })
-}
-
-fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
-    let text = String::deserialize(d)?;
-    chrono::NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
-        serde::de::Error::custom(format!("invalid time {text:?}; use \"HH:MM\" (UTC)"))
-    })
-}
-
 #[cfg(test)]
 mod tests;
+mod trust;
+
+pub use emergency::{EmergencyConfig, load_for_emergency};
+use trust::check_trust_fields;
+pub use trust::{Retention, Signing};

@@ -78,41 +78,26 @@ mod tests {
         assert!(!is_transient(&api(422)));
     }
 
-    #[tokio::test]
-    async fn a_write_is_repeated_until_it_lands_and_a_lasting_error_ends_at_once() {
+    /// Runs `retry_from` (1 ms delays) over `outcome(attempt)`: the result and the calls made.
+    async fn attempts(outcome: fn(u32) -> Result<u32, u16>) -> (Result<u32, u16>, u32) {
         let calls = AtomicU32::new(0);
-        let fast = Duration::from_millis(1);
-        let result: Result<u32, u16> = retry_from(
-            fast,
+        let result = retry_from(
+            Duration::from_millis(1),
             |code| *code >= 500,
             |attempt| {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async move { if attempt < 3 { Err(503) } else { Ok(attempt) } }
+                async move { outcome(attempt) }
             },
         )
         .await;
-        assert_eq!(result, Ok(3));
-        let calls = AtomicU32::new(0);
-        let result: Result<(), u16> = retry_from(
-            fast,
-            |code| *code >= 500,
-            |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(404) }
-            },
-        )
-        .await;
-        assert_eq!((result, calls.load(Ordering::SeqCst)), (Err(404), 1));
-        let calls = AtomicU32::new(0);
-        let result: Result<(), u16> = retry_from(
-            fast,
-            |code| *code >= 500,
-            |_| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(500) }
-            },
-        )
-        .await;
-        assert_eq!((result, calls.load(Ordering::SeqCst)), (Err(500), ATTEMPTS));
+        (result, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_write_is_repeated_until_it_lands_and_a_lasting_error_ends_at_once() {
+        let landing_third = |attempt| if attempt < 3 { Err(503) } else { Ok(attempt) };
+        assert_eq!(attempts(landing_third).await, (Ok(3), 3));
+        assert_eq!(attempts(|_| Err(404)).await, (Err(404), 1));
+        assert_eq!(attempts(|_| Err(500)).await, (Err(500), ATTEMPTS));
     }
 }

@@ -1,31 +1,38 @@
 //! Release records in the cluster: one Secret per component revision in fluo-system (type
 //! `fluo.dev/release.v1`), labelled with component, revision and status; the gzip JSON payload
-//! under `release`, its digest in the `fluo.dev/digest` annotation. Keeps the last
-//! `RETENTION` revisions per component.
+//! under `release`, its digest in the `fluo.dev/digest` annotation and, where the deployer holds
+//! a key, its signature in `fluo.dev/signature`. Every write also moves the component's anchor
+//! (`state::anchor`) on the fluo-system namespace. Retention follows the environment's
+//! `[retention]` (`state::retention`).
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::SYSTEM_NAMESPACE;
+use crate::config::{Environment, Retention};
 use crate::release::{self, Release, Status, Stored};
 use crate::render::{COMPONENT_LABEL, MANAGED_BY_LABEL, PART_OF_LABEL};
+use crate::state::anchor::{self, Anchor, Pruned};
+use crate::state::signing::{Signer, Trust};
+use crate::state::verify::{self, RECORD_DOMAIN, Verdict};
 
 pub const SECRET_TYPE: &str = "fluo.dev/release.v1";
 pub const REVISION_LABEL: &str = "fluo.dev/revision";
 pub const STATUS_LABEL: &str = "fluo.dev/status";
 pub const DIGEST_ANNOTATION: &str = "fluo.dev/digest";
+pub const SIGNATURE_ANNOTATION: &str = "fluo.dev/signature";
 /// Set on the current record by `shutdown` (RFC 3339 time); cleared by the next revision.
 pub const SHUTDOWN_ANNOTATION: &str = "fluo.dev/shutdown-at";
 /// Set by `rollback-to-previous` on a first install it left in place (it had nothing earlier to
 /// restore): the rollback's deploy id, time and reason. Outside the payload, like the status.
 pub const LEFT_IN_PLACE_ANNOTATION: &str = "fluo.dev/left-in-place";
 const PAYLOAD_KEY: &str = "release";
-pub const RETENTION: usize = 20;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -42,19 +49,97 @@ pub enum Error {
         name: String,
         source: release::Error,
     },
+    #[error("{action} the anchor on namespace {SYSTEM_NAMESPACE}: {source}")]
+    Anchor {
+        action: &'static str,
+        source: kube::Error,
+    },
+    /// A record a rollback would use failed verification (exit 1, nothing changed).
+    #[error(
+        "refused (nothing changed): the release records of {component} failed verification:\n  {}\nTo use them anyway, pass --accept-unverified REASON (recorded in the new record)",
+        problems.join("\n  ")
+    )]
+    Unverified {
+        component: String,
+        problems: Vec<String>,
+    },
 }
 
 /// Access to the release records.
 #[derive(Clone)]
 pub struct History {
     api: Api<Secret>,
+    namespaces: Api<Namespace>,
+    trust: Trust,
+    signer: Option<Arc<Signer>>,
+    retention: Retention,
+    /// `--accept-unverified REASON`: use records that fail verification (recorded).
+    accept_unverified: Option<String>,
+    /// Serialises this process's read-modify-write of anchors (a component's writes run
+    /// concurrently: finish, supersede, retention).
+    anchor_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Anchors written by this process, for the end-of-run lines.
+    written: Arc<Mutex<BTreeMap<String, Anchor>>>,
 }
 
 impl History {
+    /// Records of an environment that accepts unsigned records, written unsigned.
     pub fn new(client: &Client) -> History {
         History {
             api: Api::namespaced(client.clone(), SYSTEM_NAMESPACE),
+            namespaces: Api::all(client.clone()),
+            trust: Trust::with_keys([], true),
+            signer: None,
+            retention: Retention::default(),
+            accept_unverified: None,
+            anchor_lock: Arc::default(),
+            written: Arc::default(),
         }
+    }
+
+    /// Records as `env` wants them: its trusted keys, its retention, signed by `signer`.
+    pub fn for_environment(client: &Client, env: &Environment, signer: Option<Signer>) -> History {
+        History {
+            trust: Trust::of(env),
+            signer: signer.map(Arc::new),
+            retention: env.retention,
+            ..History::new(client)
+        }
+    }
+
+    /// Without an environment file: no trusted keys (signatures reported unchecked).
+    pub fn with_trust(mut self, trust: Trust) -> History {
+        self.trust = trust;
+        self
+    }
+
+    /// Lets rollbacks use records that fail verification; `reason` is recorded.
+    pub fn accepting_unverified(mut self, reason: Option<String>) -> History {
+        self.accept_unverified = reason.filter(|r| !r.trim().is_empty());
+        self
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The id of the key records are signed with.
+    pub fn signer_id(&self) -> Option<&str> {
+        self.signer.as_deref().map(Signer::key_id)
+    }
+
+    /// Overrides to record on every record this run writes (besides the identity's).
+    pub fn recorded_overrides(&self) -> Vec<String> {
+        self.accept_unverified
+            .iter()
+            .map(|reason| format!("records that failed verification were used: {reason}"))
+            .collect()
+    }
+
+    /// `anchor <component> v<N> sha256:<digest>` for every anchor this process wrote.
+    pub fn anchor_lines(&self) -> Vec<String> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.iter().map(|(c, a)| a.line(c)).collect()
     }
 
     /// All records of `component` (or of every component), oldest first per component.
@@ -98,7 +183,7 @@ impl History {
 
     /// Writes a new record (fails if the revision already exists: two writers never share one).
     pub async fn create(&self, release: &Release, status: Status) -> Result<()> {
-        let secret = to_secret(release, status)?;
+        let secret = self.to_secret(release, status)?;
         let name = secret.metadata.name.clone().unwrap_or_default();
         self.api
             .create(&PostParams::default(), &secret)
@@ -108,12 +193,12 @@ impl History {
                 name,
                 source,
             })?;
-        Ok(())
+        self.anchor_tip(release).await
     }
 
     /// Rewrites a record's payload (at the end of its revision) and status.
     pub async fn finish(&self, release: &Release, status: Status) -> Result<()> {
-        let secret = to_secret(release, status)?;
+        let secret = self.to_secret(release, status)?;
         let name = secret.metadata.name.clone().unwrap_or_default();
         let patch = json!({
             "metadata": {
@@ -122,7 +207,8 @@ impl History {
             },
             "data": secret.data,
         });
-        self.patch(&name, &patch).await
+        self.patch(&name, &patch).await?;
+        self.anchor_tip(release).await
     }
 
     /// Changes only the status label (payload and chain untouched).
@@ -177,23 +263,172 @@ impl History {
         Ok(())
     }
 
-    /// Keeps the newest `RETENTION` records of a component: `records` are the ones listed before
-    /// `added` new revisions were written (no extra list call on the hot path).
-    pub async fn enforce_retention(&self, records: &[Stored], added: usize) -> Result<()> {
-        let excess = (records.len() + added).saturating_sub(RETENTION);
-        let mut oldest: Vec<&Stored> = records.iter().collect();
-        oldest.sort_by_key(|r| r.release.revision);
-        for r in oldest.into_iter().take(excess) {
+    /// Applies the environment's retention to a component: `records` are the ones listed before
+    /// the revision(s) this run added (no extra list call on the hot path; the new ones are the
+    /// newest and kept anyway). Removed records are noted in the anchor first, so the chain
+    /// still verifies across them.
+    pub async fn enforce_retention(&self, records: &[Stored], _added: usize) -> Result<()> {
+        let prune = crate::state::retention::to_prune(records, &self.retention);
+        let Some(component) = prune.first().map(|r| r.release.component.clone()) else {
+            return Ok(());
+        };
+        let oldest_kept = records
+            .iter()
+            .map(|r| r.release.revision)
+            .filter(|rev| !prune.iter().any(|p| p.release.revision == *rev))
+            .min()
+            .unwrap_or(u32::MAX);
+        self.update_anchor(&component, |anchor| {
+            if let Some(anchor) = anchor {
+                anchor.pruned.extend(prune.iter().map(|r| Pruned {
+                    revision: r.release.revision,
+                    digest: r.recorded_digest.clone(),
+                    prev_digest: r.release.prev_digest.clone(),
+                }));
+                anchor.forget_below(oldest_kept);
+            }
+        })
+        .await?;
+        for r in prune {
             self.delete(&r.name).await?;
         }
         Ok(())
     }
 
-    /// Deletes every record of `component` (`delete --purge-history`).
+    /// Deletes every record of `component` (`delete --purge-history`); the caller writes the
+    /// purge record next, which becomes the anchored start of a new chain.
     pub async fn purge(&self, component: &str) -> Result<()> {
         for r in self.list(Some(component)).await? {
             self.delete(&r.name).await?;
         }
+        Ok(())
+    }
+
+    /// Every component's anchor, plus one problem line per anchor that cannot be read.
+    pub async fn anchors(&self) -> Result<(BTreeMap<String, Anchor>, Vec<(String, String)>)> {
+        let ns = self
+            .namespaces
+            .get_opt(SYSTEM_NAMESPACE)
+            .await
+            .map_err(|source| Error::Anchor {
+                action: "reading",
+                source,
+            })?;
+        let annotations = ns.and_then(|n| n.metadata.annotations).unwrap_or_default();
+        let mut anchors = BTreeMap::new();
+        let mut unreadable = Vec::new();
+        for (key, value) in annotations {
+            let Some(component) = key.strip_prefix(anchor::ANNOTATION_PREFIX) else {
+                continue;
+            };
+            match Anchor::parse(&value) {
+                Ok(a) => {
+                    anchors.insert(component.to_string(), a);
+                }
+                Err(e) => unreadable.push((component.to_string(), format!("{component}: {e}"))),
+            }
+        }
+        Ok((anchors, unreadable))
+    }
+
+    /// Verifies the records of `component` (or all) against their anchors and signatures.
+    pub async fn verify(&self, component: Option<&str>) -> Result<Vec<Verdict>> {
+        let records = self.by_component().await?;
+        let (anchors, unreadable) = self.anchors().await?;
+        let mut verdicts = verify::verify_all(&records, &anchors, &self.trust);
+        for (c, problem) in unreadable {
+            match verdicts.iter_mut().find(|v| v.component == c) {
+                Some(v) => v.problems.push(problem),
+                None => verdicts.push(Verdict {
+                    component: c,
+                    problems: vec![problem],
+                    ..Default::default()
+                }),
+            }
+        }
+        verdicts.retain(|v| component.is_none_or(|want| want == v.component));
+        Ok(verdicts)
+    }
+
+    /// Before a rollback uses `records` of `component`: they must verify, unless
+    /// `--accept-unverified` was given (then the problems are reported and recorded).
+    pub async fn check_usable(&self, component: &str, records: &[Stored]) -> Result<Vec<String>> {
+        let (anchors, unreadable) = self.anchors().await?;
+        let mut verdict =
+            verify::verify_component(component, records, anchors.get(component), &self.trust);
+        verdict.problems.extend(
+            unreadable
+                .into_iter()
+                .filter(|(c, _)| c == component)
+                .map(|(_, p)| p),
+        );
+        if verdict.ok() || self.accept_unverified.is_some() {
+            return Ok(verdict.problems);
+        }
+        Err(Error::Unverified {
+            component: component.to_string(),
+            problems: verdict.problems,
+        })
+    }
+
+    /// Moves `release`'s component anchor to it (after every write of a record).
+    async fn anchor_tip(&self, release: &Release) -> Result<()> {
+        let digest = release::digest(release).map_err(|source| Error::Payload {
+            name: release::record_name(&release.component, release.revision),
+            source,
+        })?;
+        let purge = matches!(release.action, release::Action::Purge { .. });
+        self.update_anchor(&release.component, |anchor| {
+            let mut next = match anchor.take() {
+                Some(a) if !purge => a,
+                _ => Anchor::new(release.revision, &digest),
+            };
+            next.revision = release.revision;
+            next.digest = digest.clone();
+            *anchor = Some(next);
+        })
+        .await
+    }
+
+    async fn update_anchor(
+        &self,
+        component: &str,
+        change: impl FnOnce(&mut Option<Anchor>),
+    ) -> Result<()> {
+        let _guard = self.anchor_lock.lock().await;
+        let key = anchor::annotation_key(component);
+        let ns = self
+            .namespaces
+            .get_opt(SYSTEM_NAMESPACE)
+            .await
+            .map_err(|source| Error::Anchor {
+                action: "reading",
+                source,
+            })?;
+        let mut current = ns
+            .and_then(|n| n.metadata.annotations)
+            .and_then(|a| a.get(&key).cloned())
+            .and_then(|text| Anchor::parse(&text).ok());
+        change(&mut current);
+        let Some(mut next) = current else {
+            return Ok(());
+        };
+        next.sign(component, self.signer.as_deref());
+        self.namespaces
+            .patch(
+                SYSTEM_NAMESPACE,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"metadata": {"annotations": {key: next.to_text()}}})),
+            )
+            .await
+            .map_err(|source| Error::Anchor {
+                action: "updating",
+                source,
+            })?;
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(component.to_string(), next);
         Ok(())
     }
 
@@ -247,9 +482,27 @@ pub fn previous_good(records: &[Stored], revision: u32) -> Option<&Stored> {
     records
         .iter()
         .filter(|r| {
-            r.release.revision < revision && r.release.outcome == release::Outcome::Succeeded
+            r.release.revision < revision
+                && r.release.outcome == release::Outcome::Succeeded
+                && r.release.action.applies_manifests()
         })
         .max_by_key(|r| r.release.revision)
+}
+
+impl History {
+    fn to_secret(&self, release: &Release, status: Status) -> Result<Secret> {
+        let mut secret = to_secret(release, status)?;
+        if let (Some(signer), Some(annotations)) =
+            (self.signer.as_deref(), secret.metadata.annotations.as_mut())
+        {
+            let digest = annotations[DIGEST_ANNOTATION].clone();
+            annotations.insert(
+                SIGNATURE_ANNOTATION.to_string(),
+                signer.sign(RECORD_DOMAIN, &digest),
+            );
+        }
+        Ok(secret)
+    }
 }
 
 fn to_secret(release: &Release, status: Status) -> Result<Secret> {
@@ -293,10 +546,11 @@ fn stored(secret: &Secret) -> Result<Stored> {
         .and_then(|d| d.get(PAYLOAD_KEY))
         .map(|b| b.0.clone())
         .unwrap_or_default();
-    let release = release::decode(&bytes).map_err(|source| Error::Payload {
-        name: name.clone(),
-        source,
-    })?;
+    let (release, payload_digest) =
+        release::decode_with_digest(&bytes).map_err(|source| Error::Payload {
+            name: name.clone(),
+            source,
+        })?;
     Ok(Stored {
         status: labels
             .get(STATUS_LABEL)
@@ -307,6 +561,8 @@ fn stored(secret: &Secret) -> Result<Stored> {
             .get(DIGEST_ANNOTATION)
             .cloned()
             .unwrap_or_default(),
+        payload_digest,
+        signature: annotations.get(SIGNATURE_ANNOTATION).cloned(),
         left_in_place: annotations.get(LEFT_IN_PLACE_ANNOTATION).cloned(),
         name,
         release,

@@ -197,8 +197,13 @@ pub struct HistoryEntry {
     pub change_ticket: Option<String>,
     pub approved_by: Option<String>,
     pub forced_unlock: Option<String>,
+    /// Written by `deploy --emergency`.
+    pub emergency: bool,
     /// A `rollback-to-previous` left this first install in place (no previous release).
     pub left_in_place: Option<String>,
+    /// A progressive rollout's steps with their analysis evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEntry>> {
@@ -233,6 +238,8 @@ pub async fn history(ctx: &Ctx, component: Option<&str>) -> Result<Vec<HistoryEn
             change_ticket: s.release.change_ticket,
             approved_by: s.release.approved_by,
             forced_unlock: s.release.forced_unlock,
+            emergency: s.release.emergency,
+            steps: s.release.steps,
         })
         .collect())
 }
@@ -241,17 +248,7 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let action = match &e.action {
-                Action::Deploy => "deploy".to_string(),
-                Action::Rollback {
-                    to,
-                    automatic: true,
-                } => format!("auto-rollback to v{to}"),
-                Action::Rollback {
-                    to,
-                    automatic: false,
-                } => format!("rollback to v{to}"),
-            };
+            let action = e.action.to_string();
             let outcome = match e.outcome {
                 release::Outcome::InProgress => "in-progress",
                 release::Outcome::Succeeded => "succeeded",
@@ -277,6 +274,10 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
                         .clone()
                         .or_else(|| e.reason.clone())
                         .unwrap_or_default();
+                    let text = match e.emergency {
+                        true => format!("EMERGENCY: {text}"),
+                        false => text,
+                    };
                     match &e.left_in_place {
                         Some(note) => format!("{text} [{note}]"),
                         None => text,
@@ -299,17 +300,27 @@ pub fn history_text(entries: &[HistoryEntry]) -> String {
             "REASON/MESSAGE",
         ],
         &rows,
-    )
+    ) + &steps_text(entries)
 }
 
-/// Problems found in the hash chains of `component` (or all), one line each.
-pub async fn verify(ctx: &Ctx, component: Option<&str>) -> Result<Vec<String>> {
-    let all = ctx.history.by_component().await?;
-    Ok(all
+/// The steps of progressive rollouts, under the table (one block per revision that has them).
+fn steps_text(entries: &[HistoryEntry]) -> String {
+    entries
         .iter()
-        .filter(|(c, _)| component.is_none_or(|want| want == c.as_str()))
-        .flat_map(|(_, records)| release::verify_chain(records))
-        .collect())
+        .filter(|e| !e.steps.is_empty())
+        .map(|e| {
+            let lines: String = e.steps.iter().map(|s| format!("  {s}\n")).collect();
+            format!("\n{} v{} steps:\n{lines}", e.component, e.revision)
+        })
+        .collect()
+}
+
+/// Verification of the records of `component` (or all): digests, signatures, chain, anchor.
+pub async fn verify(
+    ctx: &Ctx,
+    component: Option<&str>,
+) -> Result<Vec<crate::state::verify::Verdict>> {
+    Ok(ctx.history.verify(component).await?)
 }
 
 /// One object's difference between what a deploy would store and what is live.

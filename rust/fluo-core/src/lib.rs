@@ -16,6 +16,7 @@ pub mod durable;
 pub mod exit;
 pub mod history;
 pub mod identity;
+pub mod image_ref;
 pub mod inspect;
 pub mod lock;
 pub mod logs;

@@ -1,5 +1,7 @@
 //! Environment policy checked before anything changes: deployment windows (UTC) and approvals
-//! (a change ticket matching the environment's pattern plus an approver). A refusal is exit 5.
+//! (a change ticket matching the environment's pattern plus an approver who, where the
+//! environment says so, is on its list of approvers and is not the deployer). Destructive
+//! commands obey the same rules. A refusal is exit 5.
 
 use chrono::{DateTime, Utc};
 
@@ -27,6 +29,22 @@ pub enum Error {
         ticket: String,
         pattern: String,
     },
+    #[error(
+        "refused by policy: {approver:?} may not approve in environment `{env}` (approvals.approvers: {approvers})"
+    )]
+    NotAnApprover {
+        env: String,
+        approver: String,
+        approvers: String,
+    },
+    #[error(
+        "refused by policy: {approver:?} cannot approve their own change in environment `{env}` (approvals.distinct_approver = true); ask another approver"
+    )]
+    SelfApproval { env: String, approver: String },
+    #[error(
+        "refused by policy: environment `{env}` does not allow purging release history ([validation].allow_purge_history = false)"
+    )]
+    PurgeNotAllowed { env: String },
 }
 
 /// What the operator supplied.
@@ -34,6 +52,9 @@ pub enum Error {
 pub struct Approval {
     pub change_ticket: Option<String>,
     pub approved_by: Option<String>,
+    /// Every name the deployer goes by (user, signing key id): the approver must not be one
+    /// where approvals.distinct_approver is set.
+    pub deployer: Vec<String>,
 }
 
 /// Checks windows and approvals at `now`.
@@ -60,6 +81,7 @@ pub fn check(env: &Environment, approval: &Approval, now: DateTime<Utc>) -> Resu
             windows,
         });
     }
+    check_approver(env, approval)?;
     if env.approvals.required {
         let (Some(ticket), Some(approver)) = (&approval.change_ticket, &approval.approved_by)
         else {
@@ -81,6 +103,50 @@ pub fn check(env: &Environment, approval: &Approval, now: DateTime<Utc>) -> Resu
         }
     }
     Ok(())
+}
+
+/// The approver given, if any, against the list of approvers and the deployer.
+fn check_approver(env: &Environment, approval: &Approval) -> Result<()> {
+    let Some(approver) = approval.approved_by.as_deref().map(str::trim) else {
+        return Ok(());
+    };
+    let name = env.environment.name.clone();
+    let rules = &env.approvals;
+    if rules.distinct_approver
+        && approval
+            .deployer
+            .iter()
+            .any(|d| d.trim().eq_ignore_ascii_case(approver))
+    {
+        return Err(Error::SelfApproval {
+            env: name,
+            approver: approver.to_string(),
+        });
+    }
+    if !rules.approvers.is_empty()
+        && !rules
+            .approvers
+            .iter()
+            .any(|a| a.trim().eq_ignore_ascii_case(approver))
+    {
+        return Err(Error::NotAnApprover {
+            env: name,
+            approver: approver.to_string(),
+            approvers: rules.approvers.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Purging history is allowed only where the environment says so.
+pub fn check_purge(env: &Environment) -> Result<()> {
+    if env.validation.allow_purge_history {
+        Ok(())
+    } else {
+        Err(Error::PurgeNotAllowed {
+            env: env.environment.name.clone(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +193,49 @@ max_backlog = 200
         Approval {
             change_ticket: Some("CHG-42".into()),
             approved_by: Some("bob".into()),
+            deployer: vec!["alice".into(), "alice-key".into()],
         }
+    }
+
+    #[test]
+    fn approver_must_be_listed_and_not_the_deployer() {
+        let tuesday = at("2026-11-24T10:00:00Z");
+        let mut env = production();
+        env.approvals.distinct_approver = true;
+        env.approvals.approvers = vec!["bob".into(), "alice".into()];
+        assert_eq!(check(&env, &approved(), tuesday), Ok(()));
+        let own = Approval {
+            approved_by: Some("ALICE".into()),
+            ..approved()
+        };
+        let err = check(&env, &own, tuesday).unwrap_err();
+        assert!(matches!(err, Error::SelfApproval { .. }), "{err}");
+        let stranger = Approval {
+            approved_by: Some("mallory".into()),
+            ..approved()
+        };
+        let err = check(&env, &stranger, tuesday).unwrap_err();
+        assert!(
+            err.to_string().contains("approvals.approvers: bob, alice"),
+            "{err}"
+        );
+        env.approvals.distinct_approver = false;
+        assert_eq!(
+            check(&env, &own, tuesday),
+            Ok(()),
+            "self-approval allowed where not ruled out"
+        );
+    }
+
+    #[test]
+    fn purge_needs_the_environment_to_allow_it() {
+        let mut env = production();
+        assert!(matches!(
+            check_purge(&env),
+            Err(Error::PurgeNotAllowed { .. })
+        ));
+        env.validation.allow_purge_history = true;
+        assert_eq!(check_purge(&env), Ok(()));
     }
 
     #[test]

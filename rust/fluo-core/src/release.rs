@@ -35,6 +35,12 @@ pub enum Status {
     RolledBack,
     /// Stopped before it finished (a signal, the loss of the deploy lock) and not restored.
     Interrupted,
+    /// A record of an operation that is not a revision of the workload (delete, purge,
+    /// shutdown): never current, never a rollback target.
+    Recorded,
+    /// A progressive rollout (canary, blue-green) stopped by its analysis or by `abort`: the
+    /// new pods were removed, the stable revision was never touched.
+    Aborted,
 }
 
 impl Status {
@@ -46,6 +52,8 @@ impl Status {
             Status::Superseded => "superseded",
             Status::RolledBack => "rolled-back",
             Status::Interrupted => "interrupted",
+            Status::Recorded => "recorded",
+            Status::Aborted => "aborted",
         }
     }
 
@@ -57,6 +65,8 @@ impl Status {
             Status::Superseded,
             Status::RolledBack,
             Status::Interrupted,
+            Status::Recorded,
+            Status::Aborted,
         ]
         .into_iter()
         .find(|st| st.as_str() == s)
@@ -80,6 +90,45 @@ pub enum Action {
         to: u32,
         automatic: bool,
     },
+    /// `delete`: the component's objects were removed (history kept).
+    Delete,
+    /// `delete --purge-history`: the component was removed and revisions up to `removed_through`
+    /// deleted; `tip_digest` was the digest of the newest one.
+    Purge {
+        removed_through: u32,
+        tip_digest: Option<String>,
+    },
+    /// `shutdown`: the component's workloads were scaled to zero.
+    Shutdown,
+}
+
+impl Action {
+    /// Whether the revision applied manifests (a deploy or rollback): only those can be current
+    /// or the target of a rollback.
+    pub fn applies_manifests(&self) -> bool {
+        matches!(self, Action::Deploy | Action::Rollback { .. })
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Deploy => f.write_str("deploy"),
+            Action::Rollback {
+                to,
+                automatic: true,
+            } => write!(f, "auto-rollback to v{to}"),
+            Action::Rollback {
+                to,
+                automatic: false,
+            } => write!(f, "rollback to v{to}"),
+            Action::Delete => f.write_str("delete"),
+            Action::Purge {
+                removed_through, ..
+            } => write!(f, "purge v1..v{removed_through}"),
+            Action::Shutdown => f.write_str("shutdown"),
+        }
+    }
 }
 
 /// Final (or, while running, current) outcome, part of the immutable payload.
@@ -122,6 +171,18 @@ pub struct Release {
     pub skipped_checks: Vec<String>,
     /// Digest of this component's previous record (hash chain); None for the first.
     pub prev_digest: Option<String>,
+    /// Rules this revision was let past, each with who/why (e.g. a commit taken from
+    /// `FLUO_COMMIT`, a rollback to a record that failed verification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
+    /// Written by `deploy --emergency` (notice and windows waived). Signed with the rest; left
+    /// out of the payload when false, so records written before the field keep their digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
+    /// A progressive rollout's steps with their analysis evidence (empty for rolling updates,
+    /// and then not serialized, so older records keep their digests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 /// Canonical JSON of the payload (serde_json with struct field order is deterministic).
@@ -131,7 +192,13 @@ fn canonical_json(release: &Release) -> Result<Vec<u8>> {
 
 /// Hex SHA-256 of the canonical payload.
 pub fn digest(release: &Release) -> Result<String> {
-    Ok(hex::encode(Sha256::digest(canonical_json(release)?)))
+    Ok(digest_of_json(&canonical_json(release)?))
+}
+
+/// Hex SHA-256 of payload bytes as stored (what verification hashes, so that a record keeps
+/// verifying when later versions add fields).
+pub fn digest_of_json(json: &[u8]) -> String {
+    hex::encode(Sha256::digest(json))
 }
 
 /// Gzip JSON, as stored in the Secret.
@@ -144,11 +211,17 @@ pub fn encode(release: &Release) -> Result<Vec<u8>> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Release> {
+    decode_with_digest(bytes).map(|(release, _)| release)
+}
+
+/// The payload and the digest of its JSON bytes as stored.
+pub fn decode_with_digest(bytes: &[u8]) -> Result<(Release, String)> {
     let mut json = Vec::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(&mut json)
         .map_err(|e| Error::Decode(e.to_string()))?;
-    serde_json::from_slice(&json).map_err(|e| Error::Decode(e.to_string()))
+    let release = serde_json::from_slice(&json).map_err(|e| Error::Decode(e.to_string()))?;
+    Ok((release, digest_of_json(&json)))
 }
 
 /// A record as read back from the cluster.
@@ -161,55 +234,14 @@ pub struct Stored {
     pub label_revision: Option<u32>,
     /// The digest written next to the payload (annotation `fluo.dev/digest`).
     pub recorded_digest: String,
+    /// SHA-256 of the payload bytes as read back.
+    pub payload_digest: String,
+    /// The signature annotation (`ed25519:<key id>:<base64>`), if signed.
+    pub signature: Option<String>,
     /// Set when `rollback-to-previous` left this revision in place because it was the first
     /// install (annotation `fluo.dev/left-in-place`): which rollback, when and why.
     pub left_in_place: Option<String>,
     pub release: Release,
-}
-
-/// Checks one component's records (any order): each payload matches its recorded digest and
-/// its name/labels, each record points at the digest of the record before it, and no revision
-/// is missing between the oldest kept and the newest. Returns one line per problem.
-pub fn verify_chain(records: &[Stored]) -> Vec<String> {
-    let mut sorted: Vec<&Stored> = records.iter().collect();
-    sorted.sort_by_key(|r| r.release.revision);
-    let mut problems = Vec::new();
-    let mut previous: Option<&Stored> = None;
-    for record in sorted {
-        let r = &record.release;
-        let expected_name = record_name(&r.component, r.revision);
-        if record.name != expected_name || record.label_revision != Some(r.revision) {
-            problems.push(format!(
-                "{}: payload says {} revision {}, which does not match its name or revision label",
-                record.name, r.component, r.revision
-            ));
-        }
-        match digest(r) {
-            Ok(actual) if actual == record.recorded_digest => {}
-            Ok(_) => problems.push(format!(
-                "{}: payload does not match its recorded digest (modified after it was written)",
-                record.name
-            )),
-            Err(e) => problems.push(format!("{}: {e}", record.name)),
-        }
-        if let Some(prev) = previous {
-            if prev.release.revision + 1 != r.revision {
-                problems.push(format!(
-                    "{}: revisions {}..{} are missing (deleted from the middle of the history)",
-                    record.name,
-                    prev.release.revision + 1,
-                    r.revision - 1
-                ));
-            } else if r.prev_digest.as_deref() != Some(prev.recorded_digest.as_str()) {
-                problems.push(format!(
-                    "{}: previous-record digest does not match {} (the chain is broken)",
-                    record.name, prev.name
-                ));
-            }
-        }
-        previous = Some(record);
-    }
-    problems
 }
 
 /// `fluo.release.<component>.v<N>`.
@@ -244,27 +276,10 @@ pub(crate) mod tests {
             forced_unlock: None,
             skipped_checks: vec![],
             prev_digest: prev,
+            overrides: vec![],
+            emergency: false,
+            steps: vec![],
         }
-    }
-
-    fn stored(release: Release) -> Stored {
-        Stored {
-            name: record_name(&release.component, release.revision),
-            status: Status::Deployed,
-            label_revision: Some(release.revision),
-            recorded_digest: digest(&release).unwrap(),
-            left_in_place: None,
-            release,
-        }
-    }
-
-    fn chain(n: u32) -> Vec<Stored> {
-        let mut out: Vec<Stored> = Vec::new();
-        for rev in 1..=n {
-            let prev = out.last().map(|s| s.recorded_digest.clone());
-            out.push(stored(release("bff", rev, prev)));
-        }
-        out
     }
 
     #[test]
@@ -274,63 +289,35 @@ pub(crate) mod tests {
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip magic");
         assert_eq!(decode(&bytes).unwrap(), r);
         assert!(decode(b"not gzip").is_err());
-    }
-
-    #[test]
-    fn intact_chain_verifies_in_any_order() {
-        let mut records = chain(3);
-        records.reverse();
-        assert_eq!(verify_chain(&records), Vec::<String>::new());
-    }
-
-    #[test]
-    fn a_chain_starting_after_retention_is_fine() {
-        let records = chain(5).split_off(2);
-        assert_eq!(verify_chain(&records), Vec::<String>::new());
-    }
-
-    #[test]
-    fn modified_payload_is_detected() {
-        let mut records = chain(3);
-        records[1]
-            .release
-            .images
-            .insert("fluo-bff".into(), "evil:1".into());
-        let problems = verify_chain(&records);
+        let (_, digest) = decode_with_digest(&bytes).unwrap();
         assert_eq!(
-            problems,
-            [
-                "fluo.release.bff.v2: payload does not match its recorded digest (modified after it was written)"
-            ]
+            digest,
+            super::digest(&r).unwrap(),
+            "stored bytes hash like the payload"
         );
     }
 
     #[test]
-    fn rewritten_record_with_fresh_digest_breaks_the_chain() {
-        let mut records = chain(3);
-        records[1].release.reason = Some("covering tracks".into());
-        records[1].recorded_digest = digest(&records[1].release).unwrap();
-        assert_eq!(
-            verify_chain(&records),
-            [
-                "fluo.release.bff.v3: previous-record digest does not match fluo.release.bff.v2 (the chain is broken)"
-            ]
-        );
+    fn records_without_overrides_keep_their_old_encoding() {
+        let r = release("bff", 1, None);
+        let json = String::from_utf8(canonical_json(&r).unwrap()).unwrap();
+        assert!(!json.contains("overrides"), "{json}");
     }
 
     #[test]
-    fn deleted_middle_record_and_renamed_record_are_detected() {
-        let mut records = chain(4);
-        records.remove(1);
-        assert_eq!(
-            verify_chain(&records),
-            [
-                "fluo.release.bff.v3: revisions 2..2 are missing (deleted from the middle of the history)"
-            ]
+    fn the_emergency_flag_is_signed_payload_and_absent_when_false() {
+        let plain = release("bff", 1, None);
+        let json = String::from_utf8(canonical_json(&plain).unwrap()).unwrap();
+        assert!(!json.contains("emergency"), "{json}");
+        let flagged = Release {
+            emergency: true,
+            ..plain.clone()
+        };
+        assert_ne!(
+            super::digest(&flagged).unwrap(),
+            super::digest(&plain).unwrap()
         );
-        let mut records = chain(2);
-        records[1].label_revision = Some(7);
-        assert_eq!(verify_chain(&records).len(), 1);
+        assert_eq!(decode(&encode(&flagged).unwrap()).unwrap(), flagged);
     }
 
     #[test]
@@ -342,6 +329,7 @@ pub(crate) mod tests {
             "superseded",
             "rolled-back",
             "interrupted",
+            "recorded",
         ] {
             assert_eq!(Status::parse(s).unwrap().as_str(), s);
         }

@@ -32,6 +32,20 @@ pub enum Error {
     },
     #[error("--image {value:?}: expected NAME=REF, e.g. fluo-bff=registry.example/fluo-bff:1.2")]
     BadImageFlag { value: String },
+    #[error(
+        "environment `{environment}` deploys only built images (images.require_built = true), but no ref was given for {missing}: component.toml's development names are never deployed there; deploy with `nix run .#deploy-{environment}` (it passes --image for every image) or pass --image NAME=REF"
+    )]
+    Unbuilt {
+        environment: String,
+        /// `image (component)` for each image without a ref.
+        missing: String,
+    },
+    #[error("{component}: {object}: {source}")]
+    Image {
+        component: String,
+        object: String,
+        source: crate::image_ref::Error,
+    },
     #[error("{location}: {object}: `{field}` must be {expected}")]
     Shape {
         location: String,
@@ -99,6 +113,31 @@ impl ImageOverrides {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
+
+    /// With `images.require_built`, every image of `components` needs an override (the build's
+    /// ref): `default_ref` is only a development name.
+    pub fn check_built(&self, components: &[&Component], env: &Environment) -> Result<()> {
+        if !env.images.require_built {
+            return Ok(());
+        }
+        let missing: Vec<String> = components
+            .iter()
+            .flat_map(|c| {
+                c.spec
+                    .images
+                    .iter()
+                    .filter(|i| self.get(&i.name).is_none())
+                    .map(|i| format!("{} ({})", i.name, c.name()))
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Unbuilt {
+            environment: env.environment.name.clone(),
+            missing: missing.join(", "),
+        })
+    }
 }
 
 /// A component ready to apply.
@@ -109,6 +148,9 @@ pub struct Rendered {
     pub objects: Vec<Value>,
     /// Logical image name -> the ref put into the manifests.
     pub images: BTreeMap<String, String>,
+    /// The same objects (equal to `objects`, in the same order) with the file and line they
+    /// came from: what the gate checks, so it checks exactly what is applied.
+    pub documents: Vec<Document>,
 }
 
 /// The ref for one logical image: `--image` override, else `default_ref` under the
@@ -153,11 +195,22 @@ pub fn render(
         replicas: env.replicas.get(name).copied(),
         pull_policy: env.images.pull_policy,
     };
-    let objects = render_documents(&component.manifests, &settings)?;
+    let documents = render_documents(&component.manifests, &settings)?;
+    // Every image that will run, overrides and registry applied, before anything is applied.
+    for (object, image) in crate::image_ref::images_of(documents.iter().map(|d| &d.object)) {
+        crate::image_ref::check(&image, &env.images, &env.environment.name).map_err(|source| {
+            Error::Image {
+                component: name.to_string(),
+                object,
+                source,
+            }
+        })?;
+    }
     Ok(Rendered {
         component: name.to_string(),
-        objects,
+        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images,
+        documents,
     })
 }
 
@@ -170,10 +223,12 @@ pub fn render_cluster(documents: &[Document]) -> Result<Rendered> {
         replicas: None,
         pull_policy: None,
     };
+    let documents = render_documents(documents, &settings)?;
     Ok(Rendered {
         component: CLUSTER_COMPONENT.to_string(),
-        objects: render_documents(documents, &settings)?,
+        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images: BTreeMap::new(),
+        documents,
     })
 }
 
@@ -185,13 +240,19 @@ struct Settings<'a> {
     pull_policy: Option<PullPolicy>,
 }
 
-fn render_documents(documents: &[Document], settings: &Settings) -> Result<Vec<Value>> {
-    let mut objects = documents
+/// Rendered documents (source location kept) in install order.
+fn render_documents(documents: &[Document], settings: &Settings) -> Result<Vec<Document>> {
+    let mut rendered = documents
         .iter()
-        .map(|doc| render_object(doc, settings))
+        .map(|doc| {
+            Ok(Document {
+                object: render_object(doc, settings)?,
+                ..doc.clone()
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
-    objects.sort_by_key(|o| kind_rank(o["kind"].as_str().unwrap_or_default()));
-    Ok(objects)
+    rendered.sort_by_key(|d| kind_rank(d.kind()));
+    Ok(rendered)
 }
 
 fn render_object(doc: &Document, settings: &Settings) -> Result<Value> {

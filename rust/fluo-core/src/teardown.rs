@@ -2,6 +2,11 @@
 //! until gone, history kept unless purged) and `shutdown` (graceful: scale workloads to zero in
 //! reverse dependency order, wait for their pods to terminate, record it on the current
 //! release so the next deploy restores the replicas).
+//!
+//! Both are gated like a deploy (windows, approvals, a `--reason`, typed confirmation on a
+//! terminal or `--yes`), checked before anything changes, and each component they touch gets a
+//! signed record (`delete`, `purge`, `shutdown`) in its chain. Purging history needs the
+//! environment's permission; the purge record starts the new chain and names what it removed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +19,90 @@ use serde_json::json;
 
 use crate::history;
 use crate::ops::{Ctx, Error, Result, context, rollout};
+use crate::policy::{self, Approval};
+use crate::release::{Action, Outcome, Release, Status, Stored};
 use crate::render::component_selector;
 use crate::report::Level;
+
+mod confirm;
+pub use confirm::confirm_with;
+
+/// What the operator gave a destructive command.
+#[derive(Debug, Clone, Default)]
+pub struct Teardown {
+    pub reason: Option<String>,
+    pub approval: Approval,
+    /// `--yes`: no typed confirmation.
+    pub yes: bool,
+    pub force_unlock: bool,
+}
+
+/// Reason, policy (windows, approvals, purge permission) and confirmation, in that order:
+/// nothing has changed when one refuses.
+fn gate(ctx: &Ctx, request: &Teardown, what: &str, purge: bool) -> Result<()> {
+    if request
+        .reason
+        .as_deref()
+        .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(Error::Refused(format!(
+            "{what} needs --reason (it is recorded); nothing changed"
+        )));
+    }
+    let env = &ctx.config.environment;
+    if purge {
+        policy::check_purge(env)?;
+    }
+    policy::check(env, &request.approval, chrono::Utc::now())?;
+    let name = &env.environment.name;
+    confirm::confirm(
+        name,
+        &format!("{what} in environment `{name}`"),
+        request.yes,
+    )
+}
+
+/// A record of an operation on `component` (no manifests), chained after `records`.
+fn operation_record(
+    ctx: &Ctx,
+    component: &str,
+    action: Action,
+    records: &[Stored],
+    request: &Teardown,
+    deploy_id: &str,
+) -> Release {
+    let latest = history::latest(records);
+    Release {
+        component: component.to_string(),
+        revision: latest.map_or(1, |r| r.release.revision + 1),
+        action,
+        environment: ctx.config.environment.environment.name.clone(),
+        namespace: ctx.namespace.clone(),
+        manifests: Vec::new(),
+        images: Default::default(),
+        commit: ctx.identity.commit.clone(),
+        dirty: ctx.identity.dirty,
+        started_at: chrono::Utc::now(),
+        user: ctx.identity.user.clone(),
+        reason: request.reason.clone(),
+        deploy_id: deploy_id.to_string(),
+        outcome: Outcome::Succeeded,
+        message: None,
+        duration_ms: 0,
+        change_ticket: request.approval.change_ticket.clone(),
+        approved_by: request.approval.approved_by.clone(),
+        forced_unlock: None,
+        skipped_checks: Vec::new(),
+        prev_digest: latest.map(|r| r.recorded_digest.clone()),
+        overrides: [
+            ctx.identity.overrides.clone(),
+            ctx.history.recorded_overrides(),
+        ]
+        .concat(),
+        emergency: false,
+        steps: Vec::new(),
+    }
+}
 
 /// Field manager for shutdown's replica changes: a separate owner, so the next deploy (manager
 /// `fluo`, forced) takes `spec.replicas` back.
@@ -27,12 +114,18 @@ pub async fn delete(
     components: &[String],
     all: bool,
     purge_history: bool,
-    force_unlock: bool,
+    request: &Teardown,
 ) -> Result<Vec<String>> {
     let names = selected_reverse(ctx, components, all)?;
+    let what = if purge_history {
+        format!("delete {} and purge their history", names.join(", "))
+    } else {
+        format!("delete {}", names.join(", "))
+    };
+    gate(ctx, request, &what, purge_history)?;
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
-    let lock = context::take_lock(ctx, &deploy_id, force_unlock).await?;
+    let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
     let result = async {
         for c in &names {
             let records = ctx.history.list(Some(c)).await?;
@@ -48,21 +141,33 @@ pub async fn delete(
                 .await
                 .map_err(|e| Error::Failed(e.to_string()))?;
             if purge_history {
+                let tip = history::latest(&records);
+                let action = Action::Purge {
+                    removed_through: tip.map_or(0, |r| r.release.revision),
+                    tip_digest: tip.map(|r| r.recorded_digest.clone()),
+                };
+                let record = operation_record(ctx, c, action, &records, request, &deploy_id);
                 ctx.history.purge(c).await?;
-                ctx.reporter
-                    .progress(c, Level::Ok, "deleted, history purged");
+                ctx.history.create(&record, Status::Recorded).await?;
+                ctx.reporter.progress(
+                    c,
+                    Level::Ok,
+                    &format!("deleted, history purged (recorded as v{})", record.revision),
+                );
             } else {
                 if let Some(current) = history::current(&records) {
                     ctx.history
-                        .set_status(
-                            c,
-                            current.release.revision,
-                            crate::release::Status::Superseded,
-                        )
+                        .set_status(c, current.release.revision, Status::Superseded)
                         .await?;
                 }
-                ctx.reporter
-                    .progress(c, Level::Ok, "deleted (history kept)");
+                let record =
+                    operation_record(ctx, c, Action::Delete, &records, request, &deploy_id);
+                ctx.history.create(&record, Status::Recorded).await?;
+                ctx.reporter.progress(
+                    c,
+                    Level::Ok,
+                    &format!("deleted (history kept, recorded as v{})", record.revision),
+                );
             }
         }
         Ok(names.clone())
@@ -92,11 +197,12 @@ fn selected_reverse(ctx: &Ctx, components: &[String], all: bool) -> Result<Vec<S
 }
 
 /// Scales every deployed component to zero, dependents first, waiting for pods to go.
-pub async fn shutdown(ctx: &Ctx, force_unlock: bool) -> Result<Vec<String>> {
+pub async fn shutdown(ctx: &Ctx, request: &Teardown) -> Result<Vec<String>> {
     let names = selected_reverse(ctx, &[], true)?;
+    gate(ctx, request, "shut down every component", false)?;
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
-    let lock = context::take_lock(ctx, &deploy_id, force_unlock).await?;
+    let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
     let result = async {
         let mut done = Vec::new();
         for c in &names {
@@ -148,8 +254,16 @@ pub async fn shutdown(ctx: &Ctx, force_unlock: bool) -> Result<Vec<String>> {
                 .set_shutdown(c, current.release.revision, Some(&marker))
                 .await?;
             pods_gone(ctx, c, ctx.timeout_of(c)).await?;
-            ctx.reporter
-                .progress(c, Level::Ok, "shut down (pods terminated)");
+            let record = operation_record(ctx, c, Action::Shutdown, &records, request, &deploy_id);
+            ctx.history.create(&record, Status::Recorded).await?;
+            ctx.reporter.progress(
+                c,
+                Level::Ok,
+                &format!(
+                    "shut down (pods terminated, recorded as v{})",
+                    record.revision
+                ),
+            );
             done.push(c.clone());
         }
         Ok(done)

@@ -56,6 +56,9 @@ fn record(component: &str, revision: u32, at: DateTime<Utc>, action: Action) -> 
         forced_unlock: None,
         skipped_checks: vec![],
         prev_digest: None,
+        overrides: vec![],
+        emergency: false,
+        steps: vec![],
     }
 }
 
@@ -99,7 +102,10 @@ fn generate(now: DateTime<Utc>, since: DateTime<Utc>) -> History {
                     commits.insert(sha, t - Duration::minutes(lead_minutes));
                 }
                 let emergency = rng.next(10) == 0;
-                if emergency {
+                // The signed flag, or (records from before it) the reason's prefix.
+                if emergency && rng.next(2) == 0 {
+                    r.emergency = true;
+                } else if emergency {
                     r.reason = Some("EMERGENCY: hotfix".into());
                 }
                 if in_period {

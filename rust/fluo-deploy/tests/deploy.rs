@@ -8,6 +8,8 @@ mod cli;
 mod diagnose;
 #[path = "deploy/dry_run.rs"]
 mod dry_run;
+#[path = "deploy/fault_mix.rs"]
+mod fault_mix;
 #[path = "deploy/follow.rs"]
 mod follow;
 #[path = "deploy/gate.rs"]
@@ -18,6 +20,8 @@ mod harness;
 mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]
 mod lock_and_timeouts;
+#[path = "deploy/metrics_stand_in.rs"]
+mod metrics_stand_in;
 #[path = "deploy/monitor.rs"]
 mod monitor;
 #[path = "deploy/ops.rs"]
@@ -30,10 +34,14 @@ mod pipeline;
 mod post_checks;
 #[path = "deploy/preflight.rs"]
 mod preflight;
+#[path = "deploy/progressive.rs"]
+mod progressive;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]
 mod throttling;
+#[path = "deploy/trust.rs"]
+mod trust;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;

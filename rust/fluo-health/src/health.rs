@@ -196,7 +196,9 @@ fn build(
             let expect = options.prometheus.clone();
             Check::new(name.as_str(), timeout, async move {
                 let ep = endpoint(&resolver, access::PROMETHEUS).await?;
-                checks::prometheus::probe(&http, &ep, &expect).await
+                // The last answer, not "timed out", when the targets never show up in time.
+                let patience = timeout.saturating_sub(Duration::from_secs(2));
+                checks::prometheus::probe_patiently(&http, &ep, &expect, patience).await
             })
         }
         CheckName::Pods => {

@@ -5,12 +5,14 @@
 //! Seam: fluo-validate, fluo-health and fluo-smoke depend on fluo-core, so they are plugged in
 //! here, in the wiring crate, not in fluo-core and not in a binary (docs/adr/0004).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use fluo_core::config::{AccessMode, Config};
 use fluo_core::exit::Exit;
 use fluo_core::ops::Hooks;
+use fluo_core::render::Rendered;
 use fluo_validate::environment::GitState;
 use fluo_validate::{Checklist, Cluster, Gate, GateOptions, Skip, Step};
 use futures::future::BoxFuture;
@@ -31,8 +33,10 @@ impl Hooks for Checks {
         &'a self,
         config: &'a Config,
         _components: &'a [String],
+        cluster: &'a Rendered,
+        rendered: &'a BTreeMap<String, Rendered>,
     ) -> BoxFuture<'a, Result<(), (Exit, String)>> {
-        Box::pin(self.run_gate(config))
+        Box::pin(self.run_gate(config, cluster, rendered))
     }
 
     fn post_checks_usable(&self, config: &Config, _components: &[String]) -> Result<(), String> {
@@ -53,6 +57,17 @@ impl Hooks for Checks {
     ) -> Option<BoxFuture<'a, Result<(), String>>> {
         Some(Box::pin(self.run_post_checks(config, namespace)))
     }
+
+    fn metrics<'a>(
+        &'a self,
+        config: &'a Config,
+    ) -> Option<Box<dyn fluo_core::ops::progressive::analysis::Metrics + 'a>> {
+        Some(Box::new(crate::analysis::Prometheus::new(
+            config,
+            &self.client,
+            &self.namespace,
+        )))
+    }
 }
 
 /// How long each post-deploy health check and smoke test may take.
@@ -61,7 +76,12 @@ const POST_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 impl Checks {
     /// Every checklist step of fluo-validate, minus the `--skip` ones (which the validate
     /// library refuses where the environment disallows skipping).
-    async fn run_gate(&self, config: &Config) -> Result<(), (Exit, String)> {
+    async fn run_gate(
+        &self,
+        config: &Config,
+        cluster: &Rendered,
+        rendered: &BTreeMap<String, Rendered>,
+    ) -> Result<(), (Exit, String)> {
         let usage = |message: String| (Exit::Usage, message);
         let skip = self
             .skipped
@@ -78,10 +98,7 @@ impl Checks {
             .collect::<Result<Vec<_>, _>>()?;
         let checklist = Checklist::load(&config.infra_dir)
             .map_err(|e| usage(format!("loading the checklist: {e}")))?;
-        let git = GitState::detect(
-            &checklist.workdir,
-            std::env::var("FLUO_COMMIT").ok().as_deref(),
-        );
+        let git = GitState::detect(&checklist.workdir);
         let mut options = GateOptions::new(
             checklist,
             log_path(&config.environment.environment.name),
@@ -92,6 +109,11 @@ impl Checks {
         options.context = Some(self.context.clone());
         let mut config = config.clone();
         config.environment.environment.namespace = self.namespace.clone();
+        // The gate checks the objects as rendered for this deploy: the bytes that are applied.
+        options.rendered = Some(
+            fluo_validate::gate::rendered_set(&config, cluster, rendered)
+                .map_err(|e| usage(e.to_string()))?,
+        );
         let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
         let report = gate
             .run()

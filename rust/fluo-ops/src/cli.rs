@@ -45,6 +45,9 @@ pub enum Command {
         /// Remove a held deploy lock first (recorded).
         #[arg(long)]
         force_unlock: bool,
+        /// Use release records that fail `history --verify` anyway (the reason is recorded).
+        #[arg(long, value_name = "REASON")]
+        accept_unverified: Option<String>,
     },
     /// Roll every component back to its state before the latest deploy (components it installed
     /// for the first time are left in place and reported; exit 2 if there are only such).
@@ -55,13 +58,23 @@ pub enum Command {
         /// Remove a held deploy lock first (recorded).
         #[arg(long)]
         force_unlock: bool,
+        /// Use release records that fail `history --verify` anyway (the reason is recorded).
+        #[arg(long, value_name = "REASON")]
+        accept_unverified: Option<String>,
     },
-    /// Revision, status, readiness, images, time and commit per component.
+    /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
+    /// rollout running and blue kept after a switch, remove blue now.
+    Promote { component: String },
+    /// Stop the running canary or blue-green rollout of COMPONENT: its new pods are removed,
+    /// the stable revision stays, the revision is recorded `aborted`.
+    Abort { component: String },
+    /// Revision, status, readiness, images, time and commit per component, and the step and
+    /// analysis of progressive rollouts.
     Status { components: Vec<String> },
-    /// Release records (all components, or one); --verify checks the hash chain.
+    /// Release records (all components, or one); --verify checks that nothing was rewritten.
     History {
         component: Option<String>,
-        /// Check every record against its digest and the chain; exit 1 on tampering.
+        /// Check every record (digest, signature, chain, anchored tip); exit 1 naming what fails.
         #[arg(long)]
         verify: bool,
     },
@@ -77,16 +90,16 @@ pub enum Command {
         components: Vec<String>,
         #[arg(long, conflicts_with = "components")]
         all: bool,
-        /// Also delete the release records.
+        /// Also delete the release records (where the environment allows it; recorded).
         #[arg(long)]
         purge_history: bool,
-        #[arg(long)]
-        force_unlock: bool,
+        #[command(flatten)]
+        teardown: TeardownArgs,
     },
     /// Graceful shutdown: scale everything to zero (dependents first) and wait for pods to end.
     Shutdown {
-        #[arg(long)]
-        force_unlock: bool,
+        #[command(flatten)]
+        teardown: TeardownArgs,
     },
     /// Watch error ratio, alerts, restarts and backlog against the environment's [monitoring]
     /// thresholds; on a breach roll the latest deploy back (exit 1).
@@ -130,6 +143,27 @@ pub enum Command {
     Completions { shell: Shell },
     /// Print the man page (roff), e.g. `fluo-deploy man > fluo-deploy.1`.
     Man,
+}
+
+/// What `delete` and `shutdown` need besides their targets: they obey windows and approvals
+/// like a deploy and are recorded.
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// Why (recorded; required).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Change ticket (required where the environment demands approvals).
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// Who approved (required where the environment demands approvals).
+    #[arg(long)]
+    pub approved_by: Option<String>,
+    /// Confirm without typing the environment name (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Remove a held deploy lock first (recorded).
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, Args)]

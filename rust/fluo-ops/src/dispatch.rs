@@ -2,12 +2,13 @@
 
 use std::io::Write as _;
 
+use fluo_core::cli::Output;
 use fluo_core::exit::Exit;
 use fluo_core::notify::EventKind;
 use fluo_core::ops::deploy::Request;
 use fluo_core::ops::deploy::{self, Prepared};
 use fluo_core::ops::rollback;
-use fluo_core::ops::{self, Ctx, events, incident};
+use fluo_core::ops::{self, Ctx, events, incident, progressive};
 use fluo_core::report::Level;
 use fluo_core::{inspect, logs, teardown};
 
@@ -17,12 +18,13 @@ pub async fn dispatch(
     ctx: &Ctx,
     command: Command,
     prepared: Option<Prepared>,
+    deployer: &[String],
 ) -> Result<Exit, ops::Error> {
     if let Command::Deploy(args) = &command {
         let Some(prepared) = prepared else {
             return Err(ops::Error::Failed("deploy was not prepared".into()));
         };
-        return deploy_or_plan(ctx, args, &prepared).await;
+        return deploy_or_plan(ctx, args, &prepared, deployer).await;
     }
     match command {
         // Handled above (it needs the prepared deploy).
@@ -32,6 +34,7 @@ pub async fn dispatch(
             to,
             reason,
             force_unlock,
+            ..
         } => {
             let reason = reason.unwrap_or_default();
             let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await;
@@ -46,6 +49,7 @@ pub async fn dispatch(
         Command::RollbackToPrevious {
             reason,
             force_unlock,
+            ..
         } => {
             let reason = reason.unwrap_or_default();
             let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await;
@@ -60,27 +64,48 @@ pub async fn dispatch(
         }
         Command::Status { components } => {
             let rows = inspect::status(ctx, &components).await?;
-            ctx.reporter.result(&rows, &inspect::status_text(&rows));
+            let rollouts =
+                progressive::state::list(&progressive::state::store(&ctx.cluster.client))
+                    .await
+                    .unwrap_or_default();
+            let rollouts: Vec<_> = rollouts
+                .into_iter()
+                .filter(|r| components.is_empty() || components.contains(&r.component))
+                .collect();
+            if rollouts.is_empty() {
+                ctx.reporter.result(&rows, &inspect::status_text(&rows));
+            } else {
+                let text = format!(
+                    "{}\nPROGRESSIVE ROLLOUTS\n{}",
+                    inspect::status_text(&rows),
+                    progressive::state::text(&rollouts)
+                );
+                let json = serde_json::json!({"components": rows, "rollouts": rollouts});
+                ctx.reporter.result(&json, &text);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Promote { component } => {
+            let done = progressive::gate::promote(ctx, &component).await?;
+            ctx.reporter
+                .result(&serde_json::json!({"promote": done}), &format!("{done}\n"));
+            Ok(Exit::Ok)
+        }
+        Command::Abort { component } => {
+            let done = progressive::gate::abort(ctx, &component).await?;
+            ctx.reporter
+                .result(&serde_json::json!({"abort": done}), &format!("{done}\n"));
             Ok(Exit::Ok)
         }
         Command::History { component, verify } => {
             if verify {
-                let problems = inspect::verify(ctx, component.as_deref()).await?;
-                let text = if problems.is_empty() {
-                    "history verified: every record matches its digest and the chain is intact\n"
-                        .to_string()
-                } else {
-                    format!("history TAMPERED:\n{}\n", problems.join("\n"))
-                };
+                let verdicts = inspect::verify(ctx, component.as_deref()).await?;
+                let ok = verdicts.iter().all(|v| v.ok());
                 ctx.reporter.result(
-                    &serde_json::json!({"ok": problems.is_empty(), "problems": problems}),
-                    &text,
+                    &serde_json::json!({"ok": ok, "components": verdicts}),
+                    &fluo_core::state::verify::report_text(&verdicts),
                 );
-                return Ok(if problems.is_empty() {
-                    Exit::Ok
-                } else {
-                    Exit::Failed
-                });
+                return Ok(if ok { Exit::Ok } else { Exit::Failed });
             }
             let entries = inspect::history(ctx, component.as_deref()).await?;
             ctx.reporter
@@ -96,9 +121,10 @@ pub async fn dispatch(
             components,
             all,
             purge_history,
-            force_unlock,
+            teardown,
         } => {
-            let done = teardown::delete(ctx, &components, all, purge_history, force_unlock).await;
+            let request = crate::trust::teardown_of(&teardown, deployer);
+            let done = teardown::delete(ctx, &components, all, purge_history, &request).await;
             let named = if all {
                 ctx.config.graph.sequential_order()
             } else {
@@ -112,8 +138,9 @@ pub async fn dispatch(
             );
             Ok(Exit::Ok)
         }
-        Command::Shutdown { force_unlock } => {
-            let done = teardown::shutdown(ctx, force_unlock).await;
+        Command::Shutdown { teardown } => {
+            let request = crate::trust::teardown_of(&teardown, deployer);
+            let done = teardown::shutdown(ctx, &request).await;
             let all = ctx.config.graph.sequential_order();
             events::teardown(ctx, EventKind::Shutdown, &all, done.as_ref().err());
             let done = done?;
@@ -151,9 +178,11 @@ pub async fn dispatch(
                 tail,
                 follow,
             };
-            // A closed stdout (e.g. `| head`) is not an error.
-            let mut print = |line: &str| {
-                let _ = writeln!(std::io::stdout(), "{line}");
+            // A closed stdout (e.g. `| head`) is not an error. -o json: one JSON object a line.
+            let json = ctx.reporter.output() == Output::Json;
+            let mut print = |line: &logs::LogLine| {
+                let text = if json { line.json() } else { line.text() };
+                let _ = writeln!(std::io::stdout(), "{text}");
             };
             if !follow {
                 logs::logs(ctx, component.as_deref(), &options, &mut print).await?;
@@ -182,8 +211,9 @@ async fn deploy_or_plan(
     ctx: &Ctx,
     args: &crate::cli::DeployArgs,
     prepared: &Prepared,
+    deployer: &[String],
 ) -> Result<Exit, ops::Error> {
-    let request = crate::run::request_of(args);
+    let request = crate::run::request_of(args, deployer);
     if args.dry_run {
         let plan = crate::plan::plan(ctx, prepared, &request).await?;
         ctx.reporter.result(&plan, &plan.text());

@@ -1,15 +1,18 @@
 //! fluo-ops: the wiring of the FLUO operations. fluo-core holds the deploy machinery;
 //! fluo-validate (the gate), fluo-health (checks, monitor) and fluo-smoke depend on fluo-core, so
-//! they are plugged into it here (docs/adr/0004-wiring-crate.md), and the fluo-deploy binary
+//! they are plugged into it here (docs/adr/0004-wiring-crate-and-shared-cli.md), and the fluo-deploy binary
 //! is only `parse -> run -> exit`:
 //! - [`cli`]: fluo-deploy's flags (the shared `fluo_core::cli::Global` plus the subcommands);
 //! - [`run`]: flags -> validated configuration -> connected context;
 //! - [`dispatch`]: one library call per command;
-//! - [`checks`]: the deploy's hooks (gate before, health and smoke after);
+//! - [`checks`]: the deploy's hooks (gate before, health and smoke after, Prometheus for
+//!   progressive rollouts' analyses in [`analysis`]);
 //! - [`monitor`]: the post-deploy watch with rollback;
 //! - [`plan`]: `deploy --dry-run`;
-//! - [`interrupt`]: SIGINT/SIGTERM for streaming commands.
+//! - [`interrupt`]: SIGINT/SIGTERM for streaming commands;
+//! - [`trust`]: what a command needs of the trust machinery (emergency loading, signing, teardown).
 
+pub mod analysis;
 pub mod change;
 pub mod checks;
 pub mod cli;
@@ -18,5 +21,6 @@ pub mod interrupt;
 pub mod monitor;
 pub mod plan;
 pub mod run;
+pub mod trust;
 
 pub use run::run;

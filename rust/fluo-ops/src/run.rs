@@ -9,7 +9,7 @@ use fluo_core::exit::Exit;
 use fluo_core::ops::deploy::{self, Request};
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Level, Reporter};
-use fluo_core::{history::History, identity::Identity};
+use fluo_core::state::session::Session;
 
 use crate::cli::{Cli, Command, DeployArgs};
 
@@ -24,17 +24,37 @@ pub async fn run(cli: Cli) -> Exit {
         reporter.progress("", Level::Error, &message);
         return Exit::Usage;
     }
-    let config = match cli.global.load_config() {
-        Ok(c) => c,
+    let loaded = match crate::trust::load_config(&cli.global, &cli.command) {
+        Ok(l) => l,
         Err(e) => {
             let message = format!("configuration error (nothing changed): {e}");
             reporter.progress("", Level::Error, &message);
             return Exit::Usage;
         }
     };
+    if let Some(warning) = &loaded.warning {
+        reporter.progress("", Level::Warn, warning);
+    }
+    let config = loaded.config;
+    let session = match Session::open(
+        &config,
+        crate::trust::writes_records(&cli.command),
+        loaded.environment_read,
+        crate::trust::accept_unverified(&cli.command),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
+            return Exit::Usage;
+        }
+    };
+    for warning in session.warnings() {
+        reporter.progress("", Level::Warn, warning);
+    }
+    let deployer = session.deployer();
     // Deploy-time checks that need no cluster run before connecting (once per deploy).
     let prepared = match &cli.command {
-        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args)) {
+        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args, &deployer)) {
             Ok(p) => Some(p),
             Err(e) => {
                 reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
@@ -43,20 +63,26 @@ pub async fn run(cli: Cli) -> Exit {
         },
         _ => None,
     };
-    let ctx = match connect(&cli, config, reporter).await {
+    let mut ctx = match connect(&cli, config, reporter, session).await {
         Ok(ctx) => ctx,
         Err((reporter, e)) => {
             reporter.progress("", Level::Error, &format!("{e:#} (nothing changed)"));
             return Exit::Usage;
         }
     };
+    if loaded.graph_from_records
+        && let Err(e) = graph_from_records(&mut ctx).await
+    {
+        ctx.reporter.progress("", Level::Error, &e.to_string());
+        return e.exit();
+    }
     // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
     let signals = match &cli.command {
         Command::Deploy(args) if !args.dry_run => ctx.stop.on_signals().ok(),
         Command::Rollback { .. } | Command::RollbackToPrevious { .. } => ctx.stop.on_signals().ok(),
         _ => None,
     };
-    let exit = crate::dispatch::dispatch(&ctx, cli.command, prepared).await;
+    let exit = crate::dispatch::dispatch(&ctx, cli.command, prepared, &deployer).await;
     if let Some(signals) = signals {
         signals.abort();
     }
@@ -69,7 +95,19 @@ pub async fn run(cli: Cli) -> Exit {
     };
     // Waits (bounded) for the notifications still queued; never changes the exit code.
     ops::events::flush(&ctx).await;
+    // The chain tips this run wrote, so that CI logs keep them (see `history --verify`).
+    for line in ctx.history.anchor_lines() {
+        ctx.reporter.progress("", Level::Info, &line);
+    }
     exit
+}
+
+/// Without the checkout's component graph, the components are those the records name.
+async fn graph_from_records(ctx: &mut Ctx) -> Result<(), ops::Error> {
+    let records = ctx.history.list(None).await?;
+    ctx.config
+        .components_from_records(records.iter().map(|r| r.release.component.as_str()));
+    Ok(())
 }
 
 /// `completions` and `man` need no configuration.
@@ -114,7 +152,7 @@ fn flag_error(command: &Command) -> Option<String> {
 }
 
 /// The library's deploy request for `deploy`'s flags.
-pub fn request_of(args: &DeployArgs) -> Request {
+pub fn request_of(args: &DeployArgs, deployer: &[String]) -> Request {
     Request {
         components: args.components.clone(),
         all: args.all,
@@ -124,6 +162,7 @@ pub fn request_of(args: &DeployArgs) -> Request {
         approval: fluo_core::policy::Approval {
             change_ticket: args.change_ticket.clone(),
             approved_by: args.approved_by.clone(),
+            deployer: deployer.to_vec(),
         },
         skipped_checks: args
             .skip
@@ -142,6 +181,7 @@ async fn connect(
     cli: &Cli,
     config: Config,
     reporter: Reporter,
+    session: Session,
 ) -> Result<Ctx, (Reporter, anyhow::Error)> {
     let env_context = &config.environment.environment.context;
     let context = cli.global.context_for(&config);
@@ -164,9 +204,10 @@ async fn connect(
         Ok(c) => c,
         Err(e) => return Err((reporter, e)),
     };
+    let (identity, history) = session.into_parts(&cluster.client, &config);
     Ok(Ctx {
-        history: History::new(&cluster.client),
-        identity: Identity::detect(&config.infra_dir),
+        history,
+        identity,
         namespace: cli.global.namespace_for(&config),
         cluster,
         reporter,

@@ -38,6 +38,7 @@ mod client;
 mod error;
 mod http_client;
 mod infra;
+pub mod local_stack;
 mod ports;
 mod process;
 mod prometheus_config;

@@ -103,10 +103,7 @@ async fn gate(args: &Args) -> Result<Exit> {
             step.timeout = step.timeout.min(limit);
         }
     }
-    let git = GitState::detect(
-        &checklist.workdir,
-        std::env::var("FLUO_COMMIT").ok().as_deref(),
-    );
+    let git = GitState::detect(&checklist.workdir);
     let (context, cluster) = cluster(&args.global, args.offline).await;
     let mut options = GateOptions::new(checklist, log_path, git);
     options.only = args.only.clone();

@@ -16,16 +16,9 @@ pub enum GitState {
 }
 
 impl GitState {
-    /// `fluo_commit` (env `FLUO_COMMIT`, set by Nix from the flake's rev; `<sha>-dirty` when
-    /// dirty) wins, else `git status --porcelain` in `repo`.
-    pub fn detect(repo: &Path, fluo_commit: Option<&str>) -> Self {
-        if let Some(commit) = fluo_commit.filter(|c| !c.is_empty()) {
-            return if commit.ends_with("-dirty") {
-                Self::Dirty
-            } else {
-                Self::Clean
-            };
-        }
+    /// `git status --porcelain` in `repo`. Deliberately not `FLUO_COMMIT`: an environment
+    /// variable must not be able to declare a dirty tree clean.
+    pub fn detect(repo: &Path) -> Self {
         match std::process::Command::new("git")
             .arg("-C")
             .arg(repo)
@@ -146,20 +139,12 @@ mod tests {
             git(&["init", "-q"]).status.success(),
             "git init failed (apt-get install git)"
         );
-        assert_eq!(GitState::detect(dir.path(), None), GitState::Clean);
+        assert_eq!(GitState::detect(dir.path()), GitState::Clean);
         std::fs::write(dir.path().join("new.txt"), "x").unwrap();
-        assert_eq!(GitState::detect(dir.path(), None), GitState::Dirty);
-        assert_eq!(
-            GitState::detect(dir.path(), Some("abc123")),
-            GitState::Clean
-        );
-        assert_eq!(
-            GitState::detect(dir.path(), Some("abc123-dirty")),
-            GitState::Dirty
-        );
+        assert_eq!(GitState::detect(dir.path()), GitState::Dirty);
         let elsewhere = tempfile::tempdir().unwrap();
         assert!(matches!(
-            GitState::detect(elsewhere.path(), None),
+            GitState::detect(elsewhere.path()),
             GitState::Unknown(_)
         ));
     }

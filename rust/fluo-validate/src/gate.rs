@@ -7,7 +7,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use std::collections::BTreeMap;
+
 use fluo_core::config::Config;
+use fluo_core::render::{self, ImageOverrides, Rendered};
 use tokio::io::AsyncWriteExt;
 
 use crate::checklist::{self, Checklist, CommandOutcome, Step};
@@ -74,6 +77,9 @@ pub struct GateOptions {
     pub git: GitState,
     /// PATH-style list searched for trivy/grype.
     pub scanner_path: OsString,
+    /// The objects as a deploy renders them (see [`rendered_set`]); `None` checks the
+    /// manifests as written (the standalone `fluo-validate`).
+    pub rendered: Option<ManifestSet>,
 }
 
 impl GateOptions {
@@ -88,6 +94,7 @@ impl GateOptions {
             log_path,
             git,
             scanner_path: std::env::var_os("PATH").unwrap_or_default(),
+            rendered: None,
         }
     }
 }
@@ -107,6 +114,33 @@ pub fn manifest_set(config: &Config) -> ManifestSet {
     ManifestSet::new(&config.environment.environment.namespace, components)
 }
 
+/// The objects a deploy applies, as rendered (image overrides, registry, replicas, pull
+/// policy, labels): the cluster-wide objects and the selected components exactly as this deploy
+/// renders them, the other components as the environment renders them (so cross-references to
+/// them still resolve).
+pub fn rendered_set(
+    config: &Config,
+    cluster: &Rendered,
+    selected: &BTreeMap<String, Rendered>,
+) -> Result<ManifestSet, render::Error> {
+    let mut components = vec![(CLUSTER_COMPONENT.to_string(), cluster.documents.clone())];
+    for component in &config.components {
+        let name = component.name();
+        let documents = match selected.get(name) {
+            Some(r) => r.documents.clone(),
+            None => {
+                render::render(component, &config.environment, &ImageOverrides::default())?
+                    .documents
+            }
+        };
+        components.push((name.to_string(), documents));
+    }
+    Ok(ManifestSet::new(
+        &config.environment.environment.namespace,
+        components,
+    ))
+}
+
 pub struct Gate<'a> {
     config: &'a Config,
     options: GateOptions,
@@ -115,7 +149,7 @@ pub struct Gate<'a> {
 
 impl<'a> Gate<'a> {
     /// Checks the step selection against the environment's policy before anything runs.
-    pub fn new(config: &'a Config, options: GateOptions) -> Result<Self> {
+    pub fn new(config: &'a Config, mut options: GateOptions) -> Result<Self> {
         let environment = &config.environment.environment.name;
         let restricted = !config.environment.validation.allow_skip;
         if restricted && options.only.is_some() {
@@ -140,7 +174,10 @@ impl<'a> Gate<'a> {
         }
         Ok(Self {
             config,
-            set: manifest_set(config),
+            set: options
+                .rendered
+                .take()
+                .unwrap_or_else(|| manifest_set(config)),
             options,
         })
     }

@@ -22,6 +22,8 @@ mod kube_emulator {
     pub mod network_support;
     pub mod pods;
     pub mod process;
+    pub mod process_exec;
+    pub mod process_memory;
     pub mod standins;
     pub mod support;
     pub mod watch;

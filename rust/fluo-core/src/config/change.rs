@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Result, duration};
+use super::parse::duration;
+use super::{Error, Result};
 
 /// `[notifications]`: webhook receivers and which events go to each.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

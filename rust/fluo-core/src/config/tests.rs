@@ -376,3 +376,121 @@ fn repository_production_requires_48h_notice_and_a_three_step_ladder() {
     assert!(staging.notice.is_none());
     assert_eq!(staging.notifications.receivers.len(), 1);
 }
+
+const STRATEGY: &str = "\n[strategy.components.bff]\nkind = \"canary\"\nsteps = [10, 50, 100]\n\
+pause = \"5s\"\ngates = [50]\n[strategy.components.bff.analysis]\ninterval = \"10s\"\nsamples = 3\n\
+[[strategy.components.bff.analysis.checks]]\nmetric = \"http-5xx-ratio\"\nmax = 0.01\nmax_over_baseline = 2.0\n";
+
+#[test]
+fn strategy_per_component_loads_and_defaults_to_rolling() {
+    let tree = Tree::new();
+    tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));
+    let config = Config::load(tree.path(), "local").unwrap();
+    let bff = config.environment.strategy.of("bff");
+    assert_eq!(bff.kind, strategy::Kind::Canary);
+    assert_eq!(bff.steps, [10, 50, 100]);
+    assert_eq!(bff.gates, [50]);
+    let analysis = bff.analysis.unwrap();
+    assert_eq!(
+        (analysis.samples, analysis.window),
+        (3, Duration::from_secs(60))
+    );
+    assert_eq!(analysis.checks[0].max_over_baseline, Some(2.0));
+    assert_eq!(
+        config.environment.strategy.of("nats").kind,
+        strategy::Kind::Rolling
+    );
+}
+
+#[test]
+fn bad_strategy_values_name_the_key_and_value() {
+    for (from, to, needle) in [
+        (
+            "steps = [10, 50, 100]",
+            "steps = [10, 50, 90]",
+            "`strategy.components.bff.steps` = [10, 50, 90]: must list canary percentages ending at 100",
+        ),
+        (
+            "steps = [10, 50, 100]",
+            "steps = [50, 10, 100]",
+            "must be increasing percentages",
+        ),
+        (
+            "gates = [50]",
+            "gates = [20]",
+            "`strategy.components.bff.gates` = 20: must name one of the steps",
+        ),
+        (
+            "kind = \"canary\"",
+            "kind = \"canery\"",
+            "unknown variant `canery`",
+        ),
+        (
+            "samples = 3",
+            "samples = 0",
+            "`strategy.components.bff.analysis.samples` = 0",
+        ),
+        (
+            "max = 0.01",
+            "max = -1.0",
+            "`strategy.components.bff.analysis.checks.http-5xx-ratio.max` = -1.0",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "metric = \"http-500s\"",
+            "unknown variant `http-500s`",
+        ),
+        (
+            "interval = \"10s\"",
+            "interval = \"0s\"",
+            "strategy.components.bff.analysis.interval",
+        ),
+    ] {
+        let tree = Tree::new();
+        tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));
+        tree.edit("environments/local.toml", from, to);
+        let err = tree.load_err();
+        assert!(
+            err.contains("environments/local.toml") && err.contains(needle),
+            "{to}: {err}"
+        );
+    }
+}
+
+#[test]
+fn strategy_for_unknown_or_unfit_components_is_refused() {
+    for (component, needle) in [
+        (
+            "bf",
+            "`strategy.components.bf` = \"bf\": unknown component (known: nats, bff)",
+        ),
+        (
+            "nats",
+            "`strategy.components.nats.kind` = \"blue-green\": component nats declares 0 Deployments",
+        ),
+    ] {
+        let tree = Tree::new();
+        let section = format!("\n[strategy.components.{component}]\nkind = \"blue-green\"\n");
+        tree.write("environments/local.toml", &format!("{LOCAL}{section}"));
+        let err = tree.load_err();
+        assert!(
+            err.contains("environments/local.toml") && err.contains(needle),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn stateful_components_stay_rolling() {
+    let tree = Tree::new();
+    tree.write(
+        "components/bff/manifests/claim.yaml",
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n",
+    );
+    tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));
+    let err = tree.load_err();
+    assert!(
+        err.contains("declares a PersistentVolumeClaim: stateful components stay rolling"),
+        "{err}"
+    );
+}

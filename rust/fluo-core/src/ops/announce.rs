@@ -281,17 +281,14 @@ pub fn policy_environment(env: &Environment, emergency: bool) -> std::borrow::Co
     std::borrow::Cow::Owned(waived)
 }
 
-/// How an emergency is marked in every record of the run: the reason says so and the waived
-/// checks are listed with the skipped ones.
-pub fn emergency_marks(reason: Option<&str>) -> (Option<String>, Vec<String>) {
+/// What an emergency waives, listed with the skipped checks of every record of the run (the
+/// records also carry the signed `emergency` flag).
+pub fn waived_by_emergency(reason: Option<&str>) -> Vec<String> {
     let reason = reason.unwrap_or_default();
-    (
-        Some(format!("EMERGENCY: {reason}")),
-        vec![
-            format!("notice: waived (emergency: {reason})"),
-            format!("windows: waived (emergency: {reason})"),
-        ],
-    )
+    vec![
+        format!("notice: waived (emergency: {reason})"),
+        format!("windows: waived (emergency: {reason})"),
+    ]
 }
 
 /// "48h" rather than humantime's "2days" (notice periods are set in hours).

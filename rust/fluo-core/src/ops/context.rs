@@ -26,10 +26,14 @@ use crate::{apply, render};
 pub trait Hooks: Send + Sync {
     /// The pre-deployment gate over the selected components. Err carries the exit code to use
     /// (1 checks failed, 2 usage, 5 policy) and the findings.
+    /// It checks the objects as this deploy renders them (`cluster` and `rendered`): the bytes
+    /// that are applied.
     fn gate<'a>(
         &'a self,
         config: &'a Config,
         components: &'a [String],
+        cluster: &'a render::Rendered,
+        rendered: &'a std::collections::BTreeMap<String, render::Rendered>,
     ) -> BoxFuture<'a, std::result::Result<(), (Exit, String)>>;
     /// Checks, without running them, that the post-deploy checks of `components` can run as
     /// configured (every endpoint they reach is resolvable): called before the first apply.
@@ -47,6 +51,14 @@ pub trait Hooks: Send + Sync {
         namespace: &'a str,
         components: &'a [String],
     ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
+    /// The Prometheus queries of progressive rollouts' analyses (None: no analysis possible;
+    /// a rollout whose strategy configures one then aborts).
+    fn metrics<'a>(
+        &'a self,
+        _config: &'a Config,
+    ) -> Option<Box<dyn super::progressive::analysis::Metrics + 'a>> {
+        None
+    }
 }
 
 /// Everything a cluster command needs.
@@ -108,6 +120,8 @@ pub struct RunInfo {
     pub approval: Approval,
     pub skipped_checks: Vec<String>,
     pub forced_unlock: Option<String>,
+    /// `deploy --emergency`: every record of the run says so.
+    pub emergency: bool,
 }
 
 impl RunInfo {
@@ -119,6 +133,7 @@ impl RunInfo {
             approval: Approval::default(),
             skipped_checks: vec![],
             forced_unlock: None,
+            emergency: false,
         }
     }
 }

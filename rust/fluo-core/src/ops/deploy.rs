@@ -15,7 +15,7 @@ use super::outcome::RunReport;
 use super::recover::{self, POST_CHECKS_FAILED};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
-use super::{announce, events};
+use super::{announce, events, progressive};
 use super::{local_secret, local_security};
 use crate::apply;
 use crate::config::{Component, Config, Order};
@@ -73,6 +73,7 @@ pub fn prepare_at(config: &Config, request: &Request, now: DateTime<Utc>) -> Res
         .filter_map(|c| config.component(c))
         .collect();
     images.check_against(&selected)?;
+    images.check_built(&selected, &config.environment)?;
     let mut rendered = BTreeMap::new();
     for c in &selected {
         rendered.insert(
@@ -137,7 +138,12 @@ pub async fn deploy(
     tokio::select! {
         biased;
         () = ctx.stop.stopped() => {}
-        gate = hooks.gate(&ctx.config, &prepared.components) => {
+        gate = hooks.gate(
+            &ctx.config,
+            &prepared.components,
+            &prepared.cluster_objects,
+            &prepared.rendered,
+        ) => {
             gate.map_err(|(exit, findings)| Error::Gate(exit, findings))?;
         }
     }
@@ -149,14 +155,14 @@ pub async fn deploy(
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
-    let (reason, waived) = match request.emergency {
-        true => announce::emergency_marks(request.reason.as_deref()),
-        false => (request.reason.clone(), vec![]),
+    let waived = match request.emergency {
+        true => announce::waived_by_emergency(request.reason.as_deref()),
+        false => vec![],
     };
     events::deploy_started(ctx, &deploy_id, prepared, request).await;
     let info = RunInfo {
         deploy_id: deploy_id.clone(),
-        reason,
+        reason: request.reason.clone(),
         approval: request.approval.clone(),
         skipped_checks: [request.skipped_checks.clone(), waived].concat(),
         forced_unlock: if request.force_unlock {
@@ -164,10 +170,17 @@ pub async fn deploy(
         } else {
             None
         },
+        emergency: request.emergency,
     };
     let result =
         context::announcing_stops(ctx, deploy_locked(ctx, prepared, &info, request, hooks)).await;
     lock.release().await;
+    if result
+        .as_ref()
+        .is_ok_and(|r| r.exit() == crate::exit::Exit::Ok)
+    {
+        progressive::gate::hold_blue(ctx, &deploy_id).await;
+    }
     result
 }
 
@@ -206,6 +219,7 @@ async fn deploy_locked(
             (c.clone(), p)
         })
         .collect();
+    let metrics = hooks.metrics(&ctx.config);
     let components = schedule::run_graph(
         ctx,
         &prepared.components,
@@ -213,7 +227,8 @@ async fn deploy_locked(
         Halt::OnStop,
         |c| {
             let planned = &planned;
-            async move { recover::roll_out_or_back(ctx, &planned[&c], info).await }
+            let metrics = metrics.as_deref();
+            async move { progressive::roll_out_or_back(ctx, &planned[&c], info, metrics).await }
         },
     )
     .await;

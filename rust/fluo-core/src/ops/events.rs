@@ -98,10 +98,7 @@ fn outcome(records: &[Stored], result: &ComponentResult) -> (String, Change) {
         ComponentResult::Deployed {
             revision, restores, ..
         } => (
-            match restores {
-                Some(to) => format!("rolled back to v{to} (as v{revision})"),
-                None => format!("deployed v{revision}"),
-            },
+            super::outcome::deployed_text(*revision, *restores),
             before(*revision),
             by_revision(*revision).map(version),
         ),
@@ -112,9 +109,7 @@ fn outcome(records: &[Stored], result: &ComponentResult) -> (String, Change) {
         } => (
             format!(
                 "v{failed_revision} failed ({message}); {}",
-                restored.map_or("first install removed".into(), |r| format!(
-                    "rolled back to v{r}"
-                ))
+                super::outcome::restored_text(*restored)
             ),
             before(*failed_revision),
             by_revision(*failed_revision).map(version),

@@ -11,6 +11,7 @@
 //! - `outcome`: per-component results, the run report, its exit code and text;
 //! - `stop`: the one cancellation mechanism (signals and the loss of the deploy lock);
 //! - `local_secret`: the local environment's Grafana admin Secret;
+//! - `progressive`: canary and blue-green strategies with Prometheus analysis (issue 17);
 //! - change management (issue 16): `events` (the notifications of each run), `announce` (the
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //!
@@ -27,6 +28,7 @@ pub mod incident;
 pub mod local_secret;
 pub mod local_security;
 pub mod outcome;
+pub mod progressive;
 pub mod recover;
 pub mod review;
 pub mod rollback;

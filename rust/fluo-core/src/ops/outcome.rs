@@ -73,10 +73,7 @@ impl ComponentResult {
                 duration_ms,
                 restores,
             } => (
-                match restores {
-                    Some(to) => format!("rolled back to v{to} (as v{revision})"),
-                    None => format!("deployed v{revision}"),
-                },
+                deployed_text(*revision, *restores),
                 format!("{:.1}s", *duration_ms as f64 / 1000.0),
             ),
             ComponentResult::RolledBack {
@@ -84,12 +81,7 @@ impl ComponentResult {
                 message,
                 restored,
             } => (
-                format!(
-                    "failed v{failed_revision}, {}",
-                    restored.map_or("first install removed".to_string(), |r| format!(
-                        "rolled back to v{r}"
-                    ))
-                ),
+                format!("failed v{failed_revision}, {}", restored_text(*restored)),
                 message.clone(),
             ),
             ComponentResult::RollbackFailed {
@@ -226,6 +218,21 @@ pub fn escalation_steps(namespace: &str, environment: &str, components: &[&str])
          5. If the lock is stuck: fluo-deploy --env {env} deploy {each} --force-unlock ... (recorded)\n\
          6. Notify the on-call lead and open an incident (SOP-002 failure handling).\n"
     )
+}
+
+/// A deployed revision in words: `deployed v7`, or `rolled back to v5 (as v7)`.
+pub(super) fn deployed_text(revision: u32, restores: Option<u32>) -> String {
+    match restores {
+        Some(to) => format!("rolled back to v{to} (as v{revision})"),
+        None => format!("deployed v{revision}"),
+    }
+}
+
+/// What an automatic rollback restored, in words.
+pub(super) fn restored_text(restored: Option<u32>) -> String {
+    restored.map_or("first install removed".into(), |r| {
+        format!("rolled back to v{r}")
+    })
 }
 
 #[cfg(test)]

@@ -20,14 +20,25 @@ pub const POST_CHECKS_FAILED: &str = "post-deploy checks failed";
 
 /// Rolls `planned` out; if it fails, rolls the component back automatically.
 pub async fn roll_out_or_back(ctx: &Ctx, planned: &Planned, info: &RunInfo) -> ComponentResult {
+    roll_out_or_back_phased(ctx, planned, info, None).await
+}
+
+/// [`roll_out_or_back`] with a progressive strategy's phase. An aborted progressive rollout
+/// needs no rollback: the stable revision was never touched.
+pub async fn roll_out_or_back_phased(
+    ctx: &Ctx,
+    planned: &Planned,
+    info: &RunInfo,
+    phase: Option<&dyn rollout::Phase>,
+) -> ComponentResult {
     let c = planned.component.as_str();
-    match rollout::roll_out_once(ctx, planned, info).await {
+    match rollout::roll_out_phased(ctx, planned, info, phase).await {
         Ok(attempt) => ComponentResult::Deployed {
             revision: attempt.revision,
             duration_ms: attempt.duration_ms,
             restores: match planned.action {
                 Action::Rollback { to, .. } => Some(to),
-                Action::Deploy => None,
+                _ => None,
             },
         },
         Err(Failure {
@@ -41,6 +52,14 @@ pub async fn roll_out_or_back(ctx: &Ctx, planned: &Planned, info: &RunInfo) -> C
                 restored: None,
             }
         }
+        Err(Failure {
+            attempt: Some(attempt),
+            error: rollout::Error::Analysis { reason, .. },
+        }) => ComponentResult::RolledBack {
+            failed_revision: attempt.revision,
+            message: format!("aborted, stable untouched: {reason}"),
+            restored: attempt.previous.map(|p| p.release.revision),
+        },
         Err(Failure {
             attempt: Some(attempt),
             error,

@@ -5,8 +5,9 @@
 //! Definitions (also in docs/operations.md):
 //! - a record is in the period when it started in `[now - since, now]`; records still in
 //!   progress are left out;
-//! - deploys: `deploy` records (attempts, succeeded or failed); emergency deploys: those whose
-//!   reason starts with `EMERGENCY:` (how `deploy --emergency` marks its records);
+//! - deploys: `deploy` records (attempts, succeeded or failed); emergency deploys: those with
+//!   the signed `emergency` flag of `deploy --emergency` (records written before the flag:
+//!   whose reason starts with `EMERGENCY:`);
 //! - a change failure is a failed deploy, or a succeeded deploy that a later manual rollback of
 //!   its component undid (the latest succeeded deploy before that rollback);
 //!   change failure rate = change failures / deploys;
@@ -26,7 +27,7 @@ use serde::Serialize;
 
 use crate::release::{Action, Outcome, Release};
 
-/// Prefix of the reason of an emergency deploy's records.
+/// Prefix of the reason of emergency deploy records written before the `emergency` flag.
 pub const EMERGENCY_PREFIX: &str = "EMERGENCY:";
 
 /// The figures of one component (or of all).
@@ -66,10 +67,12 @@ fn end_of(r: &Release) -> DateTime<Utc> {
     r.started_at + Duration::milliseconds(r.duration_ms as i64)
 }
 
+/// The record's flag; records written before the flag existed say so in the reason.
 fn is_emergency(r: &Release) -> bool {
-    r.reason
-        .as_deref()
-        .is_some_and(|s| s.starts_with(EMERGENCY_PREFIX))
+    r.emergency
+        || r.reason
+            .as_deref()
+            .is_some_and(|s| s.starts_with(EMERGENCY_PREFIX))
 }
 
 /// The figures over `records` (any order, any components) in `[since, until]`;
@@ -139,6 +142,8 @@ pub fn figures(
                         }
                     }
                 }
+                // Teardown records change no revision's outcome and are not deploys.
+                Action::Delete | Action::Purge { .. } | Action::Shutdown => {}
             }
         }
         f.change_failures += failures.len();

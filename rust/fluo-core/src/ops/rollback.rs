@@ -25,6 +25,7 @@ pub async fn rollback(
 ) -> Result<RunReport> {
     ctx.config.graph.select(&[component])?;
     let records = ctx.history.list(Some(component)).await?;
+    verified(ctx, component, &records).await?;
     let current = history::current(&records).ok_or_else(|| {
         Error::Refused(format!(
             "{component} has no deployed revision to roll back from"
@@ -75,6 +76,14 @@ pub async fn rollback_to_previous(
     force_unlock: bool,
 ) -> Result<RunReport> {
     let all = ctx.history.by_component().await?;
+    // Every component's history, including one deleted outright (only its anchor is left).
+    for verdict in ctx.history.verify(None).await? {
+        let records = all
+            .get(&verdict.component)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        verified(ctx, &verdict.component, records).await?;
+    }
     let latest_deploy = all
         .values()
         .flatten()
@@ -124,6 +133,20 @@ pub async fn rollback_to_previous(
         revisions: first_installs,
     };
     run(ctx, planned, &first_installs, reason, force_unlock).await
+}
+
+/// A rollback uses only records that verify (digest, signature, chain, anchor): otherwise it
+/// refuses (exit 1, naming the records, nothing changed) unless `--accept-unverified` was
+/// given, which is reported here and recorded in the new records.
+async fn verified(ctx: &Ctx, component: &str, records: &[crate::release::Stored]) -> Result<()> {
+    for problem in ctx.history.check_usable(component, records).await? {
+        ctx.reporter.progress(
+            component,
+            Level::Warn,
+            &format!("used despite failed verification (--accept-unverified): {problem}"),
+        );
+    }
+    Ok(())
 }
 
 /// Components of the rolled-back deploy that it installed for the first time, with the

@@ -33,12 +33,34 @@ pub enum Error {
     /// A second signal aborted a rollback.
     #[error("aborted by a second signal")]
     Aborted,
+    /// A progressive rollout's analysis failed or an operator aborted it; its new pods are
+    /// gone and the stable revision untouched. `steps` is the evidence for the record.
+    #[error("{reason}")]
+    Analysis { reason: String, steps: Vec<String> },
 }
 
 impl Error {
     /// Whether the rollout ran into its timeout (history says `timed out`).
     pub fn timed_out(&self) -> bool {
         matches!(self, Error::Wait(wait::Error::Timeout { .. }))
+    }
+}
+
+/// What a progressive strategy does between writing a revision's `deploying` record and
+/// converging on the revision (canary steps, green beside blue, their analysis).
+pub trait Phase: Send + Sync {
+    /// Runs the strategy for revision `revision`, whose objects are `manifests`; Ok: the steps
+    /// with their evidence (kept in the record). Errors must leave the stable revision as it
+    /// was; `Error::Analysis` records the revision `aborted`.
+    fn run<'a>(
+        &'a self,
+        revision: u32,
+        manifests: &'a [Value],
+    ) -> futures::future::BoxFuture<'a, Result<Vec<String>>>;
+    /// The converge keeps what the previous revision declared and this one does not (blue
+    /// stays scaled after a blue-green switch; it is pruned when its window ends).
+    fn keeps_previous(&self) -> bool {
+        false
     }
 }
 
@@ -121,6 +143,13 @@ pub fn build_release(
         forced_unlock: info.forced_unlock.clone(),
         skipped_checks: info.skipped_checks.clone(),
         prev_digest,
+        overrides: [
+            ctx.identity.overrides.clone(),
+            ctx.history.recorded_overrides(),
+        ]
+        .concat(),
+        emergency: info.emergency,
+        steps: vec![],
     }
 }
 
@@ -130,6 +159,16 @@ pub async fn roll_out_once(
     ctx: &Ctx,
     planned: &Planned,
     info: &RunInfo,
+) -> std::result::Result<Attempt, Failure> {
+    roll_out_phased(ctx, planned, info, None).await
+}
+
+/// [`roll_out_once`] with a progressive strategy's `phase` before the converge.
+pub async fn roll_out_phased(
+    ctx: &Ctx,
+    planned: &Planned,
+    info: &RunInfo,
+    phase: Option<&dyn Phase>,
 ) -> std::result::Result<Attempt, Failure> {
     let c = planned.component.as_str();
     let started = Instant::now();
@@ -151,6 +190,7 @@ pub async fn roll_out_once(
     let verb = match &planned.action {
         Action::Deploy => "deploying".to_string(),
         Action::Rollback { to, .. } => format!("rolling back to v{to} as"),
+        other => format!("{other}:"),
     };
     ctx.reporter
         .progress(c, Level::Info, &format!("{verb} revision {revision}"));
@@ -161,17 +201,24 @@ pub async fn roll_out_once(
     let prior: Vec<Value> = history::latest(&records)
         .map(|r| r.release.manifests.clone())
         .unwrap_or_default();
+    let prunes = phase.is_none_or(|p| !p.keeps_previous());
+    let phased = async {
+        if let Some(phase) = phase {
+            release.steps = phase.run(revision, &release.manifests).await?;
+        }
+        converge(ctx, c, &release.manifests, &prior, prunes).await
+    };
     let result = if planned.is_rollback() {
         tokio::select! {
             biased;
             () = ctx.stop.aborted() => Err(Error::Aborted),
-            r = converge(ctx, c, &release.manifests, &prior) => r,
+            r = phased => r,
         }
     } else {
         tokio::select! {
             biased;
             () = ctx.stop.stopped() => Err(stopped(ctx)),
-            r = converge(ctx, c, &release.manifests, &prior) => r,
+            r = phased => r,
         }
     };
     release.duration_ms = started.elapsed().as_millis() as u64;
@@ -231,8 +278,12 @@ pub async fn roll_out_once(
                 &format!("revision {revision} failed: {error}"),
             );
             // Stopped before it finished: `interrupted` until a rollback restores the component.
-            let status = match error {
+            let status = match &error {
                 Error::Stopped(_) | Error::Aborted => Status::Interrupted,
+                Error::Analysis { steps, .. } => {
+                    release.steps = steps.clone();
+                    Status::Aborted
+                }
                 _ => Status::Failed,
             };
             if let Err(e) = finish_record(ctx, &release, status).await {
@@ -349,19 +400,23 @@ fn restore_replicas(saved: &Value, manifests: &mut [Value]) {
     }
 }
 
-/// Apply, prune what is no longer declared, wait until ready.
+/// Apply, prune what is no longer declared (unless `prunes` is false: blue is kept), wait until
+/// ready.
 async fn converge(
     ctx: &Ctx,
     c: &str,
     manifests: &[Value],
     prior_manifests: &[Value],
+    prunes: bool,
 ) -> Result<()> {
     let applied = apply::apply_all(&ctx.cluster, manifests, &ctx.namespace, |o| {
         ctx.reporter
             .progress(c, Level::Info, &format!("applied {o}"));
     })
     .await?;
-    prune(ctx, c, manifests, prior_manifests, &applied).await?;
+    if prunes {
+        prune(ctx, c, manifests, prior_manifests, &applied).await?;
+    }
     let mut on_change = |o: &ObjectRef, v: &Readiness| match v {
         Readiness::Ready => ctx.reporter.progress(c, Level::Info, &format!("{o} ready")),
         Readiness::Waiting(m) => ctx.reporter.progress(c, Level::Info, &format!("{o}: {m}")),
@@ -377,6 +432,21 @@ async fn converge(
     )
     .await?;
     Ok(())
+}
+
+/// Deletes the objects of `c` that `manifests` do not declare (of the kinds they declare):
+/// what a blue-green revision kept of the revision before it, once its window ends.
+pub async fn prune_undeclared(ctx: &Ctx, c: &str, manifests: &[Value]) -> Result<()> {
+    let mut keep = Vec::with_capacity(manifests.len());
+    for o in manifests {
+        let (_, ns) = ctx
+            .cluster
+            .api_for(o, &ctx.namespace)
+            .await
+            .map_err(apply::Error::from)?;
+        keep.push(ObjectRef::of(o, ns));
+    }
+    prune(ctx, c, manifests, &[], &keep).await
 }
 
 /// Deletes objects labelled for `c` of the kinds it declares now or declared before that are

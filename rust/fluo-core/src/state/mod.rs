@@ -1,8 +1,16 @@
-//! Change-management records kept in fluo-system besides the release records: announcements
-//! (the notice period), incidents (the escalation ladder) and the notification log. Each is a
-//! JSON document in a labelled ConfigMap (`store`).
+//! State kept in the cluster besides the release records themselves:
+//! - trust in the records: signatures over them, the anchor that keeps the tip of each
+//!   component's chain outside the records, verification of both, and which records retention
+//!   may remove;
+//! - change management: announcements (the notice period), incidents (the escalation ladder)
+//!   and the notification log, each a JSON document in a labelled ConfigMap (`store`).
 
+pub mod anchor;
 pub mod announcements;
 pub mod incidents;
 pub mod notifications;
+pub mod retention;
+pub mod session;
+pub mod signing;
 pub mod store;
+pub mod verify;

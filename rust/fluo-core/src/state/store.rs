@@ -127,6 +127,11 @@ impl Store {
 
     /// Every record of this kind, oldest first (by creation time, then name).
     pub async fn list<T: DeserializeOwned>(&self) -> Result<Vec<Versioned<T>>> {
+        self.objects().await?.iter().map(decode).collect()
+    }
+
+    /// The ConfigMaps of this kind, oldest first (by creation time, then name).
+    async fn objects(&self) -> Result<Vec<ConfigMap>> {
         let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", self.kind));
         let mut items = self
             .api
@@ -148,7 +153,7 @@ impl Store {
                     &b.metadata.name,
                 ))
         });
-        items.iter().map(decode).collect()
+        Ok(items)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, id: &str) -> Result<Versioned<T>> {
@@ -168,18 +173,7 @@ impl Store {
 
     /// Deletes the oldest records beyond the newest `keep`.
     pub async fn retain(&self, keep: usize) -> Result<()> {
-        let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", self.kind));
-        let mut items = self
-            .api
-            .list(&params)
-            .await
-            .map_err(|source| Error::Kube {
-                action: "listing",
-                name: format!("{} records", self.kind),
-                source,
-            })?
-            .items;
-        items.sort_by_key(|o| o.metadata.creation_timestamp.as_ref().map(|t| t.0));
+        let items = self.objects().await?;
         let excess = items.len().saturating_sub(keep);
         for object in items.iter().take(excess) {
             let name = object.metadata.name.clone().unwrap_or_default();

@@ -127,6 +127,8 @@ require_clean_git = false
 allow_skip = true
 allow_inline_secrets = true
 require_image_scan = false
+allow_commit_override = true
+allow_purge_history = true
 [monitoring]
 duration = "1m"
 interval = "10s"

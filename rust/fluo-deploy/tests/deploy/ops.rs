@@ -142,27 +142,54 @@ async fn objects_no_longer_declared_are_pruned_and_diff_shows_it_first() {
 async fn delete_all_removes_everything_in_reverse_order_and_keeps_history_unless_purged() {
     let w = World::start().await;
     w.cmd(["deploy", "--all"]).run().await.code(0);
-    let run = w.cmd(["delete", "--all"]).run().await;
+    let run = w
+        .cmd(["delete", "--all", "--reason", "decommission", "--yes"])
+        .run()
+        .await;
     run.code(0);
     assert!(run.line_of("workers: deleting") < run.line_of("bff: deleting"));
     assert!(run.line_of("bff: deleting") < run.line_of("nats: deleting"));
     assert!(app_objects(&w.client).await.is_empty());
-    assert_eq!(records(&w.client).await.len(), 4, "history kept");
+    assert_eq!(
+        records(&w.client).await.len(),
+        8,
+        "history kept, plus one delete record per component"
+    );
     w.cmd(["deploy", "--all"]).run().await.code(0);
-    w.cmd(["delete", "--all", "--purge-history"])
-        .run()
-        .await
-        .code(0);
+    w.cmd([
+        "delete",
+        "--all",
+        "--purge-history",
+        "--reason",
+        "reset",
+        "--yes",
+    ])
+    .run()
+    .await
+    .code(0);
     assert!(app_objects(&w.client).await.is_empty());
-    assert!(records(&w.client).await.is_empty(), "history purged");
+    assert_eq!(
+        records(&w.client).await,
+        [
+            "fluo.release.bff.v4",
+            "fluo.release.nats.v4",
+            "fluo.release.prometheus.v4",
+            "fluo.release.workers.v4"
+        ],
+        "history purged: only the purge records remain"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_scales_to_zero_and_next_deploy_restores_replicas() {
     let w = World::start().await;
     w.cmd(["deploy", "--all"]).run().await.code(0);
-    let run = w.cmd(["shutdown"]).run().await;
-    run.code(0).stderr_has("shut down (pods terminated)");
+    let run = w
+        .cmd(["shutdown", "--reason", "maintenance", "--yes"])
+        .run()
+        .await;
+    run.code(0)
+        .stderr_has("shut down (pods terminated, recorded as v2)");
     assert!(run.line_of("workers: scaled") < run.line_of("nats: scaled"));
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(w.client.clone(), "fluo");
     assert!(
@@ -206,7 +233,7 @@ async fn logs_show_lines_of_the_component_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn history_keeps_the_last_twenty_records_and_still_verifies() {
+async fn history_keeps_the_last_ten_successful_records_and_still_verifies() {
     let w = World::start().await;
     for i in 0..22 {
         w.cmd([
@@ -220,13 +247,17 @@ async fn history_keeps_the_last_twenty_records_and_still_verifies() {
         .code(0);
     }
     let kept = records(&w.client).await;
-    assert_eq!(kept.len(), 20, "retention is 20 per component: {kept:?}");
-    assert!(
-        !kept.contains(&"fluo.release.nats.v1".to_string())
-            && !kept.contains(&"fluo.release.nats.v2".to_string()),
-        "the two oldest records are the ones removed: {kept:?}"
+    // [retention] successful = 10 (the default), counted before each new revision is written:
+    // the ten before it plus the new one.
+    let expected: Vec<String> = (12..=22)
+        .map(|v| format!("fluo.release.nats.v{v}"))
+        .collect();
+    let mut kept_sorted = kept.clone();
+    kept_sorted.sort_by_key(|n| n.rsplit('v').next().unwrap().parse::<u32>().unwrap());
+    assert_eq!(
+        kept_sorted, expected,
+        "the oldest records are the ones removed"
     );
-    assert!(kept.contains(&"fluo.release.nats.v22".to_string()));
     w.cmd(["history", "--verify"])
         .run()
         .await

@@ -1,9 +1,14 @@
 //! Prometheus: ready, every active scrape target up (and every expected job present), and the
 //! FLUO metrics present in the TSDB.
 
+use std::time::{Duration, Instant};
+
 use crate::check::ProbeResult;
 use crate::endpoint::Endpoint;
 use crate::promapi;
+
+/// How often a Prometheus that has not yet found or scraped every expected target is asked again.
+const ASK_AGAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// What a healthy FLUO Prometheus has.
 #[derive(Debug, Clone)]
@@ -39,6 +44,25 @@ pub async fn probe(
             .join(", "),
         endpoint.via()
     ))
+}
+
+/// [`probe`], asked again until it passes or `patience` is over (then its last answer): right
+/// after a deploy, Prometheus finds new pods only at its next DNS refresh and has their metrics
+/// only after the next scrape, which a check run at once would report as a failure.
+pub async fn probe_patiently(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    expect: &Expectations,
+    patience: Duration,
+) -> ProbeResult {
+    let deadline = Instant::now() + patience;
+    loop {
+        let answer = probe(http, endpoint, expect).await;
+        if answer.is_ok() || Instant::now() + ASK_AGAIN_EVERY >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(ASK_AGAIN_EVERY).await;
+    }
 }
 
 /// All active targets up, at least one, and every expected job among them.

@@ -175,7 +175,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         "pod",
         ["po"],
         true,
-        ["status", "log", "portforward"],
+        ["status", "log", "portforward", "exec"],
         true,
         false
     ),

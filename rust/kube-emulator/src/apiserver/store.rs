@@ -183,6 +183,22 @@ impl State {
             .map(|(_, v)| v)
     }
 
+    /// Objects in namespace `ns` whose names start with `prefix`, found by a range of the
+    /// sorted map instead of a scan (Events are looked up by their object's name this way).
+    pub fn list_prefixed<'a>(
+        &'a self,
+        def: &ResourceDef,
+        ns: &'a str,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .get(&res_key(def))
+            .into_iter()
+            .flat_map(move |m| m.range((ns.to_string(), prefix.to_string())..))
+            .take_while(move |((ons, name), _)| ons == ns && name.starts_with(prefix))
+            .map(|(_, v)| v)
+    }
+
     pub fn namespace_exists(&self, ns: &str) -> bool {
         self.get(
             crate::apiserver::resources::by_kind("", "Namespace").expect("namespaces served"),

@@ -115,8 +115,8 @@ pub fn record(state: &mut State, r: Record<'_>) {
     let now = now_str();
     let prefix = format!("{object_name}.");
     let existing = state
-        .list(event_def, Some(ns))
-        .find(|e| meta_str(e, "name").starts_with(&prefix) && correlates(e, &r, field_path));
+        .list_prefixed(event_def, ns, &prefix)
+        .find(|e| correlates(e, &r, field_path));
     if let Some(existing) = existing {
         let mut next = existing.clone();
         next["count"] = json!(existing["count"].as_i64().unwrap_or(1) + 1);

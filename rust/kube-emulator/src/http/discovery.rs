@@ -55,20 +55,20 @@ pub fn group(group: &str) -> Option<Value> {
 fn sub_verbs(sub: &str) -> Vec<&'static str> {
     match sub {
         "log" => vec!["get"],
-        "portforward" => vec!["create", "get"],
+        "portforward" | "exec" => vec!["create", "get"],
         _ => vec!["get", "patch", "update"],
     }
 }
 
 fn sub_kind(def: &ResourceDef, sub: &str) -> (&'static str, &'static str, String) {
     match sub {
-        "log" | "portforward" => (
+        "log" | "portforward" | "exec" => (
             "",
             "v1",
-            if sub == "log" {
-                "Pod".into()
-            } else {
-                "PodPortForwardOptions".into()
+            match sub {
+                "log" => "Pod".into(),
+                "exec" => "PodExecOptions".into(),
+                _ => "PodPortForwardOptions".into(),
             },
         ),
         "scale" => ("autoscaling", "v1", "Scale".into()),

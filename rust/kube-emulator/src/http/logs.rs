@@ -220,14 +220,7 @@ pub async fn serve(
             }
         }
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
-    });
-    Ok(builder
-        .body(Body::from_stream(stream))
-        .expect("static response parts"))
+    Ok(streamed(builder, rx))
 }
 
 /// Process mode: the container's real stdout/stderr, from its log file; `follow` streams what
@@ -302,14 +295,22 @@ async fn serve_file(
             }
         }
     });
+    Ok(streamed(builder, rx))
+}
+
+/// A response whose body is what arrives on `rx` until its sender is dropped.
+fn streamed(
+    builder: axum::http::response::Builder,
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+) -> Response {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
-    Ok(builder
+    builder
         .body(Body::from_stream(stream))
-        .expect("static response parts"))
+        .expect("static response parts")
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod discovery;
+pub mod exec;
 pub mod faults;
 pub mod logs;
 pub mod openapi;

@@ -22,6 +22,7 @@ use crate::apiserver::store::Store;
 use crate::apiserver::watch;
 use crate::http::connection::Peer;
 use crate::http::discovery;
+use crate::http::exec;
 use crate::http::faults::{self, Faults, Outcome};
 use crate::http::logs;
 use crate::http::openapi;
@@ -149,7 +150,7 @@ fn is_write(method: &Method, target: &Target) -> bool {
     matches!(
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) && target.sub.as_deref() != Some("portforward")
+    ) && !matches!(target.sub.as_deref(), Some("portforward" | "exec"))
 }
 
 fn write_options(params: &Params, headers: &HeaderMap) -> Result<WriteOptions> {
@@ -369,6 +370,10 @@ async fn serve_resource(
         }
         (Method::GET, Some(name), Some("log")) => {
             logs::serve(store.clone(), &ns, name, &params, app.process_logs.clone()).await
+        }
+        (Method::GET | Method::POST, Some(name), Some("exec")) => {
+            let process = app.process_logs.is_some();
+            exec::serve(store.clone(), process, &ns, name, &params, req).await
         }
         (Method::GET | Method::POST, Some(name), Some("portforward")) => {
             portforward::serve(store.clone(), &ns, name, &params, req, &*app.pod_targets).await

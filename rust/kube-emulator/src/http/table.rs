@@ -19,38 +19,35 @@ pub fn human_duration(secs: i64) -> String {
     }
     let m = s / 60;
     if m < 10 {
-        return if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        };
+        return two_units(m, "m", s % 60, "s");
     }
     if m < 180 {
         return format!("{m}m");
     }
     let h = s / 3600;
     if h < 8 {
-        return if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        };
+        return two_units(h, "h", m % 60, "m");
     }
     if h < 48 {
         return format!("{h}h");
     }
     let d = h / 24;
     if h < 24 * 8 {
-        return if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        };
+        return two_units(d, "d", h % 24, "h");
     }
     if d < 365 * 2 {
         return format!("{d}d");
     }
     format!("{}y", d / 365)
+}
+
+/// `{n}{unit}` and then `{rest}{rest_unit}` unless the rest is zero: 3m20s, 2h, 2d3h.
+fn two_units(n: i64, unit: &str, rest: i64, rest_unit: &str) -> String {
+    if rest == 0 {
+        format!("{n}{unit}")
+    } else {
+        format!("{n}{unit}{rest}{rest_unit}")
+    }
 }
 
 fn age(obj: &Value) -> String {
@@ -126,6 +123,24 @@ fn containers_and_images(spec: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
+/// The wide CONTAINERS and IMAGES columns of workloads with a pod template.
+fn template_columns() -> [Value; 2] {
+    [
+        col(
+            "Containers",
+            "string",
+            1,
+            "Names of each container in the template.",
+        ),
+        col(
+            "Images",
+            "string",
+            1,
+            "Images referenced by each container in the template.",
+        ),
+    ]
+}
+
 fn selector_string(sel: &Value) -> String {
     let mut parts: Vec<String> = sel["matchLabels"]
         .as_object()
@@ -179,6 +194,7 @@ fn columns_and_cells(def: &ResourceDef, obj: &Value) -> (Vec<Value>, Vec<Value>)
     match (def.group, def.kind) {
         ("apps", "Deployment") => {
             let (c, i) = containers_and_images(&obj["spec"]["template"]["spec"]);
+            let [containers_col, images_col] = template_columns();
             let s = &obj["status"];
             (
                 vec![
@@ -197,18 +213,8 @@ fn columns_and_cells(def: &ResourceDef, obj: &Value) -> (Vec<Value>, Vec<Value>)
                         "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
                     ),
                     age_col,
-                    col(
-                        "Containers",
-                        "string",
-                        1,
-                        "Names of each container in the template.",
-                    ),
-                    col(
-                        "Images",
-                        "string",
-                        1,
-                        "Images referenced by each container in the template.",
-                    ),
+                    containers_col,
+                    images_col,
                     col("Selector", "string", 1, "Label selector for pods."),
                 ],
                 vec![
@@ -229,23 +235,14 @@ fn columns_and_cells(def: &ResourceDef, obj: &Value) -> (Vec<Value>, Vec<Value>)
         }
         ("apps", "StatefulSet") => {
             let (c, i) = containers_and_images(&obj["spec"]["template"]["spec"]);
+            let [containers_col, images_col] = template_columns();
             (
                 vec![
                     name_col,
                     col("Ready", "string", 0, "Number of the pod with ready state"),
                     age_col,
-                    col(
-                        "Containers",
-                        "string",
-                        1,
-                        "Names of each container in the template.",
-                    ),
-                    col(
-                        "Images",
-                        "string",
-                        1,
-                        "Images referenced by each container in the template.",
-                    ),
+                    containers_col,
+                    images_col,
                 ],
                 vec![
                     name,

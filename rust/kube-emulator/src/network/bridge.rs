@@ -300,10 +300,15 @@ impl ClusterNetwork {
     /// IP, default route via the gateway. Taken from the warm pool when one is ready (creating
     /// one costs ~10 `ip` runs, too slow for a pod start), else created now.
     pub fn add_pod(&self) -> Result<PodNetwork> {
-        if let Some(ready) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+        if let Some(ready) = self.take_pooled() {
             return Ok(ready);
         }
         self.create_pod_network()
+    }
+
+    /// A pod network from the warm pool, if one is ready (never blocks on `ip`).
+    pub fn take_pooled(&self) -> Option<PodNetwork> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop()
     }
 
     /// Creates pod networks until `target` are ready for [`ClusterNetwork::add_pod`] (call it
@@ -524,6 +529,7 @@ fn clean_slot_contents(slot: u8) {
         }
     }
     crate::network::created_paths::remove_recorded(&slot_dir(slot));
+    crate::kubelet::process::cgroup::remove_recorded(&slot_dir(slot));
     let dir = slot_dir(slot);
     if let Ok(entries) = fs::read_dir(&dir) {
         for entry in entries.flatten() {

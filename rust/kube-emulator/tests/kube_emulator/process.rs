@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 
 use super::support::*;
 
-const IMAGES: &str = r#"
+pub const IMAGES: &str = r#"
 [images."test/sh"]
 command = "/bin/sh"
 [images."test/python"]
 command = "/usr/bin/python3"
 "#;
 
-fn options(backoff: Duration) -> Options {
+pub fn options(backoff: Duration) -> Options {
     kube_emulator::network::bridge::preflight()
         .unwrap_or_else(|e| panic!("process-mode tests need root and namespaces: {e}"));
     let images = ImageMap::parse(IMAGES, Path::new("test-images.toml")).unwrap();
@@ -33,16 +33,16 @@ fn options(backoff: Duration) -> Options {
     }
 }
 
-async fn process_emulator() -> Emulator {
+pub async fn process_emulator() -> Emulator {
     emulator_with(options(Duration::from_millis(500))).await
 }
 
-fn pod(name: &str, labels: Value, containers: Value) -> Pod {
+pub fn pod(name: &str, labels: Value, containers: Value) -> Pod {
     from_json(json!({"metadata": {"name": name, "labels": labels},
         "spec": {"terminationGracePeriodSeconds": 5, "containers": containers}}))
 }
 
-fn sh(name: &str, script: &str) -> Value {
+pub fn sh(name: &str, script: &str) -> Value {
     json!({"name": name, "image": "test/sh:1", "command": ["sh", "-c", script]})
 }
 
@@ -52,13 +52,13 @@ fn http_server(name: &str, port: u16) -> Value {
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 1}})
 }
 
-async fn create(api: &Api<Pod>, p: &Pod) {
+pub async fn create(api: &Api<Pod>, p: &Pod) {
     api.create(&PostParams::default(), p)
         .await
         .expect("create pod");
 }
 
-fn container_status(p: &Pod, i: usize) -> Value {
+pub fn container_status(p: &Pod, i: usize) -> Value {
     serde_json::to_value(
         &p.status
             .as_ref()
@@ -70,14 +70,14 @@ fn container_status(p: &Pod, i: usize) -> Value {
     .unwrap()
 }
 
-fn is_ready(p: &Pod) -> bool {
+pub fn is_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-async fn logs(api: &Api<Pod>, pod: &str, container: &str, previous: bool) -> String {
+pub async fn logs(api: &Api<Pod>, pod: &str, container: &str, previous: bool) -> String {
     let lp = LogParams {
         container: Some(container.into()),
         previous,
@@ -303,7 +303,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     cms.create(&PostParams::default(), &cm).await.unwrap();
     let mut c = sh(
         "app",
-        "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME); exec sleep 3600",
+        "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME) \
+         ro=$(touch /etc/kube-emulator-test/x 2>/dev/null && echo no || echo yes); exec sleep 3600",
     );
     c["env"] = json!([{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "greeting"}}},
         {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]);
@@ -315,7 +316,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     ));
     create(&pods, &p).await;
     eventually("the first greeting", || async {
-        (logs(&pods, "reader", "app", false).await == "file=one env=one arg=reader\n").then_some(())
+        (logs(&pods, "reader", "app", false).await == "file=one env=one arg=reader ro=yes\n")
+            .then_some(())
     })
     .await;
     assert!(
@@ -343,7 +345,8 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     .await;
     create(&pods, &p).await;
     eventually("the new greeting", || async {
-        (logs(&pods, "reader", "app", false).await == "file=two env=two arg=reader\n").then_some(())
+        (logs(&pods, "reader", "app", false).await == "file=two env=two arg=reader ro=yes\n")
+            .then_some(())
     })
     .await;
 }
@@ -383,7 +386,7 @@ async fn an_unknown_image_fails_like_a_missing_one_naming_the_map() {
 }
 
 /// Links, namespaces, processes and files of a slot.
-fn leftovers(slot: u8) -> Vec<String> {
+pub fn leftovers(slot: u8) -> Vec<String> {
     let mut found: Vec<String> = kube_emulator::network::bridge::list_netns()
         .into_iter()
         .filter(|n| n.starts_with(&format!("kemu{slot}-")))
@@ -400,7 +403,7 @@ fn leftovers(slot: u8) -> Vec<String> {
     found
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
 }
@@ -437,6 +440,7 @@ async fn nothing_is_left_behind_after_shutdown() {
     .await;
     let slot: u8 = p
         .status
+        .clone()
         .unwrap()
         .pod_ip
         .unwrap()
@@ -448,8 +452,19 @@ async fn nothing_is_left_behind_after_shutdown() {
     let pids = running_pod_pid(slot).await;
     assert!(!pids.is_empty(), "the pod's process runs in its namespace");
     assert!(!leftovers(slot).is_empty());
+    let record = Path::new("/run/kube-emulator")
+        .join(slot.to_string())
+        .join("cgroup");
+    let base = std::fs::read_to_string(&record).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (needs a writable cgroup memory controller)",
+            record.display()
+        )
+    });
+    assert!(Path::new(base.trim()).is_dir());
     emu.shutdown().await;
     assert_eq!(leftovers(slot), Vec::<String>::new());
+    assert!(!Path::new(base.trim()).exists(), "cgroup {base} survived");
     for pid in pids {
         assert!(!alive(pid), "process {pid} survived the emulator");
     }
@@ -493,6 +508,7 @@ async fn a_restart_after_sigkill_cleans_what_the_last_run_left() {
     .await;
     let slot: u8 = p
         .status
+        .clone()
         .unwrap()
         .pod_ip
         .unwrap()
@@ -503,6 +519,18 @@ async fn a_restart_after_sigkill_cleans_what_the_last_run_left() {
         .unwrap();
     let pids = running_pod_pid(slot).await;
     assert!(!pids.is_empty());
+    // Every container has a cgroup (where a memory controller is writable, as in CI).
+    let record = Path::new("/run/kube-emulator")
+        .join(slot.to_string())
+        .join("cgroup");
+    let base = std::fs::read_to_string(&record).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (needs a writable cgroup memory controller)",
+            record.display()
+        )
+    });
+    let pod_cgroup = Path::new(base.trim()).join(p.metadata.uid.as_deref().unwrap());
+    assert!(pod_cgroup.is_dir(), "{}", pod_cgroup.display());
     child.kill().unwrap();
     child.wait().unwrap();
     // What SIGKILL left (the namespace, its veth, the sleeping process) is cleaned by the next
@@ -517,6 +545,7 @@ async fn a_restart_after_sigkill_cleans_what_the_last_run_left() {
         })
         .collect();
     assert_eq!(pod_leftovers, Vec::<String>::new());
+    assert!(!pod_cgroup.exists(), "{} was left", pod_cgroup.display());
     for pid in pids {
         assert!(
             !alive(pid),

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use super::PodContext;
+use super::cgroup::ContainerCgroup;
 use super::env::{self, PodFacts};
 use super::launch::{self, Launch};
 use super::probes::{self, Timing};
@@ -36,6 +37,9 @@ struct Run {
     pid: Option<u32>,
     started_at: String,
     started: Instant,
+    cgroup: Option<ContainerCgroup>,
+    /// The cgroup's OOM kill count when the run began.
+    oom_kills: u64,
 }
 
 pub struct Supervisor {
@@ -283,6 +287,8 @@ impl Supervisor {
         };
         let run_as = sc("runAsUser").map(|uid| (uid, sc("runAsGroup").unwrap_or(0)));
         let log_file = ctx.log_path(&self.name, self.restart_count);
+        let cgroup = self.cgroup()?;
+        let oom_kills = cgroup.as_ref().map_or(0, ContainerCgroup::oom_kills);
         let launch = Launch {
             netns_path: &ctx.network.netns_path,
             argv,
@@ -293,6 +299,8 @@ impl Supervisor {
             hostname: ctx.hostname.clone(),
             slot_dir: &ctx.slot_dir,
             log_file,
+            fstab_file: ctx.dir.join("fstab").join(&self.name),
+            cgroup_procs: cgroup.as_ref().map(ContainerCgroup::procs_file),
         };
         let spawning = Instant::now();
         let child = launch::spawn(launch)
@@ -320,7 +328,35 @@ impl Supervisor {
             child,
             started_at: now_str(),
             started: Instant::now(),
+            cgroup,
+            oom_kills,
         })
+    }
+
+    /// The container's cgroup with `resources.limits.memory` as its limit (None where the
+    /// host has no writable memory controller; the node warned about that once).
+    fn cgroup(&self) -> Result<Option<ContainerCgroup>, StartError> {
+        let Some(cgroups) = &self.ctx.cgroups else {
+            return Ok(None);
+        };
+        let raw = &self.spec["resources"]["limits"]["memory"];
+        let limit = match raw {
+            Value::Null => None,
+            v => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                let bytes = env::quantity(&text).filter(|b| *b >= 1.0).ok_or_else(|| {
+                    StartError::Config(format!(
+                        "container {}: resources.limits.memory {text:?} is not a memory quantity (e.g. 64Mi)",
+                        self.name
+                    ))
+                })?;
+                Some(bytes.ceil() as u64)
+            }
+        };
+        cgroups
+            .container(&self.ctx.uid, &self.name, limit)
+            .map(Some)
+            .map_err(|e| StartError::Spawn(format!("container {}: {e}", self.name)))
     }
 
     /// Follows one run until the process exits (or is killed by a probe or the pod's stop);
@@ -401,7 +437,16 @@ impl Supervisor {
                 .or_else(|| s.signal().map(|sig| 128 + i64::from(sig)))
                 .unwrap_or(137)
         });
-        let reason = if code == 0 { "Completed" } else { "Error" };
+        // As containerd reports it: any OOM kill in the container's cgroup during the run.
+        let oom = run
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.oom_kills() > run.oom_kills);
+        let reason = match code {
+            _ if oom => "OOMKilled",
+            0 => "Completed",
+            _ => "Error",
+        };
         let mut terminated = json!({"exitCode": code, "reason": reason,
             "startedAt": run.started_at, "finishedAt": now_str(), "containerID": container_id});
         if let Some(why) = killed_for {

@@ -24,6 +24,10 @@ pub struct Launch<'a> {
     /// Slot directory, where mount points created on the host are recorded.
     pub slot_dir: &'a Path,
     pub log_file: PathBuf,
+    /// Where the mounts are written for `mount --all --fstab`.
+    pub fstab_file: PathBuf,
+    /// The container's cgroup (`cgroup.procs`), joined before anything else runs.
+    pub cgroup_procs: Option<PathBuf>,
 }
 
 /// Quotes for sh: everything inside single quotes.
@@ -34,14 +38,19 @@ pub fn sh_quote(s: &str) -> String {
 /// The script run by sh inside the new mount namespace; the container's argv follows as "$@".
 fn script(l: &Launch<'_>) -> String {
     let mut s = String::from("set -e\n");
-    for m in &l.mounts {
-        let (src, dst) = (
-            sh_quote(&m.source.to_string_lossy()),
-            sh_quote(&m.target.to_string_lossy()),
-        );
-        // util-linux does the read-only remount of a bind mount itself (one process, not two).
-        let ro = if m.read_only { " -o ro" } else { "" };
-        s.push_str(&format!("mount --bind{ro} {src} {dst}\n"));
+    if let Some(procs) = &l.cgroup_procs {
+        // The shell becomes the container's process (every step execs), so it joins first.
+        s.push_str(&format!(
+            "echo $$ > {}\n",
+            sh_quote(&procs.to_string_lossy())
+        ));
+    }
+    if !l.mounts.is_empty() {
+        // One `mount` for all of them (a process per mount was most of a pod's start).
+        s.push_str(&format!(
+            "mount --all --fstab {}\n",
+            sh_quote(&l.fstab_file.to_string_lossy())
+        ));
     }
     // The container has its own UTS namespace: set the hostname without running `hostname`.
     s.push_str(&format!(
@@ -60,6 +69,33 @@ fn script(l: &Launch<'_>) -> String {
     s
 }
 
+/// The container's bind mounts as an fstab, in order (a subPath after its volume); util-linux
+/// does the read-only remount of a `bind,ro` entry itself.
+fn fstab(mounts: &[Mount]) -> String {
+    // fstab fields are separated by blanks; escape them (and the escape) as octal.
+    let field = |p: &Path| {
+        let mut out = String::new();
+        for c in p.to_string_lossy().chars() {
+            match c {
+                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    mounts
+        .iter()
+        .map(|m| {
+            let options = if m.read_only { "bind,ro" } else { "bind" };
+            format!(
+                "{} {} none {options} 0 0\n",
+                field(&m.source),
+                field(&m.target)
+            )
+        })
+        .collect()
+}
+
 /// Makes sure every mount target exists on the host (created ones are recorded for cleanup).
 fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
     for m in &l.mounts {
@@ -73,10 +109,22 @@ fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
 
 /// Spawns the container; its output is appended to `log_file` as `<RFC3339> <stream> <line>`.
 pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
+    // Small writes under /run: done in place, as a trip through the blocking pool for each
+    // cost more than the writes themselves on a loaded machine.
     prepare_targets(&l)?;
-    if let Some(parent) = l.log_file.parent() {
-        tokio::fs::create_dir_all(parent).await?;
+    if !l.mounts.is_empty() {
+        if let Some(parent) = l.fstab_file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&l.fstab_file, fstab(&l.mounts))?;
     }
+    if let Some(parent) = l.log_file.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&l.log_file)?;
     let mut cmd = Command::new("nsenter");
     cmd.arg(format!("--net={}", l.netns_path.display()))
         .args([
@@ -98,12 +146,7 @@ pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
         // The emulator may die without cleaning up; the next run kills what is left.
         .kill_on_drop(false);
     let mut child = cmd.spawn()?;
-    let log = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&l.log_file)
-        .await?;
-    let log = std::sync::Arc::new(tokio::sync::Mutex::new(log));
+    let log = std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
     if let Some(out) = child.stdout.take() {
         tokio::spawn(pump(out, "stdout", log.clone()));
     }
@@ -162,11 +205,32 @@ mod tests {
             hostname: "nats-0".into(),
             slot_dir: Path::new("/run/kube-emulator/1"),
             log_file: "/x".into(),
+            fstab_file: "/run/p/fstab/c".into(),
+            cgroup_procs: Some("/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs".into()),
         };
         let s = script(&l);
         assert!(
-            s.contains("mount --bind -o ro '/run/p/volumes/config' '/etc/nats'\n"),
+            s.starts_with(
+                "set -e\necho $$ > '/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs'\n"
+            ),
             "{s}"
+        );
+        assert!(s.contains("mount --all --fstab '/run/p/fstab/c'\n"), "{s}");
+        let mounts = [
+            Mount {
+                source: "/run/p/volumes/config".into(),
+                target: "/etc/nats".into(),
+                read_only: true,
+            },
+            Mount {
+                source: "/run/p/a b".into(),
+                target: "/data/x\\y".into(),
+                read_only: false,
+            },
+        ];
+        assert_eq!(
+            fstab(&mounts),
+            "/run/p/volumes/config /etc/nats none bind,ro 0 0\n/run/p/a\\040b /data/x\\134y none bind 0 0\n"
         );
         assert!(s.contains("cd '/data'\n"));
         assert!(s.ends_with("exec setpriv --reuid=65532 --regid=65532 --clear-groups -- \"$@\"\n"));

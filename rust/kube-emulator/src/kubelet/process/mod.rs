@@ -4,11 +4,13 @@
 //! resolv.conf and hosts. Needs root; see the README for what differs from a real node.
 //!
 //! Layout: [`images`] (image -> host command), [`env`] (environment and `$(VAR)`), [`volumes`]
-//! (pod files and mounts), [`launch`] (nsenter/unshare/setpriv), [`probes`], [`container`] (one
-//! container's life), [`worker`] (one pod and its status).
+//! (pod files and mounts), [`launch`] (nsenter/unshare/setpriv), [`cgroup`] (memory limits),
+//! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status).
 
+pub mod cgroup;
 pub mod container;
 pub mod env;
+pub mod exec;
 pub mod images;
 pub mod launch;
 pub mod logs;
@@ -30,6 +32,7 @@ use crate::controllers::{PodRuntime, Requeue, def};
 use crate::kubelet::NODE_NAME;
 use crate::network::bridge::{ClusterNetwork, PodNetwork};
 use crate::wire::portforward_spdy::Resolve;
+pub use cgroup::Cgroups;
 pub use images::ImageMap;
 
 /// Pod networks kept ready ahead of need.
@@ -83,6 +86,8 @@ pub struct PodContext {
     pub api_host: String,
     pub images: ImageMap,
     pub options: Arc<ProcessOptions>,
+    /// None where no memory controller is writable (limits are then not enforced).
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 impl PodContext {
@@ -117,14 +122,23 @@ pub struct ProcessNode {
     store: Arc<Store>,
     net: Arc<ClusterNetwork>,
     options: Arc<ProcessOptions>,
+    cgroups: Option<Arc<Cgroups>>,
     pods: Mutex<HashMap<String, PodEntry>>,
 }
 
 impl ProcessNode {
     pub fn new(store: Arc<Store>, net: Arc<ClusterNetwork>, options: ProcessOptions) -> Arc<Self> {
+        let cgroups = match Cgroups::create(net.state_dir(), net.slot()) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(why) => {
+                tracing::warn!(%why, "memory limits are NOT enforced on this host: containers run without a memory cgroup, nothing is OOMKilled");
+                None
+            }
+        };
         let node = Arc::new(Self {
             store,
             net,
+            cgroups,
             options: Arc::new(options),
             pods: Mutex::new(HashMap::new()),
         });
@@ -140,6 +154,11 @@ impl ProcessNode {
 
     pub fn network(&self) -> &Arc<ClusterNetwork> {
         &self.net
+    }
+
+    /// The containers' cgroups; None where memory limits are not enforced.
+    pub fn cgroups(&self) -> Option<&Arc<Cgroups>> {
+        self.cgroups.as_ref()
     }
 
     fn pods(&self) -> std::sync::MutexGuard<'_, HashMap<String, PodEntry>> {
@@ -192,7 +211,12 @@ impl ProcessNode {
         let uid = meta_str(&pod, "uid").to_string();
         let begun = Instant::now();
         let net = self.net.clone();
-        let network = match tokio::task::spawn_blocking(move || net.add_pod()).await {
+        // A pooled network is a mutex pop; only creating one needs the blocking pool.
+        let network = match self.net.take_pooled() {
+            Some(n) => Ok(Ok(n)),
+            None => tokio::task::spawn_blocking(move || net.add_pod()).await,
+        };
+        let network = match network {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, pod = meta_str(&pod, "name"), "creating the pod network failed");
@@ -236,12 +260,21 @@ impl ProcessNode {
                 api_host: self.net.api_service_ip().to_string(),
                 images: self.options.images.clone(),
                 options: self.options.clone(),
+                cgroups: self.cgroups.clone(),
                 pod,
             });
             worker::run(ctx, stop).await;
         }
         let net = self.net.clone();
-        let _ = tokio::task::spawn_blocking(move || net.remove_pod(&network)).await;
+        let cgroups = self.cgroups.clone();
+        let pod_uid = uid.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            net.remove_pod(&network);
+            if let Some(c) = cgroups {
+                c.remove_pod(&pod_uid);
+            }
+        })
+        .await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
         self.pods().remove(&uid);
     }

@@ -164,25 +164,22 @@ mod tests {
             phase(std::slice::from_ref(&waiting), "Always")["phase"],
             "Pending"
         );
+        let ready = |s: &Value| {
+            s["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "Ready")
+                .unwrap()["status"]
+                .clone()
+        };
         let s = phase(&[running.clone(), not_ready], "Always");
         assert_eq!(s["phase"], "Running");
-        let ready = s["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()
-            .clone();
-        assert_eq!(ready["status"], "False");
-        let s = phase(std::slice::from_ref(&running), "Always");
-        let ready = s["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .unwrap()
-            .clone();
-        assert_eq!(ready["status"], "True");
+        assert_eq!(ready(&s), "False");
+        assert_eq!(
+            ready(&phase(std::slice::from_ref(&running), "Always")),
+            "True"
+        );
         assert_eq!(phase(&[ok.clone(), failed], "Never")["phase"], "Failed");
         assert_eq!(phase(&[ok], "OnFailure")["phase"], "Succeeded");
     }

@@ -2,7 +2,7 @@
 //! components in dependency order and records them, the mandatory pod health check passes, and
 //! the history verifies.
 
-use fluo_e2e::World;
+use fluo_e2e::{Checked as _, World};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn validate_then_deploy_all_then_health_against_the_emulator() {
@@ -21,7 +21,7 @@ async fn validate_then_deploy_all_then_health_against_the_emulator() {
         )
         .await;
     gate.code(0);
-    assert_eq!(gate.json()["passed"], true, "{}", gate.stdout);
+    assert_eq!(gate.json_value()["passed"], true, "{}", gate.stdout);
 
     let deploy = w
         .run("fluo-deploy", &["deploy", "--all", "--reason", "e2e"])
@@ -33,11 +33,11 @@ async fn validate_then_deploy_all_then_health_against_the_emulator() {
         .run("fluo-health", &["--check", "pods", "-o", "json"])
         .await;
     health.code(0);
-    assert_eq!(health.json()["passed"], true, "{}", health.stdout);
+    assert_eq!(health.json_value()["passed"], true, "{}", health.stdout);
 
     let status = w.run("fluo-deploy", &["status", "-o", "json"]).await;
     status.code(0);
-    for row in status.json().as_array().expect("rows") {
+    for row in status.json_value().as_array().expect("rows") {
         assert_eq!(row["status"], "deployed", "{row}");
         assert_eq!(row["revision"], 1, "{row}");
         assert_eq!(row["drift"], false, "{row}");

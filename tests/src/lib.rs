@@ -6,10 +6,16 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use fluo_rehearse::Run;
 use kube_emulator::{Emulator, Options};
 
-/// The binaries the scenarios run.
-pub const BINARIES: [&str; 3] = ["fluo-validate", "fluo-deploy", "fluo-health"];
+/// The binaries the scenarios run: the stack's and the rehearsal's. Built as one set, the
+/// same `-p` list as `scripts/rehearse` and `scripts/test-all`, so cargo builds them once.
+pub fn binary_packages() -> Vec<&'static str> {
+    let mut all = fluo_rehearse::BINARIES.to_vec();
+    all.push("fluo-rehearse");
+    all
+}
 
 /// The target directory of this test executable (`<target>/<profile>`), where cargo puts the
 /// binaries of the same profile.
@@ -33,20 +39,56 @@ pub fn binaries() -> &'static Path {
         let mut build = std::process::Command::new(&cargo);
         build.args(["build", "--bins", "--profile"]);
         build.arg(if profile == "debug" { "dev" } else { profile });
-        for b in BINARIES {
+        for b in binary_packages() {
             build.args(["-p", b]);
         }
+        // Not the test's environment: cargo and nextest set variables (CARGO_*, NEXTEST_*,
+        // LD_LIBRARY_PATH) that build scripts track, so the same build from a test would
+        // rebuild half the dependency tree, and `scripts/test-all`'s build after it again.
         let out = build
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| inherited(k)))
             .env("CARGO_TARGET_DIR", &target)
             .output()
             .unwrap_or_else(|e| panic!("running `{cargo} build` for the e2e binaries: {e}"));
         assert!(
             out.status.success(),
-            "building {BINARIES:?} failed (run `cargo build -p fluo-deploy -p fluo-validate -p fluo-health` to see why):\n{}",
+            "building {:?} failed:\n{}",
+            binary_packages(),
             String::from_utf8_lossy(&out.stderr)
         );
         dir
     })
+}
+
+/// The variables a shell that runs `cargo build` would have.
+fn inherited(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH" | "HOME" | "USER" | "CARGO_HOME" | "RUSTUP_HOME" | "RUSTUP_TOOLCHAIN" | "TMPDIR"
+    )
+}
+
+/// The checkout (this crate lives in `<repo>/tests`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// kube-emulator in process mode running the real `infra/` (needs root; fails saying what is
+/// missing otherwise).
+pub async fn process_stack() -> fluo_rehearse::Stack {
+    fluo_core::tls::install_crypto_provider();
+    let options = fluo_rehearse::StackOptions {
+        repo: repo(),
+        bin_dir: binaries().to_path_buf(),
+    };
+    match fluo_rehearse::Stack::start(&options).await {
+        Ok(stack) => stack,
+        Err(e) => panic!("starting the process-runtime stack: {e:#}"),
+    }
 }
 
 /// A component with one Deployment and Service (pods answer nothing: emulated).
@@ -216,6 +258,7 @@ impl World {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        let started = std::time::Instant::now();
         let out = tokio::time::timeout(Duration::from_secs(180), command.output())
             .await
             .unwrap_or_else(|_| panic!("{binary} {args:?} did not finish within 180s"))
@@ -225,39 +268,23 @@ impl World {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            took: started.elapsed(),
         }
     }
 }
 
-/// One finished binary run.
-pub struct Run {
-    pub what: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
+/// Test-side checks of a finished run: panic with both streams when it is not as wanted.
+pub trait Checked {
+    fn code(&self, want: i32) -> &Run;
+    fn json_value(&self) -> serde_json::Value;
 }
 
-impl Run {
-    /// Asserts the exit code, showing both streams when it differs.
-    pub fn code(&self, want: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(want),
-            "`{}` exited {:?}, wanted {want}\n--- stdout\n{}\n--- stderr\n{}",
-            self.what,
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self
+impl Checked for Run {
+    fn code(&self, want: i32) -> &Run {
+        self.expect(want).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout of `{}` is not JSON ({e}):\n{}",
-                self.what, self.stdout
-            )
-        })
+    fn json_value(&self) -> serde_json::Value {
+        self.json().unwrap_or_else(|e| panic!("{e}"))
     }
 }

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fluo_core::cli::Output;
 use fluo_core::cluster::Cluster;
 use fluo_core::config::Config;
 use fluo_core::exit::Exit;
@@ -20,13 +21,13 @@ use fluo_core::identity::Identity;
 use fluo_core::ops::deploy::{self, Request};
 use fluo_core::ops::{ComponentResult, Ctx, Hooks, Stop};
 use fluo_core::release::{self, Status};
-use fluo_core::report::{Format, Reporter};
+use fluo_core::report::Reporter;
 use futures::future::BoxFuture;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube_emulator::Faults;
 
-use crate::harness::{Infra, World};
+use crate::harness::{self, Infra, World};
 use crate::image_of;
 
 const DEPLOYS: usize = 200;
@@ -65,7 +66,7 @@ async fn context(w: &World) -> Ctx {
     Ctx {
         history: History::new(&cluster.client),
         cluster,
-        reporter: Reporter::new(Format::Text, true),
+        reporter: Reporter::new(Output::Text, true),
         identity: Identity {
             user: "tester".into(),
             commit: "0123456789ab".into(),
@@ -77,6 +78,7 @@ async fn context(w: &World) -> Ctx {
         kubeconfig: None,
         config,
         stop: Stop::new(),
+        notifier: fluo_core::notify::Notifier::none(),
     }
 }
 
@@ -85,6 +87,36 @@ const TREE: [(&str, &str, &str); 2] = [
     ("nats", "nats", "fluo/nats"),
     ("bff", "fluo-bff", "fluo/fluo-bff"),
 ];
+
+/// nats and bff only (bff depends on nats), one replica each; a `crashloop` image crashes
+/// every 50 ms instead of every second, so a failing revision is seen and rolled back at once.
+fn small_tree() -> Infra {
+    let infra = Infra {
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    for (name, toml, image) in [
+        ("nats", harness::NATS, "fluo/nats:2.10"),
+        ("bff", harness::BFF, "fluo/fluo-bff:dev"),
+    ] {
+        let labels = format!("      labels: {{app: {name}}}\n");
+        let manifest = harness::workload(name, image).replacen(
+            &labels,
+            &format!("{labels}      annotations: {{kube-emulator.fluo.dev/crash-period: 50ms}}\n"),
+            1,
+        );
+        assert!(manifest.contains("crash-period"), "{manifest}");
+        infra.write(&format!("components/{name}/component.toml"), toml);
+        infra.write(
+            &format!("components/{name}/manifests/{name}.yaml"),
+            &manifest,
+        );
+    }
+    infra.write(
+        "environments/local.toml",
+        &harness::LOCAL_ENV.replace("bff = 2", "bff = 1"),
+    );
+    infra
+}
 
 /// How deploy `i` ended, for the tally printed at the end.
 #[derive(Debug, Default)]
@@ -134,7 +166,7 @@ async fn check_invariants(w: &World, i: usize, expected: &BTreeMap<&str, Option<
 }
 
 async fn deploys_under(faults: Faults) {
-    let w = World::with(Infra::standard(), Duration::ZERO).await;
+    let w = World::with(small_tree(), Duration::ZERO).await;
     let ctx = context(&w).await;
     let mut expected: BTreeMap<&str, Option<String>> =
         TREE.iter().map(|(name, _, _)| (*name, None)).collect();
@@ -230,7 +262,7 @@ async fn two_hundred_deploys_with_connections_reset() {
 async fn two_hundred_deploys_with_watches_closed_early() {
     deploys_under(Faults {
         watch_close_rate: 0.5,
-        watch_close_within: Duration::from_millis(300),
+        watch_close_within: Duration::from_millis(100),
         ..Faults::default()
     })
     .await;

