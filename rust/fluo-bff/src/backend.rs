@@ -5,9 +5,10 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use async_nats::{Client, ConnectOptions, HeaderMap};
+use async_nats::{Client, HeaderMap};
 use bytes::Bytes;
 use chrono::Utc;
+use fluo_jobs::connect::NatsAuth;
 use fluo_jobs::{JobId, JobMessage, JobRecord, NewJob, names, provision};
 
 /// How long one NATS request (KV write, publish ack, stream info) may take before the request
@@ -46,16 +47,11 @@ pub struct Backend {
 impl Backend {
     /// Starts connecting in the background: the BFF serves /health at once and /ready turns
     /// 200 when NATS is reachable, whatever the start order.
-    pub async fn connect(url: &str) -> std::result::Result<Self, async_nats::ConnectError> {
-        let client = ConnectOptions::new()
-            .name("fluo-bff")
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1000))
-            })
-            .connect(url)
-            .await?;
+    pub async fn connect(
+        url: &str,
+        auth: &NatsAuth,
+    ) -> std::result::Result<Self, async_nats::ConnectError> {
+        let client = fluo_jobs::connect::connect("fluo-bff".to_owned(), url, auth).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(NATS_TIMEOUT);
         Ok(Backend {

@@ -3,6 +3,7 @@
 //! The job model and NATS names are shared with the worker through `fluo-jobs`.
 
 pub mod api;
+pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod fault;
@@ -10,6 +11,8 @@ pub mod metrics;
 pub mod middleware;
 pub mod state;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -18,19 +21,32 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use fluo_jobs::MAX_BODY_BYTES;
+use fluo_jobs::tokens::Scope;
 
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::state::AppState;
 
 /// The routes with their middleware: metrics outermost so injected faults are counted too.
+/// /metrics is here only when there is no separate metrics listener ([`metrics_router`]).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let scoped =
+        |scope: Scope| axum::middleware::from_fn_with_state((state.clone(), scope), auth::require);
+    let mut routes = Router::new()
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
-        .route("/metrics", get(api::metrics))
-        .route("/api/jobs", post(api::submit))
-        .route("/api/jobs/{id}", get(api::get_job))
+        .route(
+            "/api/jobs",
+            post(api::submit).route_layer(scoped(Scope::JobsSubmit)),
+        )
+        .route(
+            "/api/jobs/{id}",
+            get(api::get_job).route_layer(scoped(Scope::JobsRead)),
+        );
+    if state.config.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(api::metrics));
+    }
+    routes
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -44,26 +60,56 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The monitoring listener's routes: /metrics only (see docs/adr/0006-bff-api-tokens.md).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(api::metrics))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))
+}
+
 /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests finish and
 /// flushes NATS.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let backend = Backend::connect(&config.nats_url)
+    let tokens = match &config.auth_tokens_file {
+        Some(path) => Some(Arc::new(auth::TokenStore::load(path.clone())?)),
+        None => {
+            tracing::warn!(
+                "AUTHENTICATION OFF: anyone can submit and read jobs (--insecure-no-auth)"
+            );
+            None
+        }
+    };
+    let backend = Backend::connect(&config.nats_url, &config.nats_auth)
         .await
         .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener = bind(config.listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     if config.fault_5xx_ratio > 0.0 {
         tracing::warn!(
             ratio = config.fault_5xx_ratio,
             "FAULT INJECTION ON: a share of requests will get 500 (FLUO_BFF_FAULT_5XX_RATIO)"
         );
     }
-    tracing::info!(listen = %config.listen, nats = %config.nats_url, version = %config.version, commit = %config.commit, "fluo-bff starting");
-    let state = AppState::new(config, backend);
+    tracing::info!(listen = %config.listen, nats = %config.nats_url, nats_auth = %fluo_jobs::connect::describe(&config.nats_auth), version = %config.version, commit = %config.commit, "fluo-bff starting");
+    let state = AppState::new(config, backend, tokens.clone());
     let provisioner = tokio::spawn(keep_provisioned(state.clone()));
+    let reloader = tokens.map(|store| tokio::spawn(auth::keep_reloading(store)));
+    let metrics_server = metrics_listener.map(|listener| {
+        tokio::spawn(axum::serve(listener, metrics_router(state.clone())).into_future())
+    });
     let shutdown_state = state.clone();
-    axum::serve(listener, router(state.clone()))
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             fluo_jobs::service::shutdown_signal().await;
             shutdown_state.shutting_down.store(true, Ordering::Relaxed);
@@ -72,6 +118,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     provisioner.abort();
+    if let Some(task) = reloader {
+        task.abort();
+    }
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     state.backend.flush().await;
     tracing::info!("fluo-bff stopped");
     Ok(())

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub submit_failures: IntCounterVec,
     /// `fluo_bff_nats_connected`: 1 while the NATS connection is up.
     pub nats_connected: IntGauge,
+    /// `fluo_bff_auth_refusals_total{reason}`: missing, invalid, scope, limited.
+    pub auth_refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -65,6 +67,14 @@ impl Metrics {
             "1 while the connection to NATS is up",
         )
         .expect("valid metric");
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "fluo_bff_auth_refusals_total",
+                "Requests refused by authentication or authorization, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "fluo_bff_build_info",
@@ -81,6 +91,7 @@ impl Metrics {
                 Box::new(jobs_submitted.clone()),
                 Box::new(submit_failures.clone()),
                 Box::new(nats_connected.clone()),
+                Box::new(auth_refusals.clone()),
                 Box::new(build_info),
             ]),
             requests,
@@ -88,6 +99,7 @@ impl Metrics {
             jobs_submitted,
             submit_failures,
             nats_connected,
+            auth_refusals,
         }
     }
 

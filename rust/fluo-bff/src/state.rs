@@ -4,6 +4,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::auth::{FailureLimiter, TokenStore};
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::fault::Fault;
@@ -17,12 +18,15 @@ pub struct Shared {
     pub backend: Backend,
     pub metrics: Metrics,
     pub fault: Fault,
+    /// The API tokens; None only with `--insecure-no-auth`.
+    pub tokens: Option<Arc<TokenStore>>,
+    pub limiter: FailureLimiter,
     /// Set on SIGTERM so /ready fails while in-flight requests drain.
     pub shutting_down: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(config: Config, backend: Backend) -> Self {
+    pub fn new(config: Config, backend: Backend, tokens: Option<Arc<TokenStore>>) -> Self {
         let metrics = Metrics::new(&config.version, &config.commit);
         let fault = Fault::new(config.fault_5xx_ratio);
         AppState(Arc::new(Shared {
@@ -30,6 +34,8 @@ impl AppState {
             backend,
             metrics,
             fault,
+            tokens,
+            limiter: FailureLimiter::default(),
             shutting_down: AtomicBool::new(false),
         }))
     }

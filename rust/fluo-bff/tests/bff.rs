@@ -2,6 +2,7 @@
 //! (started by fluo-teststack; `apt-get install nats-server prometheus` if they are missing).
 
 mod bff {
+    mod auth;
     mod bad_input;
     mod cli;
     mod end_to_end;

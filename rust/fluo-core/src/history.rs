@@ -371,8 +371,9 @@ impl History {
         })
     }
 
-    /// Moves `release`'s component anchor to it (after every write of a record).
-    async fn anchor_tip(&self, release: &Release) -> Result<()> {
+    /// Moves `release`'s component anchor to it (after every write of a record; idempotent, so a
+    /// retry after a lost answer may repeat it).
+    pub async fn anchor_tip(&self, release: &Release) -> Result<()> {
         let digest = release::digest(release).map_err(|source| Error::Payload {
             name: release::record_name(&release.component, release.revision),
             source,

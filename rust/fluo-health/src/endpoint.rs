@@ -19,6 +19,23 @@ pub struct Endpoint {
     base: String,
     host: Option<String>,
     via: String,
+    token: Option<ApiToken>,
+}
+
+/// A BFF API token; shown as `ApiToken(***)` so it never reaches evidence or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        ApiToken(token.into())
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(***)")
+    }
 }
 
 impl Endpoint {
@@ -28,6 +45,7 @@ impl Endpoint {
             base: base.trim_end_matches('/').to_owned(),
             host: None,
             via: "direct".to_owned(),
+            token: None,
         }
     }
 
@@ -37,6 +55,7 @@ impl Endpoint {
             base: base.trim_end_matches('/').to_owned(),
             host: Some(host.to_owned()),
             via: format!("ingress Host {host}"),
+            token: None,
         }
     }
 
@@ -46,6 +65,7 @@ impl Endpoint {
             base: base.trim_end_matches('/').to_owned(),
             host: None,
             via: format!("port-forward {target}"),
+            token: None,
         }
     }
 
@@ -62,10 +82,19 @@ impl Endpoint {
         &self.via
     }
 
+    /// The same endpoint, sending `Authorization: Bearer <token>` (the jobs API needs it).
+    pub fn with_token(mut self, token: Option<ApiToken>) -> Self {
+        self.token = token;
+        self
+    }
+
     pub fn request(&self, http: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
-        let request = http.request(method, self.url(path));
-        match &self.host {
-            Some(host) => request.header(reqwest::header::HOST, host),
+        let mut request = http.request(method, self.url(path));
+        if let Some(host) = &self.host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        match &self.token {
+            Some(ApiToken(token)) => request.bearer_auth(token),
             None => request,
         }
     }

@@ -11,6 +11,7 @@
 //! - [`cli`]: global flags, configuration and cluster connection for the binaries.
 
 pub mod access;
+pub mod api_token;
 pub mod check;
 pub mod checks;
 pub mod cli;

@@ -20,6 +20,7 @@
 //! code, shutdown signal), [`flags`] validates the flags they share, [`telemetry`] sets up
 //! logging and [`metrics`] exposes their Prometheus registries.
 
+pub mod connect;
 pub mod flags;
 pub mod metrics;
 pub mod model;
@@ -28,6 +29,7 @@ pub mod provision;
 pub mod service;
 pub mod submission;
 pub mod telemetry;
+pub mod tokens;
 
 pub use model::{JobId, JobMessage, JobRecord, JobStatus, JobType, TransitionError};
 pub use submission::{MAX_BODY_BYTES, NewJob, SubmissionError};

@@ -133,10 +133,10 @@ impl Stack {
     }
 
     /// What an operator creates before the first deploy on a real cluster (infra/README.md):
-    /// the namespace and the external Secret `grafana-admin`. Applied with the real kubectl.
+    /// the namespace and the external Secrets ([`operator_objects`]). Applied with the real kubectl.
     async fn create_operator_objects(&self) -> anyhow::Result<()> {
         let manifest = self.work.path().join("operator-objects.yaml");
-        std::fs::write(&manifest, OPERATOR_OBJECTS)?;
+        std::fs::write(&manifest, operator_objects()?)?;
         let path = manifest.display().to_string();
         let applied = self.run("kubectl", &["apply", "-f", &path]).await;
         if applied.code != Some(0) {
@@ -165,6 +165,25 @@ impl Drop for Stack {
         let _ = emulator.kill();
         let _ = emulator.wait();
     }
+}
+
+/// The namespace, grafana's admin Secret and the security Secrets (NATS users and TLS, the
+/// BFF's API tokens, the smoke token) that an operator makes with fluo-secrets
+/// (docs/security.md), with fresh values per run.
+fn operator_objects() -> anyhow::Result<String> {
+    let mut out = OPERATOR_OBJECTS.to_owned();
+    for (name, data) in fluo_secrets::bundle::local("fluo")? {
+        let secret = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": "fluo"},
+            "type": "Opaque",
+            "stringData": data,
+        });
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&secret)?);
+    }
+    Ok(out)
 }
 
 const OPERATOR_OBJECTS: &str = "apiVersion: v1

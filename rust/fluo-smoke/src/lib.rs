@@ -7,14 +7,17 @@
 //! 3. `job-complete`: polling `GET /api/jobs/{id}` reaches `completed` with a result;
 //! 4. `bad-payload-refused`: a malformed and an invalid payload are both refused with 4xx.
 //!
-//! The steps run concurrently where they can (`job-complete` waits for `job-submit`'s id), each
+//! Steps 2 and 3 carry the API token (`fluo_health::api_token`: `--api-token-file`, else the
+//! Secret fluo-smoke-api-token). The steps run concurrently where they can (`job-complete` waits for `job-submit`'s id), each
 //! under the timeout, and report like the health checks (`fluo_health::report`).
 
+use std::path::Path;
 use std::time::Duration;
 
 use fluo_health::access::{self, Resolver};
+use fluo_health::api_token;
 use fluo_health::check::{self, Check};
-use fluo_health::endpoint::{Endpoint, excerpt};
+use fluo_health::endpoint::{ApiToken, Endpoint, excerpt};
 use fluo_health::jobs;
 use fluo_health::report::Report;
 use serde_json::json;
@@ -27,11 +30,17 @@ fn invalid_job() -> serde_json::Value {
 /// A body that is not JSON at all.
 const MALFORMED_BODY: &str = "{\"type\": \"test\", \"data\": ";
 
-/// Run the smoke tests against the BFF the resolver reaches; `environment` names the report.
-pub async fn run(resolver: &Resolver, environment: &str, timeout: Duration) -> Report {
+/// Run the smoke tests against the BFF the resolver reaches, submitting with `token`;
+/// `environment` names the report.
+pub async fn run(
+    resolver: &Resolver,
+    environment: &str,
+    timeout: Duration,
+    token: Option<ApiToken>,
+) -> Report {
     let http = fluo_health::endpoint::http_client(timeout);
     let bff = match resolver.endpoint(access::BFF).await {
-        Ok(bff) => bff,
+        Ok(bff) => bff.with_token(token),
         Err(e) => {
             let failed = Check::new("bff-endpoint", timeout, async move { Err(e.to_string()) });
             return Report::new("smoke", environment, check::run_all(vec![failed]).await);
@@ -124,12 +133,22 @@ async fn refuse_bad_payloads(http: reqwest::Client, bff: Endpoint) -> Result<Str
 }
 
 /// The smoke tests for an environment as configured: what `fluo-deploy` runs after a rollout
-/// (`cluster` is the deploy's client and namespace; None in direct access mode).
+/// (`cluster` is the deploy's client and namespace; None in direct access mode). The API
+/// token comes from `token_file`, else from the cluster (`fluo_health::api_token`).
 pub async fn run_for(
     config: &fluo_core::config::Config,
     cluster: Option<access::Cluster>,
     timeout: Duration,
+    token_file: Option<&Path>,
 ) -> Report {
+    let environment = &config.environment.environment.name;
+    let token = match api_token::find(token_file, cluster.as_ref()).await {
+        Ok(token) => token,
+        Err(e) => {
+            let failed = Check::new("api-token", timeout, async move { Err(e) });
+            return Report::new("smoke", environment, check::run_all(vec![failed]).await);
+        }
+    };
     let resolver = Resolver::from_config(config, cluster);
-    run(&resolver, &config.environment.environment.name, timeout).await
+    run(&resolver, environment, timeout, token).await
 }

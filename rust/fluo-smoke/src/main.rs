@@ -18,6 +18,10 @@ struct Cli {
     docs: DocsFlags,
     #[command(flatten)]
     global: Global,
+    /// File holding the BFF API token to submit the test job with (scopes jobs:submit and
+    /// jobs:read). Without it the token is read from the Secret fluo-smoke-api-token.
+    #[arg(long, env = "FLUO_API_TOKEN_FILE")]
+    api_token_file: Option<std::path::PathBuf>,
 }
 
 fn main() -> Exit {
@@ -26,8 +30,9 @@ fn main() -> Exit {
         return exit;
     }
     let timeout = cli::check_timeout(&cli.global);
+    let token_file = cli.api_token_file;
     let run = cli::run_report("fluo-smoke", &cli.global, |config, cluster| async move {
-        fluo_smoke::run_for(&config, cluster, timeout).await
+        fluo_smoke::run_for(&config, cluster, timeout, token_file.as_deref()).await
     });
     fluo_core::cli::main(cli.global.verbose, run)
 }

@@ -35,6 +35,7 @@ impl Reply {
 pub struct JobsClient {
     base: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl JobsClient {
@@ -43,6 +44,20 @@ impl JobsClient {
         JobsClient {
             base: base.into(),
             http: crate::http_client::http_client(),
+            token: None,
+        }
+    }
+
+    /// The same client sending `Authorization: Bearer <token>`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
     }
 
@@ -56,7 +71,7 @@ impl JobsClient {
     /// POST /api/jobs with any body and content type (for bad-input tests).
     pub async fn submit_raw(&self, body: Vec<u8>, content_type: Option<&str>) -> Result<Reply> {
         let url = format!("{}/api/jobs", self.base);
-        let mut request = self.http.post(&url).body(body);
+        let mut request = self.authorized(self.http.post(&url)).body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -66,7 +81,7 @@ impl JobsClient {
     /// GET any path of the BFF, e.g. `/ready` or `/api/jobs/<id>`.
     pub async fn get(&self, path: &str) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
-        reply(&url, self.http.get(&url)).await
+        reply(&url, self.authorized(self.http.get(&url))).await
     }
 
     /// Submits a job that must be accepted and returns its id.

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::ports::free_port;
 use crate::process::{ChildProcess, log_path, log_tail};
 use crate::prometheus_config;
+use crate::secured::Secured;
 use crate::wait::{eventually, http_get};
 
 /// One piece of the stack.
@@ -59,6 +60,7 @@ pub struct StackBuilder {
     worker_ack_wait: Duration,
     scrape_interval: Duration,
     ready_timeout: Duration,
+    secured: bool,
 }
 
 impl Default for StackBuilder {
@@ -70,6 +72,7 @@ impl Default for StackBuilder {
             worker_ack_wait: Duration::from_secs(5),
             scrape_interval: Duration::from_secs(1),
             ready_timeout: Duration::from_secs(120),
+            secured: false,
         }
     }
 }
@@ -101,6 +104,13 @@ impl StackBuilder {
     /// Start Prometheus, scraping the BFF and the worker.
     pub fn prometheus(mut self) -> Self {
         self.start.push(Component::Prometheus);
+        self
+    }
+
+    /// Security on, as deployed: NATS users and TLS, BFF API tokens (see [`Secured`]).
+    /// Without it the BFF runs with --insecure-no-auth and NATS is anonymous plaintext.
+    pub fn secured(mut self) -> Self {
+        self.secured = true;
         self
     }
 
@@ -171,8 +181,19 @@ impl StackBuilder {
             &prometheus_yml,
             &prometheus_config::render(self.scrape_interval, ports.bff, ports.worker),
         )?;
+        let secured = if self.secured {
+            let secured = Secured::make(dir.path())?;
+            write_file(
+                &dir.path().join("nats.conf"),
+                &secured.nats_conf(ports.nats, ports.nats_monitor, &dir.path().join("nats")),
+            )?;
+            Some(secured)
+        } else {
+            None
+        };
         let mut stack = Stack {
             ports,
+            secured,
             config: self.clone(),
             client: crate::http_client::http_client(),
             worker_starts: 0,
@@ -217,6 +238,7 @@ struct Ports {
 /// ```
 pub struct Stack {
     ports: Ports,
+    secured: Option<Secured>,
     config: StackBuilder,
     client: reqwest::Client,
     worker_starts: u32,
@@ -248,9 +270,18 @@ impl Stack {
         format!("http://127.0.0.1:{}", self.ports.bff)
     }
 
-    /// A client of the BFF's jobs API.
+    /// A client of the BFF's jobs API (with the `tests` token on a secured stack).
     pub fn jobs_client(&self) -> JobsClient {
-        JobsClient::new(self.bff_url())
+        let client = JobsClient::new(self.bff_url());
+        match &self.secured {
+            Some(secured) => client.with_token(secured.token("tests")),
+            None => client,
+        }
+    }
+
+    /// The secrets of a stack built with [`StackBuilder::secured`].
+    pub fn secured(&self) -> Option<&Secured> {
+        self.secured.as_ref()
     }
 
     /// `http://127.0.0.1:<port>` of the worker's /health and /metrics.
@@ -421,21 +452,24 @@ impl Stack {
         Ok(match component {
             Component::Nats => (
                 binaries::system_binary("nats-server", "NATS_SERVER_BIN")?,
-                [
-                    "-a",
-                    "127.0.0.1",
-                    "-p",
-                    &self.ports.nats.to_string(),
-                    "-m",
-                    &self.ports.nats_monitor.to_string(),
-                    "-js",
-                    "-sd",
-                    &dir.join("nats").display().to_string(),
-                    "-n",
-                    "fluo-teststack",
-                ]
-                .map(str::to_owned)
-                .to_vec(),
+                match &self.secured {
+                    Some(_) => vec!["-c".to_owned(), dir.join("nats.conf").display().to_string()],
+                    None => [
+                        "-a",
+                        "127.0.0.1",
+                        "-p",
+                        &self.ports.nats.to_string(),
+                        "-m",
+                        &self.ports.nats_monitor.to_string(),
+                        "-js",
+                        "-sd",
+                        &dir.join("nats").display().to_string(),
+                        "-n",
+                        "fluo-teststack",
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
+                },
                 Vec::new(),
             ),
             Component::Prometheus => (
@@ -456,6 +490,10 @@ impl Stack {
                     ("NATS_URL".to_owned(), self.nats_url()),
                     log_env,
                 ];
+                match &self.secured {
+                    Some(secured) => envs.extend(secured.bff_env()),
+                    None => envs.push(("FLUO_BFF_INSECURE_NO_AUTH".into(), "true".into())),
+                }
                 envs.extend(self.config.bff_env.iter().cloned());
                 (
                     binaries::service_binary(Service::Bff).await?,
@@ -478,6 +516,9 @@ impl Stack {
                     ),
                     log_env,
                 ];
+                if let Some(secured) = &self.secured {
+                    envs.extend(secured.service_env("worker"));
+                }
                 envs.extend(self.config.worker_env.iter().cloned());
                 (
                     binaries::service_binary(Service::Worker).await?,

@@ -52,6 +52,7 @@ fn record(config: &Config, revision: u32, prev: Option<String>) -> Release {
         overrides: vec![],
         emergency: false,
         drill: false,
+        steps: vec![],
     }
 }
 

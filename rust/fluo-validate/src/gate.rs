@@ -273,6 +273,9 @@ impl<'a> Gate<'a> {
                     allow_inline_secrets: self.config.environment.validation.allow_inline_secrets,
                 };
                 result.findings = policy::check(&self.set, settings);
+                if crate::security::required_in(&self.config.environment.environment.name) {
+                    result.findings.extend(crate::security::check(&self.set));
+                }
                 let outcome = scan::scan(
                     &self.images(),
                     self.config.environment.validation.require_image_scan,

@@ -22,6 +22,7 @@ pub mod rules;
 pub mod scan;
 pub mod schema;
 pub mod secrets;
+pub mod security;
 pub use checklist::{Checklist, Step};
 pub use finding::Finding;
 pub use fluo_core::manifest::Document;

@@ -30,6 +30,16 @@ rules! {
     SCHEMA_UNKNOWN_FIELD = "schema.unknown-field",
         "no field the Kubernetes schema does not define (typos are silently dropped by the API server)",
         "remove the field or fix its spelling/indentation";
+    // Staging and production: authentication and TLS (docs/security.md).
+    SECURITY_NATS_CLIENT = "security.nats-client",
+        "in staging and production every NATS client container sets NATS_USER, NATS_PASSWORD_FILE and NATS_CA_FILE",
+        "mount the nats-credentials and nats-tls Secrets and set the three variables (see the BFF and worker manifests)";
+    SECURITY_BFF_AUTH = "security.bff-auth",
+        "in staging and production the BFF names its API tokens file and nothing sets FLUO_BFF_INSECURE_NO_AUTH",
+        "mount the Secret fluo-bff-api-tokens and set FLUO_BFF_AUTH_TOKENS_FILE; remove FLUO_BFF_INSECURE_NO_AUTH";
+    SECURITY_NATS_SERVER = "security.nats-server",
+        "in staging and production nats.conf requires TLS and defines users",
+        "add the tls block and the include of the nats-auth Secret's authorization.conf";
     SCHEMA_INVALID = "schema.invalid",
         "every field has the type the schema requires and required fields are present",
         "give the field the expected type, or add the missing required field";

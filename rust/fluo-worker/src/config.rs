@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use fluo_jobs::connect::{AuthError, NatsArgs, NatsAuth};
 use fluo_jobs::flags::{self, FlagError};
 
 /// The FLUO background worker: pulls jobs from the durable JetStream consumer `fluo-workers`,
@@ -22,6 +23,9 @@ pub struct Args {
     /// NATS server URL (JetStream must be enabled).
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
 
     /// Name recorded on the jobs this worker runs [default: $HOSTNAME, the pod name].
     #[arg(long, env = "FLUO_WORKER_ID")]
@@ -46,6 +50,7 @@ pub struct Args {
 pub struct Config {
     pub listen: SocketAddr,
     pub nats_url: String,
+    pub nats_auth: NatsAuth,
     pub worker_id: String,
     pub concurrency: usize,
     pub ack_wait: Duration,
@@ -58,6 +63,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error(transparent)]
     Flag(#[from] FlagError),
+    #[error(transparent)]
+    Nats(#[from] AuthError),
     #[error("--concurrency (FLUO_WORKER_CONCURRENCY) {value} must be from 1 to 1024")]
     Concurrency { value: usize },
     #[error("--ack-wait-secs (FLUO_WORKER_ACK_WAIT_SECS) {value} must be from 1 to 3600")]
@@ -72,6 +79,7 @@ impl TryFrom<Args> for Config {
     fn try_from(args: Args) -> Result<Self, ConfigError> {
         let listen = flags::listen_address(&args.listen, "FLUO_WORKER_LISTEN", "0.0.0.0:8081")?;
         let nats_url = flags::nats_url(args.nats_url)?;
+        let nats_auth = NatsAuth::try_from(args.nats)?;
         if !(1..=1024).contains(&args.concurrency) {
             return Err(ConfigError::Concurrency {
                 value: args.concurrency,
@@ -92,6 +100,7 @@ impl TryFrom<Args> for Config {
         Ok(Config {
             listen,
             nats_url,
+            nats_auth,
             worker_id,
             concurrency: args.concurrency,
             ack_wait: Duration::from_secs(args.ack_wait_secs),

@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::ConnectOptions;
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
@@ -29,16 +28,13 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 /// Runs until SIGTERM or SIGINT, then stops fetching, finishes in-flight jobs and exits.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let client = ConnectOptions::new()
-        .name(format!("fluo-worker {}", config.worker_id))
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(2))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).min(1000))
-        })
-        .connect(&config.nats_url)
-        .await
-        .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
+    let client = fluo_jobs::connect::connect(
+        format!("fluo-worker {}", config.worker_id),
+        &config.nats_url,
+        &config.nats_auth,
+    )
+    .await
+    .with_context(|| format!("connecting to NATS at {}", config.nats_url))?;
     let metrics = Metrics::new(&config.version, &config.commit, &config.worker_id);
     let http_state = Arc::new(HttpState {
         config: config.clone(),
@@ -49,7 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, nats = %config.nats_url, worker = %config.worker_id, concurrency = config.concurrency, "fluo-worker starting");
+    tracing::info!(listen = %config.listen, nats = %config.nats_url, nats_auth = %fluo_jobs::connect::describe(&config.nats_auth), worker = %config.worker_id, concurrency = config.concurrency, "fluo-worker starting");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let http_shutdown = shutdown_rx.clone();

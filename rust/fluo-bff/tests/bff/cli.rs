@@ -2,7 +2,17 @@ use fluo_teststack::{Cli, Ran};
 
 /// Runs the fluo-bff binary without the environment variables its flags read.
 async fn fluo_bff(args: &[&str]) -> Ran {
-    let unset = ["NATS_URL", "FLUO_BFF_LISTEN", "FLUO_BFF_FAULT_5XX_RATIO"];
+    let unset = [
+        "NATS_URL",
+        "FLUO_BFF_LISTEN",
+        "FLUO_BFF_FAULT_5XX_RATIO",
+        "FLUO_BFF_AUTH_TOKENS_FILE",
+        "FLUO_BFF_INSECURE_NO_AUTH",
+        "FLUO_BFF_METRICS_LISTEN",
+        "NATS_USER",
+        "NATS_PASSWORD_FILE",
+        "NATS_CA_FILE",
+    ];
     let cli = Cli::new(env!("CARGO_BIN_EXE_fluo-bff")).env_remove(&unset);
     cli.args(args).run().await
 }
@@ -21,6 +31,19 @@ async fn bad_flags_exit_2_naming_the_flag_and_value() {
         .await
         .code(2)
         .stderr_has("FLUO_BFF_FAULT_5XX_RATIO) \"2\" must be a number from 0 to 1");
+    fluo_bff(&[]).await.code(2).stderr_has(
+        "the jobs API needs --auth-tokens-file (FLUO_BFF_AUTH_TOKENS_FILE), or --insecure-no-auth",
+    );
+    fluo_bff(&["--auth-tokens-file", "/nonexistent/tokens.toml"])
+        .await
+        .code(2)
+        .stderr_has("cannot read the tokens file /nonexistent/tokens.toml");
+    fluo_bff(&["--insecure-no-auth", "--nats-user", "bff"])
+        .await
+        .code(2)
+        .stderr_has(
+            "--nats-user (NATS_USER) and --nats-password-file (NATS_PASSWORD_FILE) go together",
+        );
     fluo_bff(&["--no-such-flag"])
         .await
         .code(2)

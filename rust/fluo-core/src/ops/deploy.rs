@@ -11,12 +11,12 @@ use chrono::{DateTime, Utc};
 
 use super::context::{self, Ctx, Hooks, RunInfo};
 use super::error::{Error, Result};
-use super::local_secret;
 use super::outcome::RunReport;
 use super::recover::{self, POST_CHECKS_FAILED};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
 use super::{announce, events, progressive};
+use super::{local_secret, local_security};
 use crate::apply;
 use crate::config::{Component, Config, Order};
 use crate::policy::{self, Approval};
@@ -135,6 +135,7 @@ pub async fn deploy(
     super::drill::check_gate(ctx, Utc::now()).await?;
     // The gate checks that external Secrets exist: the local one is made first.
     local_secret::ensure_grafana_admin(ctx).await?;
+    local_security::ensure(ctx).await?;
     tokio::select! {
         biased;
         () = ctx.stop.stopped() => {}

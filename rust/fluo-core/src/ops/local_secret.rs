@@ -23,13 +23,18 @@ const LOCAL_ENVIRONMENT: &str = "local";
 /// Whether this deploy makes the Secret: the local environment, and a component declares it.
 pub fn wanted(config: &Config) -> bool {
     config.environment.environment.name == LOCAL_ENVIRONMENT
-        && config.components.iter().any(|c| {
-            c.manifests.iter().any(|d| {
-                d.object["metadata"]["annotations"][EXTERNAL_SECRETS_ANNOTATION]
-                    .as_str()
-                    .is_some_and(|list| list.split(',').any(|s| s.trim() == GRAFANA_ADMIN_SECRET))
-            })
+        && declares_external(config, GRAFANA_ADMIN_SECRET)
+}
+
+/// Whether a manifest lists `secret` in its `fluo.dev/external-secrets` annotation.
+pub fn declares_external(config: &Config, secret: &str) -> bool {
+    config.components.iter().any(|c| {
+        c.manifests.iter().any(|d| {
+            d.object["metadata"]["annotations"][EXTERNAL_SECRETS_ANNOTATION]
+                .as_str()
+                .is_some_and(|list| list.split(',').any(|s| s.trim() == secret))
         })
+    })
 }
 
 /// How to read the password without it ever being printed.

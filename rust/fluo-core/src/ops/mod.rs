@@ -27,6 +27,7 @@ pub mod error;
 pub mod events;
 pub mod incident;
 pub mod local_secret;
+pub mod local_security;
 pub mod outcome;
 pub mod progressive;
 pub mod recover;

@@ -313,15 +313,16 @@ fn transient(e: &history::Error) -> bool {
     }
 }
 
-/// Writes the `deploying` record; a create that landed before its answer was lost is found as
-/// AlreadyExists on the retry (we hold the lock: nobody else writes this revision).
+/// Writes the `deploying` record; a create that landed before its answer was lost (or whose
+/// anchor update failed) is found as AlreadyExists on the retry (we hold the lock: nobody else
+/// writes this revision), and the anchor is moved to it then.
 async fn create_record(ctx: &Ctx, release: &Release) -> std::result::Result<(), history::Error> {
     durable::retry(transient, |attempt| async move {
         match ctx.history.create(release, Status::Deploying).await {
             Err(history::Error::Kube {
                 source: kube::Error::Api(s),
                 ..
-            }) if attempt > 1 && s.code == 409 => Ok(()),
+            }) if attempt > 1 && s.code == 409 => ctx.history.anchor_tip(release).await,
             result => result,
         }
     })

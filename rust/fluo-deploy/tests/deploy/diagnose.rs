@@ -24,6 +24,10 @@ pub async fn deploy_real_tree(w: &World) {
     }))
     .unwrap();
     secrets.create(&Default::default(), &admin).await.unwrap();
+    for object in fluo_teststack::security_secrets("fluo") {
+        let secret = serde_json::from_value(object).unwrap();
+        secrets.create(&Default::default(), &secret).await.unwrap();
+    }
     let skips = ["tests", "flake-check", "build", "status"];
     let mut args = vec![
         "--context",

@@ -313,6 +313,10 @@ async fn deploy_all_of_the_real_infra_tree() {
     }))
     .unwrap();
     secrets.create(&Default::default(), &admin).await.unwrap();
+    for object in fluo_teststack::security_secrets("fluo") {
+        let secret = serde_json::from_value(object).unwrap();
+        secrets.create(&Default::default(), &secret).await.unwrap();
+    }
     let mut cmd = w.cmd([
         "--context",
         "kube-emulator",

@@ -58,22 +58,38 @@ async fn dry_run_passes_and_external_secrets_must_exist() {
             .all(|f| f["rule"] == "cluster.external-secret"),
         "only the external Secret should be missing: {findings:#?}"
     );
-    assert!(
-        findings
-            .iter()
-            .any(|f| f["message"].as_str().unwrap().contains("grafana-admin")),
-        "{findings:#?}"
-    );
+    for name in [
+        "grafana-admin",
+        "nats-auth",
+        "nats-tls",
+        "nats-credentials",
+        "fluo-bff-api-tokens",
+    ] {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f["message"].as_str().unwrap().contains(name)),
+            "{name}: {findings:#?}"
+        );
+    }
 
     let secret: Secret = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "grafana-admin"},
         "stringData": {"admin-user": "admin", "admin-password": "x"}
     }))
     .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "fluo")
+    let secrets = Api::<Secret>::namespaced(client.clone(), "fluo");
+    secrets
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
+    for object in fluo_teststack::security_secrets("fluo") {
+        let secret: Secret = serde_json::from_value(object).unwrap();
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
     let passed = run(online(&emu, &infra).args(["--only", "manifests,status"]))
         .await
         .code(0);

@@ -1,0 +1,193 @@
+//! How both services connect to NATS: the same retry and reconnect behaviour, and the same
+//! credentials, each read from a mounted file (never from a flag value or the environment):
+//! a user and its password file, and the CA file that the server's certificate must chain to.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions};
+
+/// The NATS credential flags both services take.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NatsArgs {
+    /// NATS user this service connects as (its password comes from --nats-password-file).
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// File holding the NATS user's password (a mounted Secret key).
+    #[arg(long, env = "NATS_PASSWORD_FILE")]
+    pub nats_password_file: Option<PathBuf>,
+
+    /// PEM file of the CA that signed the NATS server certificate. When set, the connection
+    /// must be TLS and the server certificate is verified against this CA only.
+    #[arg(long, env = "NATS_CA_FILE")]
+    pub nats_ca_file: Option<PathBuf>,
+}
+
+/// Validated NATS credentials: which user, where its password is, which CA to trust.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsAuth {
+    pub user: Option<(String, PathBuf)>,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A NATS credential flag that cannot be used; names the flag and the file, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("--nats-user (NATS_USER) and --nats-password-file (NATS_PASSWORD_FILE) go together")]
+    Half,
+    #[error("{flag} {path}: {reason}")]
+    File {
+        flag: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+impl TryFrom<NatsArgs> for NatsAuth {
+    type Error = AuthError;
+
+    fn try_from(args: NatsArgs) -> Result<Self, AuthError> {
+        let user = match (args.nats_user, args.nats_password_file) {
+            (Some(user), Some(file)) => {
+                read_password(&file)?;
+                Some((user, file))
+            }
+            (None, None) => None,
+            _ => return Err(AuthError::Half),
+        };
+        if let Some(ca) = &args.nats_ca_file {
+            check_ca(ca)?;
+        }
+        Ok(NatsAuth {
+            user,
+            ca_file: args.nats_ca_file,
+        })
+    }
+}
+
+fn read_password(path: &PathBuf) -> Result<String, AuthError> {
+    let err = |reason: String| AuthError::File {
+        flag: "--nats-password-file (NATS_PASSWORD_FILE)",
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let password = text.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(err("is empty".into()));
+    }
+    Ok(password)
+}
+
+fn check_ca(path: &PathBuf) -> Result<(), AuthError> {
+    let err = |reason: String| AuthError::File {
+        flag: "--nats-ca-file (NATS_CA_FILE)",
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(err("holds no PEM certificate".into()));
+    }
+    Ok(())
+}
+
+/// Connects in the background (`retry_on_initial_connect`), so a service serves /health at
+/// once and turns ready when NATS is reachable, whatever the start order.
+pub async fn connect(
+    name: String,
+    url: &str,
+    auth: &NatsAuth,
+) -> Result<Client, async_nats::ConnectError> {
+    options(name, auth)?
+        .retry_on_initial_connect()
+        .connect(url)
+        .await
+}
+
+/// The options [`connect`] uses without its retry of the first connection: a wrong
+/// credential or certificate then fails the connect instead of retrying in the background.
+pub fn options(name: String, auth: &NatsAuth) -> Result<ConnectOptions, async_nats::ConnectError> {
+    let mut options = ConnectOptions::new()
+        .name(name)
+        .connection_timeout(Duration::from_secs(2))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(1000))
+        });
+    if let Some((user, file)) = &auth.user {
+        // Re-read at connect so a rotated password file is picked up by a restart.
+        let password = read_password(file).map_err(|e| {
+            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)
+        })?;
+        // Replies come back on the user's own inbox prefix: the only subjects its NATS
+        // permissions let it subscribe to (fluo-secrets nats-users).
+        options = options
+            .user_and_password(user.clone(), password)
+            .custom_inbox_prefix(format!("_INBOX_{user}"));
+    }
+    if let Some(ca) = &auth.ca_file {
+        options = options.require_tls(true).add_root_certificates(ca.clone());
+    }
+    Ok(options)
+}
+
+/// What the service logs about its NATS credentials: the user and whether TLS is on.
+pub fn describe(auth: &NatsAuth) -> String {
+    let user = auth.user.as_ref().map_or("anonymous", |(user, _)| user);
+    let tls = if auth.ca_file.is_some() {
+        "TLS verified"
+    } else {
+        "plaintext"
+    };
+    format!("user {user}, {tls}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_and_password_file_go_together_and_files_must_be_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let half = NatsArgs {
+            nats_user: Some("bff".into()),
+            ..Default::default()
+        };
+        assert!(matches!(NatsAuth::try_from(half), Err(AuthError::Half)));
+        let missing = NatsArgs {
+            nats_user: Some("bff".into()),
+            nats_password_file: Some(dir.path().join("nope")),
+            nats_ca_file: None,
+        };
+        let err = NatsAuth::try_from(missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--nats-password-file (NATS_PASSWORD_FILE) ") && err.contains("nope"),
+            "{err}"
+        );
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let err = NatsAuth::try_from(NatsArgs {
+            nats_ca_file: Some(not_pem),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.ends_with("holds no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn the_description_names_the_user_but_not_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret-value\n").unwrap();
+        let auth = NatsAuth::try_from(NatsArgs {
+            nats_user: Some("worker".into()),
+            nats_password_file: Some(file),
+            nats_ca_file: None,
+        })
+        .unwrap();
+        assert_eq!(describe(&auth), "user worker, plaintext");
+        assert!(!format!("{auth:?}").contains("s3cret"));
+    }
+}
