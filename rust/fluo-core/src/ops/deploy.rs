@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::context::{self, Ctx, Hooks, RunInfo};
 use super::error::{Error, Result};
 use super::outcome::RunReport;
-use super::recover::{self, POST_CHECKS_FAILED};
+use super::recover::{self, POST_CHECKS_FAILED, run_post_checks};
 use super::rollout::Planned;
 use super::schedule::{self, Halt};
 use super::{announce, events, progressive};
@@ -265,27 +265,4 @@ async fn deploy_locked(
     report.stopped = ctx.stop.reason().cloned();
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
-}
-
-/// Runs the post-deploy checks; None when the run was stopped meanwhile (the stop decides).
-pub(super) async fn run_post_checks(
-    ctx: &Ctx,
-    checks: futures::future::BoxFuture<'_, std::result::Result<(), String>>,
-) -> Option<std::result::Result<(), String>> {
-    ctx.reporter
-        .progress("", Level::Info, "running post-deploy checks");
-    let result = tokio::select! {
-        biased;
-        () = ctx.stop.stopped() => return None,
-        result = checks => result,
-    };
-    match &result {
-        Ok(()) => ctx
-            .reporter
-            .progress("", Level::Ok, "post-deploy checks passed"),
-        Err(e) => ctx
-            .reporter
-            .progress("", Level::Error, &format!("{POST_CHECKS_FAILED}: {e}")),
-    }
-    Some(result)
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::context::{self, Ctx, Hooks, RunInfo};
-use super::deploy::run_post_checks;
 use super::error::{Error, Result};
+use super::recover::run_post_checks;
 use super::rollback;
 use super::rollout::Planned;
 use super::schedule::{self, Halt};

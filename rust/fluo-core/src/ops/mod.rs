@@ -14,9 +14,10 @@
 //! - `progressive`: canary and blue-green strategies with Prometheus analysis (issue 17);
 //! - change management (issue 16): `events` (the notifications of each run), `announce` (the
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
+//! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded).
 //!
-//! Dependencies point one way: deploy -> recover -> rollout -> context, rollback -> recover;
-//! nothing imports deploy or rollback.
+//! Dependencies point one way: deploy -> drill -> rollback -> recover -> rollout -> context;
+//! nothing imports deploy.
 
 pub mod announce;
 pub mod context;

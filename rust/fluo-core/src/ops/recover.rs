@@ -272,3 +272,26 @@ async fn roll_back_revision(
     };
     restore(ctx, c, &failed, row.to_string(), info, reason).await
 }
+
+/// Runs the post-deploy checks; None when the run was stopped meanwhile (the stop decides).
+pub(super) async fn run_post_checks(
+    ctx: &Ctx,
+    checks: futures::future::BoxFuture<'_, std::result::Result<(), String>>,
+) -> Option<std::result::Result<(), String>> {
+    ctx.reporter
+        .progress("", Level::Info, "running post-deploy checks");
+    let result = tokio::select! {
+        biased;
+        () = ctx.stop.stopped() => return None,
+        result = checks => result,
+    };
+    match &result {
+        Ok(()) => ctx
+            .reporter
+            .progress("", Level::Ok, "post-deploy checks passed"),
+        Err(e) => ctx
+            .reporter
+            .progress("", Level::Error, &format!("{POST_CHECKS_FAILED}: {e}")),
+    }
+    Some(result)
+}
