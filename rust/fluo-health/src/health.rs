@@ -85,6 +85,9 @@ pub struct Options {
     pub timeout: Duration,
     /// Bearer token for Grafana's search API (when anonymous access is off).
     pub grafana_token: Option<String>,
+    /// The BFF API token file the workers check submits its job with; None: the cluster's
+    /// smoke token Secret ([`crate::api_token::find`]).
+    pub api_token_file: Option<std::path::PathBuf>,
     pub prometheus: Expectations,
 }
 
@@ -94,6 +97,7 @@ impl Options {
             only: None,
             timeout,
             grafana_token: None,
+            api_token_file: None,
             prometheus: Expectations {
                 jobs: vec!["fluo-bff".to_owned(), "fluo-worker".to_owned()],
                 metric_prefixes: vec!["fluo_bff_".to_owned()],
@@ -134,9 +138,12 @@ pub async fn run_for(
     config: &Config,
     cluster: Option<access::Cluster>,
     timeout: Duration,
+    api_token_file: Option<&std::path::Path>,
 ) -> Report {
     let resolver = Arc::new(Resolver::from_config(config, cluster));
-    run(config, resolver, &Options::new(timeout)).await
+    let mut options = Options::new(timeout);
+    options.api_token_file = api_token_file.map(std::path::Path::to_path_buf);
+    run(config, resolver, &options).await
 }
 
 /// Run the selected checks concurrently and report.
@@ -181,10 +188,16 @@ fn build(
             let ep = endpoint(&resolver, access::NATS_MONITOR).await?;
             checks::nats::probe(&http, &ep).await
         }),
-        CheckName::Workers => Check::new(name.as_str(), timeout, async move {
-            let ep = endpoint(&resolver, access::BFF).await?;
-            checks::worker::probe(&http, &ep, timeout).await
-        }),
+        CheckName::Workers => {
+            let token_file = options.api_token_file.clone();
+            Check::new(name.as_str(), timeout, async move {
+                // The jobs API needs a token (jobs:submit, jobs:read) on a secured BFF.
+                let token =
+                    crate::api_token::find(token_file.as_deref(), resolver.cluster()).await?;
+                let ep = endpoint(&resolver, access::BFF).await?.with_token(token);
+                checks::worker::probe(&http, &ep, timeout).await
+            })
+        }
         CheckName::Grafana => {
             let token = options.grafana_token.clone();
             Check::new(name.as_str(), timeout, async move {

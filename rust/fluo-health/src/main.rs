@@ -24,6 +24,10 @@ struct Cli {
     /// Bearer token for Grafana's search API, when anonymous access is off.
     #[arg(long, env = "FLUO_GRAFANA_TOKEN", hide_env_values = true)]
     grafana_token: Option<String>,
+    /// File holding the BFF API token (scopes jobs:submit, jobs:read) the workers check submits
+    /// its test job with. Without it the token is read from the Secret fluo-smoke-api-token.
+    #[arg(long, env = "FLUO_API_TOKEN_FILE")]
+    api_token_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     docs: DocsFlags,
     #[command(flatten)]
@@ -37,6 +41,7 @@ fn main() -> Exit {
     }
     let mut options = Options::new(cli::check_timeout(&cli.global));
     options.grafana_token = cli.grafana_token;
+    options.api_token_file = cli.api_token_file;
     if !cli.checks.is_empty() {
         options.only = Some(cli.checks.into_iter().collect());
     }

@@ -160,11 +160,16 @@ impl Checks {
                 namespace: namespace.to_string(),
             }
         });
-        let health =
-            fluo_health::health::run_for(config, cluster.clone(), POST_CHECK_TIMEOUT).await;
         // The operator's token file when given, else the cluster's smoke token Secret.
         let token_file =
             std::env::var_os(fluo_health::api_token::TOKEN_FILE_ENV).map(std::path::PathBuf::from);
+        let health = fluo_health::health::run_for(
+            config,
+            cluster.clone(),
+            POST_CHECK_TIMEOUT,
+            token_file.as_deref(),
+        )
+        .await;
         let smoke =
             fluo_smoke::run_for(config, cluster, POST_CHECK_TIMEOUT, token_file.as_deref()).await;
         let failed: Vec<String> = [&health, &smoke]

@@ -59,8 +59,14 @@ nix_package = "image-fluo-worker"
 default_ref = "fluo/fluo-worker:dev"
 "#;
 
-/// A Deployment + Service running `image`.
+/// A Deployment + Service running `image`. A BFF image gets the API-token setting the
+/// staging/production policy (`security.bff-auth`) asks for.
 pub fn workload(name: &str, image: &str) -> String {
+    let env = if image.contains("fluo-bff") {
+        "\n        env: [{name: FLUO_BFF_AUTH_TOKENS_FILE, value: /var/run/fluo/tokens.toml}]"
+    } else {
+        ""
+    };
     format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -79,7 +85,7 @@ spec:
         seccompProfile: {{type: RuntimeDefault}}
       containers:
       - name: main
-        image: {image}
+        image: {image}{env}
         ports:
         - containerPort: 8080
         securityContext:

@@ -234,6 +234,11 @@ pub fn materialize(
                 }
             }
         }
+        if let Some(gid) = pod["spec"]["securityContext"]["fsGroup"].as_u64()
+            && v["hostPath"].is_null()
+        {
+            apply_fs_group(&target, gid as u32)?;
+        }
         out.push((name.to_string(), target));
     }
     Ok(out)
@@ -249,6 +254,28 @@ fn service_account_token(pod: &Value) -> String {
             .as_str()
             .unwrap_or("default")
     )
+}
+
+/// fsGroup as the kubelet applies it to the volumes it writes: the group owns every file and
+/// directory and may read them (a Secret at defaultMode 0400 becomes 0440), directories are
+/// setgid; so a non-root container in that group reads what root-only modes would hide.
+fn apply_fs_group(path: &Path, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).map_err(|e| io_err("reading", path, e))?;
+    std::os::unix::fs::lchown(path, None, Some(gid)).map_err(|e| io_err("chown", path, e))?;
+    let mode = meta.mode() & 0o7777;
+    if meta.is_dir() {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o2550))
+            .map_err(|e| io_err("chmod", path, e))?;
+        for entry in fs::read_dir(path).map_err(|e| io_err("reading", path, e))? {
+            let entry = entry.map_err(|e| io_err("reading", path, e))?;
+            apply_fs_group(&entry.path(), gid)?;
+        }
+    } else if meta.is_file() {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o440))
+            .map_err(|e| io_err("chmod", path, e))?;
+    }
+    Ok(())
 }
 
 /// Writable volumes are open to every uid, since containers may run as any runAsUser.
@@ -334,6 +361,20 @@ mod tests {
             hosts.contains("10.244.3.2\tweb-0.web.fluo.svc.cluster.local web-0\n"),
             "{hosts}"
         );
+    }
+
+    #[test]
+    fn fs_group_owns_and_may_read_a_root_only_secret() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("auth");
+        write_file(&secret.join("nested/password"), b"pw", 0o400).unwrap();
+        apply_fs_group(&secret, 65532).unwrap();
+        let file = fs::metadata(secret.join("nested/password")).unwrap();
+        assert_eq!((file.gid(), file.mode() & 0o7777), (65532, 0o440));
+        let nested = fs::metadata(secret.join("nested")).unwrap();
+        assert_eq!(nested.gid(), 65532);
+        assert_eq!(nested.mode() & 0o2550, 0o2550);
     }
 
     #[test]
