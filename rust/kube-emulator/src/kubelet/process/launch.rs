@@ -96,6 +96,32 @@ fn fstab(mounts: &[Mount]) -> String {
         .collect()
 }
 
+/// A command below one of the container's mount targets (e.g. a checkout under /tmp when the
+/// pod mounts an emptyDir at /tmp) would be hidden once the volumes are mounted: it is
+/// bind-mounted first, beside the fstab, and run from there.
+fn keep_command_visible(l: &mut Launch<'_>) {
+    let Some(command) = l.argv.first().map(PathBuf::from) else {
+        return;
+    };
+    let hidden = command.is_absolute() && l.mounts.iter().any(|m| command.starts_with(&m.target));
+    let (Some(dir), Some(name)) = (l.fstab_file.parent(), command.file_name()) else {
+        return;
+    };
+    if !hidden {
+        return;
+    }
+    let visible = dir.join("exe").join(name);
+    l.mounts.insert(
+        0,
+        Mount {
+            source: command,
+            target: visible.clone(),
+            read_only: true,
+        },
+    );
+    l.argv[0] = visible.to_string_lossy().into_owned();
+}
+
 /// Makes sure every mount target exists on the host (created ones are recorded for cleanup).
 fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
     for m in &l.mounts {
@@ -108,7 +134,8 @@ fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
 }
 
 /// Spawns the container; its output is appended to `log_file` as `<RFC3339> <stream> <line>`.
-pub async fn spawn(l: Launch<'_>) -> std::io::Result<Child> {
+pub async fn spawn(mut l: Launch<'_>) -> std::io::Result<Child> {
+    keep_command_visible(&mut l);
     // Small writes under /run: done in place, as a trip through the blocking pool for each
     // cost more than the writes themselves on a loaded machine.
     prepare_targets(&l)?;
@@ -188,6 +215,45 @@ pub async fn signal(pid: u32, signal: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_a_volume_would_hide_is_bound_beside_the_fstab_first() {
+        let launch = |command: &str| Launch {
+            netns_path: Path::new("/run/netns/x"),
+            argv: vec![command.into(), "--flag".into()],
+            env: vec![],
+            working_dir: None,
+            run_as: None,
+            mounts: vec![Mount {
+                source: "/run/p/volumes/tmp".into(),
+                target: "/tmp".into(),
+                read_only: false,
+            }],
+            hostname: "bff".into(),
+            slot_dir: Path::new("/run/kube-emulator/1"),
+            log_file: "/x".into(),
+            fstab_file: "/run/p/fstab/c".into(),
+            cgroup_procs: None,
+        };
+        let mut hidden = launch("/tmp/checkout/target/debug/fluo-bff");
+        keep_command_visible(&mut hidden);
+        assert_eq!(hidden.argv, ["/run/p/fstab/exe/fluo-bff", "--flag"]);
+        assert_eq!(
+            hidden.mounts[0].source,
+            Path::new("/tmp/checkout/target/debug/fluo-bff")
+        );
+        assert_eq!(
+            hidden.mounts[0].target,
+            Path::new("/run/p/fstab/exe/fluo-bff")
+        );
+        assert_eq!(hidden.mounts.len(), 2);
+        for command in ["/work/target/debug/fluo-bff", "nats-server"] {
+            let mut visible = launch(command);
+            keep_command_visible(&mut visible);
+            assert_eq!(visible.argv[0], command);
+            assert_eq!(visible.mounts.len(), 1);
+        }
+    }
 
     #[test]
     fn the_script_mounts_then_drops_privileges() {
