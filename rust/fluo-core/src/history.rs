@@ -304,8 +304,8 @@ impl History {
         Ok(())
     }
 
-    /// Every component's anchor, plus one problem line per anchor that cannot be read.
-    pub async fn anchors(&self) -> Result<(BTreeMap<String, Anchor>, Vec<(String, String)>)> {
+    /// The annotations of the system namespace, where the anchors live (none before the first).
+    async fn anchor_annotations(&self) -> Result<BTreeMap<String, String>> {
         let ns = self
             .namespaces
             .get_opt(SYSTEM_NAMESPACE)
@@ -314,7 +314,12 @@ impl History {
                 action: "reading",
                 source,
             })?;
-        let annotations = ns.and_then(|n| n.metadata.annotations).unwrap_or_default();
+        Ok(ns.and_then(|n| n.metadata.annotations).unwrap_or_default())
+    }
+
+    /// Every component's anchor, plus one problem line per anchor that cannot be read.
+    pub async fn anchors(&self) -> Result<(BTreeMap<String, Anchor>, Vec<(String, String)>)> {
+        let annotations = self.anchor_annotations().await?;
         let mut anchors = BTreeMap::new();
         let mut unreadable = Vec::new();
         for (key, value) in annotations {
@@ -398,17 +403,11 @@ impl History {
     ) -> Result<()> {
         let _guard = self.anchor_lock.lock().await;
         let key = anchor::annotation_key(component);
-        let ns = self
-            .namespaces
-            .get_opt(SYSTEM_NAMESPACE)
-            .await
-            .map_err(|source| Error::Anchor {
-                action: "reading",
-                source,
-            })?;
-        let mut current = ns
-            .and_then(|n| n.metadata.annotations)
-            .and_then(|a| a.get(&key).cloned())
+        let mut current = self
+            .anchor_annotations()
+            .await?
+            .get(&key)
+            .cloned()
             .and_then(|text| Anchor::parse(&text).ok());
         change(&mut current);
         let Some(mut next) = current else {

@@ -106,15 +106,18 @@ pub fn slotted(objects: &[Value], slot: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Preview Services of slotted `objects`: `<service>-preview` for each Service routing to the
-/// Deployment, selecting the same slot (so green is reachable before the switch).
-pub fn previews(objects: &[Value]) -> Vec<Value> {
+/// The Services of `objects` that route to its Deployment's pods.
+fn services_of_deployment(objects: &[Value]) -> impl Iterator<Item = &Value> {
     let pod_labels = deployment(objects)
         .map(|d| d["spec"]["template"]["metadata"]["labels"].clone())
         .unwrap_or(Value::Null);
-    objects
-        .iter()
-        .filter(|o| routes_to(o, &pod_labels))
+    objects.iter().filter(move |o| routes_to(o, &pod_labels))
+}
+
+/// Preview Services of slotted `objects`: `<service>-preview` for each Service routing to the
+/// Deployment, selecting the same slot (so green is reachable before the switch).
+pub fn previews(objects: &[Value]) -> Vec<Value> {
+    services_of_deployment(objects)
         .map(|s| {
             let mut p = s.clone();
             p["metadata"]["name"] = json!(format!("{}-preview", name_of(s)));
@@ -129,12 +132,7 @@ pub fn previews(objects: &[Value]) -> Vec<Value> {
 
 /// The Services of `objects` that route to its Deployment, as (name, slot selected).
 pub fn routed_services(objects: &[Value]) -> Vec<(String, Option<String>)> {
-    let pod_labels = deployment(objects)
-        .map(|d| d["spec"]["template"]["metadata"]["labels"].clone())
-        .unwrap_or(Value::Null);
-    objects
-        .iter()
-        .filter(|o| routes_to(o, &pod_labels))
+    services_of_deployment(objects)
         .map(|s| {
             let slot = s["spec"]["selector"][SLOT_LABEL].as_str().map(String::from);
             (name_of(s).to_string(), slot)
