@@ -359,6 +359,11 @@ in
     expected = rootApps.test-all.tools;
   };
 
+  testRehearseHasItsToolsOnPath = {
+    expr = map (p: p.name) (scriptOf rootCtx "rehearse" rootApps.rehearse).runtimeInputs;
+    expected = rootApps.rehearse.tools;
+  };
+
   testComponentDeployUsesTheComponentRevision = {
     expr =
       let

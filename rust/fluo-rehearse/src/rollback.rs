@@ -1,7 +1,11 @@
 //! SOP-002's rollbacks on the running stack: emergency (`rollback-to-previous`), one component
-//! (`rollback bff`), and tear-down with a redeploy that keeps the history.
+//! (`rollback bff`), planned (graceful shutdown and redeploy under job load), and tear-down
+//! with a redeploy that keeps the history.
+
+use std::time::Duration;
 
 use crate::failure::bff_image;
+use crate::load::{Load, LoadSpec, account};
 use crate::stack::Stack;
 use crate::steps::{self, StepResult};
 
@@ -122,5 +126,65 @@ pub async fn delete_and_redeploy(stack: &Stack) -> StepResult {
     Ok(format!(
         "delete --all in {:.1}s (no pods left, all {kept} records kept, {after_delete} with the delete's); redeploy: {redeployed}; {now} records",
         deleted.took.as_secs_f64()
+    ))
+}
+
+/// Jobs submitted across the planned rollback.
+const PLANNED_JOBS: usize = 100;
+
+/// SOP-002's planned rollback under a steady job load: a graceful shutdown (dependents first,
+/// in-flight work finished), then the previous version (the checkout's) deployed again; every
+/// job accepted before, during and after is completed once, and the refused ones are counted.
+pub async fn planned(stack: &Stack) -> StepResult {
+    let before = bff_image(stack).await?;
+    let load = Load::start(
+        stack.api(),
+        LoadSpec {
+            jobs: PLANNED_JOBS,
+            every: Duration::from_millis(100),
+            work_ms: 200,
+            limit: Duration::from_secs(180),
+        },
+    );
+    load.wait_for(20, Duration::from_secs(30)).await?;
+    let shutdown = stack
+        .run(
+            "fluo-deploy",
+            &[
+                "shutdown",
+                "--yes",
+                "--reason",
+                "rehearsal: planned rollback",
+            ],
+        )
+        .await;
+    shutdown.expect(0)?;
+    let during = load.accepted();
+    let pods = stack
+        .run("kubectl", &["get", "pods", "-n", "fluo", "-o", "name"])
+        .await;
+    if !pods.expect(0)?.stdout.trim().is_empty() {
+        return Err(format!("pods left after the graceful shutdown: {pods}"));
+    }
+    let redeployed = steps::deploy_everything(stack).await?;
+    let submitted = load.finish().await?;
+    if submitted.accepted.len() != PLANNED_JOBS {
+        return Err(format!(
+            "the load got {} of {PLANNED_JOBS} jobs accepted",
+            submitted.summary()
+        ));
+    }
+    let tally = account(&stack.api(), &submitted.accepted, Duration::from_secs(60)).await;
+    let completed = tally.all_completed(PLANNED_JOBS)?;
+    let now = bff_image(stack).await?;
+    if now == before || now.contains(SECOND_BFF) {
+        return Err(format!(
+            "bff runs {now} after the planned rollback, {before} before"
+        ));
+    }
+    Ok(format!(
+        "shutdown --yes in {:.1}s with {during} of {PLANNED_JOBS} jobs accepted, no pods left; redeploy of the checkout's version: {redeployed}; bff {before} -> {now}; jobs: {}; {completed}; none lost or failed",
+        shutdown.took.as_secs_f64(),
+        submitted.summary()
     ))
 }
