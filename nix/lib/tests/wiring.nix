@@ -40,6 +40,9 @@ let
       "gnused"
       "zstd"
       "nixfmt"
+      "iproute2"
+      "util-linux"
+      "python3"
     ] fakeDrv
     // builtins.mapAttrs (name: version: fakeDrv name // { inherit version; }) versions
     // {

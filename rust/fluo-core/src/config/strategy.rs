@@ -158,18 +158,21 @@ impl Metric {
     }
 
     /// The PromQL of this metric over the series matching `pods` (a label matcher such as
-    /// `instance=~"10.0.0.1:.*"`), rated over `window`.
+    /// `instance=~"10.0.0.1:.*"`), rated over `window`. A ratio's numerator falls back to 0:
+    /// a healthy BFF or worker has never counted a 5xx or a failure, so that series does not
+    /// exist, and the ratio is 0, not "no data" (which fails the analysis); without traffic the
+    /// denominator is empty and the ratio still has no data.
     pub fn query(self, pods: &str, window: Duration) -> String {
         let w = format!("{}s", window.as_secs().max(1));
         match self {
             Metric::Http5xxRatio => format!(
-                "sum(rate(fluo_bff_http_requests_total{{status=~\"5..\",{pods}}}[{w}])) / sum(rate(fluo_bff_http_requests_total{{{pods}}}[{w}]))"
+                "(sum(rate(fluo_bff_http_requests_total{{status=~\"5..\",{pods}}}[{w}])) or vector(0)) / sum(rate(fluo_bff_http_requests_total{{{pods}}}[{w}]))"
             ),
             Metric::HttpP99Seconds => format!(
                 "histogram_quantile(0.99, sum by (le) (rate(fluo_bff_http_request_duration_seconds_bucket{{{pods}}}[{w}])))"
             ),
             Metric::WorkerFailureRatio => format!(
-                "sum(rate(fluo_worker_jobs_processed_total{{outcome=\"failed\",{pods}}}[{w}])) / sum(rate(fluo_worker_jobs_processed_total{{{pods}}}[{w}]))"
+                "(sum(rate(fluo_worker_jobs_processed_total{{outcome=\"failed\",{pods}}}[{w}])) or vector(0)) / sum(rate(fluo_worker_jobs_processed_total{{{pods}}}[{w}]))"
             ),
         }
     }

@@ -502,13 +502,13 @@ fn built_in_queries_select_the_pods_and_the_window() {
     let w = Duration::from_secs(120);
     assert_eq!(
         Metric::WorkerFailureRatio.query(pods, w),
-        r#"sum(rate(fluo_worker_jobs_processed_total{outcome="failed",instance=~"10.0.0.1:.*"}[120s])) / sum(rate(fluo_worker_jobs_processed_total{instance=~"10.0.0.1:.*"}[120s]))"#
+        r#"(sum(rate(fluo_worker_jobs_processed_total{outcome="failed",instance=~"10.0.0.1:.*"}[120s])) or vector(0)) / sum(rate(fluo_worker_jobs_processed_total{instance=~"10.0.0.1:.*"}[120s]))"#
     );
     assert_eq!(
         Metric::HttpP99Seconds.query(pods, w),
         r#"histogram_quantile(0.99, sum by (le) (rate(fluo_bff_http_request_duration_seconds_bucket{instance=~"10.0.0.1:.*"}[120s])))"#
     );
     assert!(Metric::Http5xxRatio.query(pods, w).starts_with(
-        r#"sum(rate(fluo_bff_http_requests_total{status=~"5..",instance=~"10.0.0.1:.*"}[120s]))"#
+        r#"(sum(rate(fluo_bff_http_requests_total{status=~"5..",instance=~"10.0.0.1:.*"}[120s])) or vector(0)) / "#
     ));
 }
