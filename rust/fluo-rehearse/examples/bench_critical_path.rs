@@ -25,6 +25,15 @@ async fn deploy(stack: &Stack, what: &[&str]) -> Duration {
     args.extend(steps::DEPLOY_SKIPS);
     let run = stack.run("fluo-deploy", &args).await;
     run.expect(0).unwrap_or_else(|e| panic!("{e}"));
+    // The per-component timeline (on stderr, so the table on stdout stays clean).
+    for line in run.stderr.lines() {
+        if ["deploying revision", "ready", "deployed v"]
+            .iter()
+            .any(|w| line.contains(w))
+        {
+            eprintln!("  {line}");
+        }
+    }
     run.took
 }
 

@@ -36,12 +36,20 @@ pub struct LoadSpec {
 pub struct Submitted {
     pub accepted: Vec<String>,
     pub refused: BTreeMap<String, usize>,
+    /// From the first refusal to the last (after the load began): how long submitting failed.
+    pub refusing: Option<(Duration, Duration)>,
     pub took: Duration,
 }
 
 impl Submitted {
     pub fn refusals(&self) -> usize {
         self.refused.values().sum()
+    }
+
+    /// How long submissions were refused (first to last refusal).
+    pub fn outage(&self) -> Duration {
+        self.refusing
+            .map_or(Duration::ZERO, |(first, last)| last - first)
     }
 
     /// "200 accepted in 5.1s, 12 refused (503 ...: 12)".
@@ -52,10 +60,11 @@ impl Submitted {
             .map(|(why, n)| format!("{why}: {n}"))
             .collect();
         format!(
-            "{} accepted in {:.1}s, {} refused and retried{}",
+            "{} accepted in {:.1}s, {} refused and retried over {:.1}s{}",
             self.accepted.len(),
             self.took.as_secs_f64(),
             self.refusals(),
+            self.outage().as_secs_f64(),
             if refused.is_empty() {
                 String::new()
             } else {
@@ -64,6 +73,10 @@ impl Submitted {
         )
     }
 }
+
+/// Longer than the BFF's worst case for one submission while NATS goes away (three NATS calls
+/// of at most 3 s each), so the client gets the BFF's answer, not a timeout of its own.
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A load running in the background.
 pub struct Load {
@@ -114,7 +127,7 @@ async fn submit_all(
     spec: LoadSpec,
     counter: &std::sync::atomic::AtomicUsize,
 ) -> Submitted {
-    let http = fluo_health::endpoint::http_client(Duration::from_secs(5));
+    let http = fluo_health::endpoint::http_client(SUBMIT_TIMEOUT);
     let job = json!({"type": "test", "data": {"validation": true, "duration_ms": spec.work_ms}});
     let started = Instant::now();
     let mut out = Submitted::default();
@@ -124,7 +137,12 @@ async fn submit_all(
                 out.accepted.push(accepted.id);
                 counter.store(out.accepted.len(), Ordering::Relaxed);
             }
-            Err(why) => *out.refused.entry(refusal_kind(&why)).or_default() += 1,
+            Err(why) => {
+                *out.refused.entry(refusal_kind(&why)).or_default() += 1;
+                let now = started.elapsed();
+                let first = out.refusing.map_or(now, |(first, _)| first);
+                out.refusing = Some((first, now));
+            }
         }
         tokio::time::sleep(spec.every).await;
     }
@@ -292,10 +310,11 @@ fn count(tally: &mut Tally, record: &jobs::JobRecord) {
     *tally.workers.entry(worker).or_default() += 1;
 }
 
-/// Completions per job in the logs of the worker pods that exist now, including the run before
-/// a container's last restart (`kubectl logs --previous`): the workers' own record of what they
-/// ran (`"message":"job handled","outcome":"completed"`).
-pub async fn worker_completions(stack: &Stack) -> Result<BTreeMap<String, usize>, String> {
+/// What the workers logged per job (`"message":"job handled"`, its `outcome` per delivery, in
+/// order), from the logs of the worker pods that exist now, including the run before a
+/// container's last restart (`kubectl logs --previous`): the workers' own record of what they
+/// ran.
+pub async fn worker_outcomes(stack: &Stack) -> Result<BTreeMap<String, Vec<String>>, String> {
     let pods = stack
         .run(
             "kubectl",
@@ -311,54 +330,64 @@ pub async fn worker_completions(stack: &Stack) -> Result<BTreeMap<String, usize>
             ],
         )
         .await;
-    let mut completions = BTreeMap::new();
+    let mut outcomes = BTreeMap::new();
     for pod in pods.expect(0)?.stdout.split_whitespace() {
         let current = stack.run("kubectl", &["logs", "-n", "fluo", pod]).await;
-        count_completions(&current.expect(0)?.stdout, &mut completions);
+        collect_outcomes(&current.expect(0)?.stdout, &mut outcomes);
         // No earlier run is not an error (exit 1 "previous terminated container not found").
         let previous = stack
             .run("kubectl", &["logs", "-n", "fluo", pod, "--previous"])
             .await;
         if previous.code == Some(0) {
-            count_completions(&previous.stdout, &mut completions);
+            collect_outcomes(&previous.stdout, &mut outcomes);
         }
     }
-    Ok(completions)
+    Ok(outcomes)
 }
 
-fn count_completions(log: &str, into: &mut BTreeMap<String, usize>) {
+fn collect_outcomes(log: &str, into: &mut BTreeMap<String, Vec<String>>) {
     for line in log.lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if entry["message"] == "job handled" && entry["outcome"] == "completed" {
+        if entry["message"] == "job handled" {
             let job = entry["job"].as_str().unwrap_or_default().to_owned();
-            *into.entry(job).or_default() += 1;
+            let outcome = entry["outcome"].as_str().unwrap_or_default().to_owned();
+            into.entry(job).or_default().push(outcome);
         }
     }
 }
 
-/// Ok when each of `ids` was completed exactly once according to `completions`.
+/// Ok when no job of `ids` was completed twice and each was completed once: a `completed` line,
+/// or (when NATS lost the reply to the completing write, so that worker logged `retry`) a
+/// redelivery that found the record already completed (`duplicate`) and did not run it again.
 pub fn exactly_once(
     ids: &[String],
-    completions: &BTreeMap<String, usize>,
+    outcomes: &BTreeMap<String, Vec<String>>,
 ) -> Result<String, String> {
-    let wrong: Vec<String> = ids
-        .iter()
-        .filter(|id| completions.get(*id).copied().unwrap_or(0) != 1)
-        .map(|id| format!("{id}: {}", completions.get(id).copied().unwrap_or(0)))
-        .collect();
+    let none = Vec::new();
+    let mut wrong = Vec::new();
+    let mut reply_lost = 0;
+    for id in ids {
+        let seen = outcomes.get(id).unwrap_or(&none);
+        let completed = seen.iter().filter(|o| *o == "completed").count();
+        match completed {
+            1 => {}
+            0 if seen.iter().any(|o| o == "duplicate") => reply_lost += 1,
+            _ => wrong.push(format!("{id}: [{}]", seen.join(", "))),
+        }
+    }
     if wrong.is_empty() {
         Ok(format!(
-            "the workers' logs show each of the {} jobs completed exactly once",
+            "the workers' logs show each of the {} jobs completed exactly once ({reply_lost} of them logged as a redelivery that found the job already completed)",
             ids.len()
         ))
     } else {
         Err(format!(
-            "{} of {} jobs not completed exactly once in the workers' logs (job: completions): {:?}",
+            "{} of {} jobs not completed exactly once in the workers' logs (job: outcomes): {}",
             wrong.len(),
             ids.len(),
-            first(&wrong)
+            first(&wrong).join("; ")
         ))
     }
 }
@@ -384,20 +413,26 @@ mod tests {
     }
 
     #[test]
-    fn completions_are_counted_per_job_from_the_workers_log_lines() {
+    fn a_job_is_done_once_by_its_completed_line_or_a_redelivery_finding_it_done() {
         let log = r#"{"message":"job handled","job":"a","outcome":"completed"}
-{"message":"job handled","job":"b","outcome":"duplicate"}
+{"message":"job handled","job":"b","outcome":"retry"}
 not json
 {"message":"job handled","job":"a","outcome":"completed"}
-{"message":"job handled","job":"c","outcome":"completed"}"#;
-        let mut counts = BTreeMap::new();
-        count_completions(log, &mut counts);
-        assert_eq!(counts.get("a"), Some(&2));
-        assert_eq!(counts.get("b"), None);
-        let ids = ["c".to_owned()];
-        assert!(exactly_once(&ids, &counts).is_ok());
-        let err = exactly_once(&["a".to_owned(), "b".to_owned()], &counts).unwrap_err();
-        assert!(err.contains("a: 2") && err.contains("b: 0"), "{err}");
+{"message":"job handled","job":"b","outcome":"duplicate"}
+{"message":"job handled","job":"c","outcome":"completed"}
+{"message":"job handled","job":"d","outcome":"retry"}"#;
+        let mut outcomes = BTreeMap::new();
+        collect_outcomes(log, &mut outcomes);
+        assert_eq!(outcomes["b"], ["retry", "duplicate"]);
+        let ok = exactly_once(&["b".to_owned(), "c".to_owned()], &outcomes).unwrap();
+        assert!(ok.contains("(1 of them"), "{ok}");
+        let ids = ["a", "d", "e"].map(str::to_owned);
+        let err = exactly_once(&ids, &outcomes).unwrap_err();
+        assert!(err.starts_with("3 of 3"), "{err}");
+        assert!(
+            err.contains("a: [completed, completed]; d: [retry]; e: []"),
+            "{err}"
+        );
     }
 
     #[test]
