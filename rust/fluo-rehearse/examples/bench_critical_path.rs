@@ -58,6 +58,9 @@ fn main() {
         println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         for round in 1..=rounds {
             let all = deploy(&stack, &["--all"]).await;
+            if std::env::var_os("BENCH_EMULATOR_LOG").is_some() {
+                eprintln!("--- kube-emulator log after round {round}'s deploy --all\n{}", stack.emulator_log());
+            }
             let deleted = stack
                 .run("fluo-deploy", &["delete", "--all", "--yes", "--reason", "bench"])
                 .await;
