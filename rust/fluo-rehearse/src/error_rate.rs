@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use crate::checks::{self, StepResult};
 use crate::failure::{Edited, bff_deployment, bff_image};
 use crate::load::Traffic;
 use crate::stack::Stack;
-use crate::steps::{self, StepResult};
 
 /// The share of requests the bad revision fails: far over the rehearsal's 5% threshold, and low
 /// enough that the deterministic switch never fails two probes in a row (readiness holds, so
@@ -49,7 +49,7 @@ pub async fn error_rate_release(stack: &Stack) -> StepResult {
         // Without the post-deploy checks: their smoke test would catch a 25% failure rate
         // itself; this step shows the monitor catching what gets past a deploy.
         let mut args = vec!["deploy", "bff", "--no-post-checks"];
-        args.extend(steps::DEPLOY_SKIPS);
+        args.extend(checks::DEPLOY_SKIPS);
         stack.run("fluo-deploy", &args).await
     };
     deployed.expect(0)?;
@@ -82,8 +82,8 @@ pub async fn error_rate_release(stack: &Stack) -> StepResult {
             bff_env(stack).await?
         ));
     }
-    let health = steps::health_passes(stack).await?;
-    let smoke = steps::smoke_passes(stack).await?;
+    let health = checks::health_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "FLUO_BFF_FAULT_5XX_RATIO={FAULT_RATIO} deployed; traffic through the Ingress answered {answers:?}; fluo-deploy monitor exited 1 after {:.1}s: {breach}, rolled back automatically (fault switch gone); green again: {health}; {}",
         watched.took.as_secs_f64(),

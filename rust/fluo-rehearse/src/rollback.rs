@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::checks::{self, StepResult};
 use crate::failure::bff_image;
 use crate::load::{Load, LoadSpec, account};
 use crate::stack::Stack;
-use crate::steps::{self, StepResult};
 
 /// The image of the second BFF release (the image map runs the same binary for every tag).
 const SECOND_BFF: &str = "fluo/fluo-bff:rehearsal-2";
@@ -17,7 +17,7 @@ pub async fn emergency(stack: &Stack) -> StepResult {
     let mut args = vec!["deploy", "bff", "--image"];
     let image = format!("fluo-bff={SECOND_BFF}");
     args.push(&image);
-    args.extend(steps::DEPLOY_SKIPS);
+    args.extend(checks::DEPLOY_SKIPS);
     stack.run("fluo-deploy", &args).await.expect(0)?;
     let second = bff_image(stack).await?;
     if !second.contains(SECOND_BFF) {
@@ -42,7 +42,7 @@ pub async fn emergency(stack: &Stack) -> StepResult {
             "after rollback-to-previous bff runs {now}, wanted {first}"
         ));
     }
-    let smoke = steps::smoke_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "deployed {SECOND_BFF}, rollback-to-previous in {:.1}s restored {first}; {}",
         back.took.as_secs_f64(),
@@ -71,7 +71,7 @@ pub async fn component(stack: &Stack) -> StepResult {
             "rollback bff went from {before} to {now}, wanted {SECOND_BFF}"
         ));
     }
-    let smoke = steps::smoke_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "rollback bff in {:.1}s: {before} -> {now}; {}",
         back.took.as_secs_f64(),
@@ -116,7 +116,7 @@ pub async fn delete_and_redeploy(stack: &Stack) -> StepResult {
             "delete --all kept {after_delete} of {kept} release records"
         ));
     }
-    let redeployed = steps::deploy_everything(stack).await?;
+    let redeployed = checks::deploy_everything(stack).await?;
     let now = records(stack).await?;
     if now != after_delete + 5 {
         return Err(format!(
@@ -166,7 +166,7 @@ pub async fn planned(stack: &Stack) -> StepResult {
     if !pods.expect(0)?.stdout.trim().is_empty() {
         return Err(format!("pods left after the graceful shutdown: {pods}"));
     }
-    let redeployed = steps::deploy_everything(stack).await?;
+    let redeployed = checks::deploy_everything(stack).await?;
     let submitted = load.finish().await?;
     if submitted.accepted.len() != PLANNED_JOBS {
         return Err(format!(
