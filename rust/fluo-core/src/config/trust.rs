@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Environment;
-use crate::image_ref::ImageRef;
+use super::{Environment, ImagePolicy};
+use crate::image_ref::{self, ImageRef};
 use crate::state::signing;
 
 /// `[signing]`: ed25519 public keys of the people (or CI) allowed to write release records.
@@ -56,6 +56,36 @@ fn ten() -> usize {
     10
 }
 
+impl ImagePolicy {
+    /// Checks one image reference against these rules of environment `environment`.
+    pub fn check(&self, reference: &str, environment: &str) -> image_ref::Result<ImageRef> {
+        let parsed = ImageRef::parse(reference)?;
+        let name = parsed.name();
+        if !self.allowed_registries.is_empty()
+            && !self.allowed_registries.iter().any(|p| under(&name, p))
+        {
+            return Err(image_ref::Error::RegistryNotAllowed {
+                reference: reference.to_string(),
+                environment: environment.to_string(),
+                allowed: self.allowed_registries.join(", "),
+            });
+        }
+        if self.require_digest && parsed.digest.is_none() {
+            return Err(image_ref::Error::DigestRequired {
+                reference: reference.to_string(),
+                environment: environment.to_string(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// `name` is the registry/repository prefix or below it (whole path components only).
+fn under(name: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    name == prefix || name.starts_with(&format!("{prefix}/"))
+}
+
 /// `(key, value, reason)` of the first bad field.
 pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, String, String)> {
     let bad = |key: &str, value: &str, reason: &str| {
@@ -74,10 +104,11 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
     let registry = env.images.registry.trim_end_matches('/');
     if !registry.is_empty()
         && !env.images.allowed_registries.is_empty()
-        && !env.images.allowed_registries.iter().any(|p| {
-            let p = p.trim_end_matches('/');
-            registry == p || registry.starts_with(&format!("{p}/"))
-        })
+        && !env
+            .images
+            .allowed_registries
+            .iter()
+            .any(|p| under(registry, p))
     {
         return bad(
             "images.registry",
@@ -117,4 +148,49 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn policy(allowed: &[&str], require_digest: bool) -> ImagePolicy {
+        ImagePolicy {
+            allowed_registries: allowed.iter().map(|s| s.to_string()).collect(),
+            require_digest,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_whole_path_prefixes() {
+        let p = policy(&["registry.fluo.example/fluo"], false);
+        assert!(
+            p.check("registry.fluo.example/fluo/fluo-bff:1", "production")
+                .is_ok()
+        );
+        let err = p.check("evil/fluo-bff:latest", "production").unwrap_err();
+        assert!(
+            matches!(err, image_ref::Error::RegistryNotAllowed { .. }),
+            "{err}"
+        );
+        assert!(
+            p.check("registry.fluo.example/fluoevil/x:1", "production")
+                .is_err()
+        );
+        assert!(policy(&[], false).check("anything/goes:1", "local").is_ok());
+    }
+
+    #[test]
+    fn digest_can_be_required() {
+        let p = policy(&[], true);
+        let err = p.check("fluo/bff:1", "production").unwrap_err().to_string();
+        assert!(err.contains("requires one"), "{err}");
+        assert!(
+            p.check(&format!("fluo/bff:1@{DIGEST}"), "production")
+                .is_ok()
+        );
+    }
 }
