@@ -9,7 +9,7 @@ use fluo_core::exit::Exit;
 use fluo_core::ops::deploy;
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Level, Reporter};
-use fluo_core::state::session::Session;
+use fluo_core::session::Session;
 
 use crate::cli::{Cli, Command};
 use crate::dispatch::request_of;
