@@ -1,5 +1,5 @@
 //! What every cluster operation shares: the context (`Ctx`), the checks that live in other
-//! crates (`Hooks`), the facts common to every record of one run (`RunInfo`), and the first
+//! crates (`Hooks`, with `Metrics` for progressive rollouts' analyses), the facts common to every record of one run (`RunInfo`), and the first
 //! steps of every changing run (namespaces, the deploy lock).
 
 use std::future::Future;
@@ -53,12 +53,15 @@ pub trait Hooks: Send + Sync {
     ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
     /// The Prometheus queries of progressive rollouts' analyses (None: no analysis possible;
     /// a rollout whose strategy configures one then aborts).
-    fn metrics<'a>(
-        &'a self,
-        _config: &'a Config,
-    ) -> Option<Box<dyn super::progressive::analysis::Metrics + 'a>> {
+    fn metrics<'a>(&'a self, _config: &'a Config) -> Option<Box<dyn Metrics + 'a>> {
         None
     }
+}
+
+/// Evaluates instant PromQL queries (Prometheus reached as the environment's `[access]` says;
+/// the implementation lives in the wiring crate). `None`: the query yielded no series.
+pub trait Metrics: Send + Sync {
+    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>>;
 }
 
 /// Everything a cluster command needs.
