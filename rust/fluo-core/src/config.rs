@@ -184,6 +184,9 @@ pub struct ImagePolicy {
     /// is a development name (`:dev`), never deployed here.
     #[serde(default)]
     pub require_built: bool,
+    /// `[images.resolve]`: tags resolved to digests at deploy time (crate::registry).
+    #[serde(default)]
+    pub resolve: trust::Resolve,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -671,4 +674,4 @@ mod trust;
 
 pub use emergency::{EmergencyConfig, load_for_emergency};
 use trust::check_trust_fields;
-pub use trust::{Retention, Signing};
+pub use trust::{Resolve, Retention, Signing};

@@ -2,7 +2,8 @@
 //! (`github.com/distribution/reference`) and checked against an environment's image rules
 //! (registry allow-list, digest requirement) before anything is applied.
 //!
-//! Pure: no registry is contacted. A digest is known when the reference carries one.
+//! Pure: no registry is contacted here. A digest is known when the reference carries one or
+//! when `crate::registry` resolved it (`ops::pin`).
 
 use std::sync::LazyLock;
 
@@ -160,8 +161,26 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// Checks one reference against `policy` of environment `environment`.
+/// Checks one reference against `policy` of environment `environment`. Where tags are
+/// resolved (`[images.resolve]`), the digest rule waits for resolution: `ops::pin` checks every
+/// final reference with [`check_pinned`].
 pub fn check(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
+    let parsed = check_source(reference, policy, environment)?;
+    if !policy.resolve.enabled {
+        require_digest(&parsed, reference, policy, environment)?;
+    }
+    Ok(parsed)
+}
+
+/// [`check`] with the digest rule applied in any case (references after resolution).
+pub fn check_pinned(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
+    let parsed = check_source(reference, policy, environment)?;
+    require_digest(&parsed, reference, policy, environment)?;
+    Ok(parsed)
+}
+
+/// Syntax and the registry allow-list.
+fn check_source(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
     let parsed = ImageRef::parse(reference)?;
     if !policy.allowed_registries.is_empty() {
         let name = parsed.name();
@@ -177,13 +196,22 @@ pub fn check(reference: &str, policy: &ImagePolicy, environment: &str) -> Result
             });
         }
     }
+    Ok(parsed)
+}
+
+fn require_digest(
+    parsed: &ImageRef,
+    reference: &str,
+    policy: &ImagePolicy,
+    environment: &str,
+) -> Result<()> {
     if policy.require_digest && parsed.digest.is_none() {
         return Err(Error::DigestRequired {
             reference: reference.to_string(),
             environment: environment.to_string(),
         });
     }
-    Ok(parsed)
+    Ok(())
 }
 
 /// Every container image (init and regular) of rendered objects, with `Kind/name`.
@@ -193,13 +221,8 @@ pub fn images_of<'a>(
     let mut out = Vec::new();
     for object in objects {
         let kind = object["kind"].as_str().unwrap_or_default();
-        let pod_spec = match kind {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-                &object["spec"]["template"]["spec"]
-            }
-            "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-            "Pod" => &object["spec"],
-            _ => continue,
+        let Some(pod_spec) = pod_spec_pointer(kind).and_then(|p| object.pointer(p)) else {
+            continue;
         };
         let owner = format!(
             "{kind}/{}",
@@ -213,6 +236,35 @@ pub fn images_of<'a>(
         }
     }
     out
+}
+
+/// Replaces every container image of `object` for which `pin` has a reference.
+pub fn replace_images(object: &mut serde_json::Value, pin: impl Fn(&str) -> Option<String>) {
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let Some(pod_spec) = pod_spec_pointer(&kind).and_then(|p| object.pointer_mut(p)) else {
+        return;
+    };
+    for key in ["initContainers", "containers"] {
+        let containers = pod_spec.get_mut(key).and_then(|c| c.as_array_mut());
+        for container in containers.into_iter().flatten() {
+            let pinned = container["image"].as_str().and_then(&pin);
+            if let Some(pinned) = pinned {
+                container["image"] = serde_json::Value::String(pinned);
+            }
+        }
+    }
+}
+
+/// Where a workload kind keeps its pod spec.
+fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some("/spec/template/spec")
+        }
+        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
+        "Pod" => Some("/spec"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

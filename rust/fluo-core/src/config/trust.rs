@@ -56,6 +56,37 @@ fn ten() -> usize {
     10
 }
 
+/// `[images.resolve]`: whether tags are resolved to digests through the registry's
+/// distribution API before a deploy, and how (crate::registry).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Registries (`host[:port]`) spoken to over plain http; every other one over https.
+    /// Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are plain http too, as
+    /// docker treats them.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Budget of one registry's resolution (token and manifest requests).
+    #[serde(default = "ten_seconds", deserialize_with = "super::parse::duration")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Resolve {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            insecure_registries: vec![],
+            timeout: ten_seconds(),
+        }
+    }
+}
+
+fn ten_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
 /// `(key, value, reason)` of the first bad field.
 pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, String, String)> {
     let bad = |key: &str, value: &str, reason: &str| {
@@ -70,6 +101,19 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
                 "must be a registry/repository prefix such as `registry.example/team` (no scheme, tag or digest)",
             );
         }
+    }
+    for host in &env.images.resolve.insecure_registries {
+        let is_host = ImageRef::parse(&format!("{host}/x")).is_ok_and(|r| r.domain.is_some());
+        if !is_host || host.contains('/') {
+            return bad(
+                "images.resolve.insecure_registries",
+                host,
+                "must be a registry host[:port] such as `registry.internal:5000` (no scheme or path)",
+            );
+        }
+    }
+    if env.images.resolve.timeout.is_zero() {
+        return bad("images.resolve.timeout", "0s", "must be longer than 0s");
     }
     let registry = env.images.registry.trim_end_matches('/');
     if !registry.is_empty()
