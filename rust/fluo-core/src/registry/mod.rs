@@ -5,7 +5,7 @@
 //! bearer token gets the anonymous token flow; credentials are never sent.
 //!
 //! https by default; plain http only for the registries an environment lists as insecure and
-//! for loopback ones (`[images.resolve]`, docs/security.md).
+//! for loopback ones (`[images.resolve]`, docs/deploy.md "Image digests").
 
 pub mod challenge;
 
