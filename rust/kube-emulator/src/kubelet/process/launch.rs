@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use super::isolate::Isolation;
 use super::volumes::Mount;
-use crate::network::created_paths;
+use crate::host_records::created_paths;
 
 /// What to run and how.
 pub struct Launch<'a> {
