@@ -184,7 +184,7 @@ pub struct ImagePolicy {
     /// is a development name (`:dev`), never deployed here.
     #[serde(default)]
     pub require_built: bool,
-    /// `[images.resolve]`: tags resolved to digests at deploy time (crate::registry).
+    /// `[images.resolve]`: tags resolved to digests at deploy time (the registry module).
     #[serde(default)]
     pub resolve: trust::Resolve,
 }

@@ -3,7 +3,7 @@
 //! (registry allow-list, digest requirement) before anything is applied.
 //!
 //! Pure: no registry is contacted here. A digest is known when the reference carries one or
-//! when `crate::registry` resolved it (`ops::pin`).
+//! when the registry module resolved it (ops pin).
 
 use std::sync::LazyLock;
 

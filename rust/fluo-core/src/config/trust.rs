@@ -57,7 +57,7 @@ fn ten() -> usize {
 }
 
 /// `[images.resolve]`: whether tags are resolved to digests through the registry's
-/// distribution API before a deploy, and how (crate::registry).
+/// distribution API before a deploy, and how (the registry module).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Resolve {

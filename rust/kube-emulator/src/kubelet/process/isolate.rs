@@ -19,15 +19,28 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use rustix::mount::{MountFlags, MountPropagationFlags};
 use rustix::process::{Gid, Uid};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
-use super::launch::Launch;
+use super::volumes::Mount;
 
 /// dash's PATH when the environment has none (what `exec "$@"` searched).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The container's start as `launch` describes it.
+pub struct Container<'a> {
+    pub netns_path: &'a Path,
+    pub cgroup_procs: Option<&'a Path>,
+    pub mounts: &'a [Mount],
+    pub hostname: &'a str,
+    pub working_dir: Option<&'a str>,
+    pub run_as: Option<(u32, u32)>,
+    pub argv: &'a [String],
+    pub env: &'a [(String, String)],
+}
 
 /// What the child needs, prepared before the fork.
 pub struct Isolation {
@@ -68,8 +81,8 @@ fn pointers(strings: &[CString]) -> Vec<usize> {
 
 impl Isolation {
     /// Opens the namespace and cgroup files and builds every string the child uses.
-    pub fn new(l: &Launch<'_>) -> io::Result<Isolation> {
-        let (argv, env) = (&l.argv, &l.env);
+    pub fn new(l: &Container<'_>) -> io::Result<Isolation> {
+        let (argv, env) = (l.argv, l.env);
         let command = argv.first().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "the container has no command")
         })?;
@@ -108,9 +121,9 @@ impl Isolation {
             })
             .collect::<io::Result<_>>()?;
         let message = |text: String| format!("kube-emulator-container: {text}\n").into_bytes();
-        let dir = l.working_dir.as_deref().unwrap_or_default();
+        let dir = l.working_dir.unwrap_or_default();
         Ok(Isolation {
-            cgroup_procs: match &l.cgroup_procs {
+            cgroup_procs: match l.cgroup_procs {
                 Some(p) => Some(std::fs::OpenOptions::new().write(true).open(p)?),
                 None => None,
             },
@@ -119,7 +132,6 @@ impl Isolation {
             hostname: l.hostname.as_bytes().to_vec(),
             working_dir: l
                 .working_dir
-                .as_deref()
                 .map(|d| c_string(d, "workingDir"))
                 .transpose()?,
             run_as: l.run_as.map(|(u, g)| (Uid::from_raw(u), Gid::from_raw(g))),
@@ -231,9 +243,6 @@ fn decimal(mut n: u32, buf: &mut [u8; 20]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::volumes::Mount;
     use super::*;
 
     #[test]
@@ -247,28 +256,27 @@ mod tests {
     #[test]
     fn the_command_is_searched_on_the_containers_path_and_arrays_end_in_null() {
         let netns = tempfile::NamedTempFile::new().expect("temp file");
+        let mounts = [Mount {
+            source: "/run/p/volumes/config".into(),
+            target: "/etc/nats".into(),
+            read_only: true,
+        }];
         let build = |argv: &[&str], env: &[(&str, &str)]| {
-            let launch = Launch {
+            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Isolation::new(&Container {
                 netns_path: netns.path(),
-                argv: argv.iter().map(|s| s.to_string()).collect(),
-                env: env
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                working_dir: Some("/data".into()),
-                run_as: Some((65532, 65532)),
-                mounts: vec![Mount {
-                    source: "/run/p/volumes/config".into(),
-                    target: "/etc/nats".into(),
-                    read_only: true,
-                }],
-                hostname: "nats-0".into(),
-                slot_dir: Path::new("/run/kube-emulator/1"),
-                log_file: "/x".into(),
-                exe_dir: "/run/p/exe".into(),
                 cgroup_procs: None,
-            };
-            Isolation::new(&launch)
+                mounts: &mounts,
+                hostname: "nats-0",
+                working_dir: Some("/data"),
+                run_as: Some((65532, 65532)),
+                argv: &argv,
+                env: &env,
+            })
         };
         let searched = build(
             &["nats-server", "-c", "x"],

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::isolate::Isolation;
+use super::isolate::{Container, Isolation};
 use super::volumes::Mount;
 use crate::host_records::created_paths;
 
@@ -85,7 +85,16 @@ pub async fn spawn(mut l: Launch<'_>) -> std::io::Result<Child> {
         .open(&l.log_file)?;
     // The program std would exec is never reached: the child execs the container's argv
     // itself once its namespaces, mounts and user are set up.
-    let isolation = Isolation::new(&l)?;
+    let isolation = Isolation::new(&Container {
+        netns_path: l.netns_path,
+        cgroup_procs: l.cgroup_procs.as_deref(),
+        mounts: &l.mounts,
+        hostname: &l.hostname,
+        working_dir: l.working_dir.as_deref(),
+        run_as: l.run_as,
+        argv: &l.argv,
+        env: &l.env,
+    })?;
     let mut cmd = Command::new(&l.argv[0]);
     cmd.env_clear()
         .stdin(Stdio::null())
