@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> Exit {
     let prepared = match &cli.command {
         Command::Deploy(args) => {
             let prepared = match deploy::prepare(&config, &request_of(args, &deployer)) {
-                Ok(mut p) => pin::pin_images(&config, &mut p, &reporter)
+                Ok(mut p) => pin::pin_images(&config, &mut p.rendered, &reporter)
                     .await
                     .map(|()| p),
                 Err(e) => Err(e),

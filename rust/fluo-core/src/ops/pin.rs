@@ -2,14 +2,14 @@
 //! rendered objects is resolved through its registry (`crate::registry`) and replaced by
 //! `name@sha256:...` in the objects, the documents the gate checks and the images the record
 //! keeps, so what runs is what was checked and recorded. Runs after `deploy::prepare` and
-//! before anything is checked against the cluster or applied.
+//! before anything is checked against the cluster or applied, and in `diff`, so that it
+//! compares the references a deploy would apply.
 //!
 //! An unknown tag is refused everywhere. A registry that cannot be reached is refused where the
 //! environment requires digests; elsewhere the tag is deployed and recorded as unresolved.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::deploy::Prepared;
 use super::error::{Error, Result};
 use crate::config::Config;
 use crate::image_ref::{self, ImageRef};
@@ -17,10 +17,11 @@ use crate::registry::{self, Resolver};
 use crate::render::{self, Rendered};
 use crate::report::{Level, Reporter};
 
-/// Resolves and pins the images of `prepared` (nothing to do where resolution is off).
+/// Resolves and pins the images of rendered components (a deploy's `Prepared::rendered`, or
+/// what `diff` compares); nothing to do where resolution is off.
 pub async fn pin_images(
     config: &Config,
-    prepared: &mut Prepared,
+    components: &mut BTreeMap<String, Rendered>,
     reporter: &Reporter,
 ) -> Result<()> {
     let policy = &config.environment.images;
@@ -28,8 +29,7 @@ pub async fn pin_images(
         return Ok(());
     }
     let environment = &config.environment.environment.name;
-    let tags: BTreeSet<String> = prepared
-        .rendered
+    let tags: BTreeSet<String> = components
         .values()
         .flat_map(|r| image_ref::images_of(&r.objects))
         .map(|(_, image)| image)
@@ -65,7 +65,7 @@ pub async fn pin_images(
             Err(e) => return Err(Error::Refused(e.to_string())),
         }
     }
-    for rendered in prepared.rendered.values_mut() {
+    for rendered in components.values_mut() {
         pin_rendered(rendered, &pins, &unresolved);
         // The digest rule, deferred by render while tags were unresolved, on the final refs.
         for (object, image) in image_ref::images_of(&rendered.objects) {

@@ -56,6 +56,12 @@ async fn tags_are_pinned_to_the_registry_digest_and_refused_or_recorded_when_unr
         assert_eq!(images, [pinned.as_str()], "record of {deployment}");
         assert!(record.get("unresolved_digests").is_none(), "{record}");
     }
+    // `diff` compares what a deploy would apply: the pinned reference, so nothing changes.
+    w.cmd(["diff", "bff"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("bff: Deployment/bff (unchanged)");
 
     // A tag the registry does not have: refused, nothing changed.
     unchanged(&w, async {
