@@ -674,4 +674,6 @@ mod trust;
 
 pub use emergency::{EmergencyConfig, load_for_emergency};
 use trust::check_trust_fields;
-pub use trust::{Resolve, Retention, Signing};
+pub use trust::{
+    PublicKeyError, Resolve, Retention, Signing, is_key_id, parse_public_key, public_key_text,
+};

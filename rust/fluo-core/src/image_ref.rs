@@ -1,6 +1,7 @@
 //! Container image references: parsed by the grammar of the distribution project
 //! (`github.com/distribution/reference`) and checked against an environment's image rules
-//! (registry allow-list, digest requirement) before anything is applied.
+//! (registry allow-list, digest requirement: `config::ImagePolicy::check`) before anything is
+//! applied.
 //!
 //! Pure: no registry is contacted here. A digest is known when the reference carries one or
 //! when the registry module resolved it (ops pin).
@@ -8,8 +9,6 @@
 use std::sync::LazyLock;
 
 use regex::Regex;
-
-use crate::config::ImagePolicy;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -161,59 +160,6 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// Checks one reference against `policy` of environment `environment`. Where tags are
-/// resolved (`[images.resolve]`), the digest rule waits for resolution: `ops::pin` checks every
-/// final reference with [`check_pinned`].
-pub fn check(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
-    let parsed = check_source(reference, policy, environment)?;
-    if !policy.resolve.enabled {
-        require_digest(&parsed, reference, policy, environment)?;
-    }
-    Ok(parsed)
-}
-
-/// [`check`] with the digest rule applied in any case (references after resolution).
-pub fn check_pinned(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
-    let parsed = check_source(reference, policy, environment)?;
-    require_digest(&parsed, reference, policy, environment)?;
-    Ok(parsed)
-}
-
-/// Syntax and the registry allow-list.
-fn check_source(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
-    let parsed = ImageRef::parse(reference)?;
-    if !policy.allowed_registries.is_empty() {
-        let name = parsed.name();
-        let allowed = policy.allowed_registries.iter().any(|prefix| {
-            let prefix = prefix.trim_end_matches('/');
-            name == prefix || name.starts_with(&format!("{prefix}/"))
-        });
-        if !allowed {
-            return Err(Error::RegistryNotAllowed {
-                reference: reference.to_string(),
-                environment: environment.to_string(),
-                allowed: policy.allowed_registries.join(", "),
-            });
-        }
-    }
-    Ok(parsed)
-}
-
-fn require_digest(
-    parsed: &ImageRef,
-    reference: &str,
-    policy: &ImagePolicy,
-    environment: &str,
-) -> Result<()> {
-    if policy.require_digest && parsed.digest.is_none() {
-        return Err(Error::DigestRequired {
-            reference: reference.to_string(),
-            environment: environment.to_string(),
-        });
-    }
-    Ok(())
-}
-
 /// Every container image (init and regular) of rendered objects, with `Kind/name`.
 pub fn images_of<'a>(
     objects: impl IntoIterator<Item = &'a serde_json::Value>,
@@ -273,14 +219,6 @@ mod tests {
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-    fn policy(allowed: &[&str], require_digest: bool) -> ImagePolicy {
-        ImagePolicy {
-            allowed_registries: allowed.iter().map(|s| s.to_string()).collect(),
-            require_digest,
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn parses_the_common_shapes() {
         let r = ImageRef::parse("registry.fluo.example:5000/fluo/fluo-bff:1.2").unwrap();
@@ -319,26 +257,6 @@ mod tests {
         }
         let long = format!("r/{}", "a".repeat(300));
         assert!(ImageRef::parse(&long).is_err());
-    }
-
-    #[test]
-    fn allow_list_matches_whole_path_prefixes() {
-        let p = policy(&["registry.fluo.example/fluo"], false);
-        assert!(check("registry.fluo.example/fluo/fluo-bff:1", &p, "production").is_ok());
-        let err = check("evil/fluo-bff:latest", &p, "production").unwrap_err();
-        assert!(matches!(err, Error::RegistryNotAllowed { .. }), "{err}");
-        assert!(check("registry.fluo.example/fluoevil/x:1", &p, "production").is_err());
-        assert!(check("anything/goes:1", &policy(&[], false), "local").is_ok());
-    }
-
-    #[test]
-    fn digest_can_be_required() {
-        let p = policy(&[], true);
-        let err = check("fluo/bff:1", &p, "production")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("requires one"), "{err}");
-        assert!(check(&format!("fluo/bff:1@{DIGEST}"), &p, "production").is_ok());
     }
 
     #[test]

@@ -69,13 +69,13 @@ pub async fn pin_images(
         pin_rendered(rendered, &pins, &unresolved);
         // The digest rule, deferred by render while tags were unresolved, on the final refs.
         for (object, image) in image_ref::images_of(&rendered.objects) {
-            image_ref::check_pinned(&image, policy, environment).map_err(|source| {
-                render::Error::Image {
+            policy
+                .check_pinned(&image, environment)
+                .map_err(|source| render::Error::Image {
                     component: rendered.component.clone(),
                     object,
                     source,
-                }
-            })?;
+                })?;
         }
     }
     Ok(())
