@@ -184,6 +184,9 @@ pub struct ImagePolicy {
     /// is a development name (`:dev`), never deployed here.
     #[serde(default)]
     pub require_built: bool,
+    /// `[images.resolve]`: tags resolved to digests at deploy time (the registry module).
+    #[serde(default)]
+    pub resolve: trust::Resolve,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -671,4 +674,6 @@ mod trust;
 
 pub use emergency::{EmergencyConfig, load_for_emergency};
 use trust::check_trust_fields;
-pub use trust::{PublicKeyError, Retention, Signing, is_key_id, parse_public_key, public_key_text};
+pub use trust::{
+    PublicKeyError, Resolve, Retention, Signing, is_key_id, parse_public_key, public_key_text,
+};

@@ -6,6 +6,8 @@ mod change;
 mod cli;
 #[path = "deploy/diagnose.rs"]
 mod diagnose;
+#[path = "deploy/digest.rs"]
+mod digest;
 #[path = "deploy/drill.rs"]
 mod drill;
 #[path = "deploy/dry_run.rs"]

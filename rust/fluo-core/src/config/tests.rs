@@ -512,3 +512,55 @@ fn built_in_queries_select_the_pods_and_the_window() {
         r#"(sum(rate(fluo_bff_http_requests_total{status=~"5..",instance=~"10.0.0.1:.*"}[120s])) or vector(0)) / "#
     ));
 }
+
+#[test]
+fn digest_resolution_settings_are_checked_at_load() {
+    let tree = Tree::new();
+    let default = Config::load(tree.path(), "local").unwrap().environment;
+    assert_eq!(default.images.resolve, Resolve::default());
+    assert!(!default.images.resolve.enabled);
+    tree.edit(
+        "environments/local.toml",
+        "[replicas]",
+        "[images.resolve]\nenabled = true\ninsecure_registries = [\"registry.internal:5000\"]\ntimeout = \"3s\"\n\n[replicas]",
+    );
+    let resolve = Config::load(tree.path(), "local")
+        .unwrap()
+        .environment
+        .images
+        .resolve;
+    assert!(resolve.enabled);
+    assert_eq!(resolve.insecure_registries, ["registry.internal:5000"]);
+    assert_eq!(resolve.timeout, Duration::from_secs(3));
+    for (bad, wanted) in [
+        (
+            "\"http://registry.internal\"",
+            "images.resolve.insecure_registries",
+        ),
+        (
+            "\"registry.internal/team\"",
+            "images.resolve.insecure_registries",
+        ),
+    ] {
+        tree.edit(
+            "environments/local.toml",
+            "insecure_registries = [\"registry.internal:5000\"]",
+            &format!("insecure_registries = [{bad}]"),
+        );
+        let err = tree.load_err();
+        assert!(err.contains(wanted) && err.contains("host[:port]"), "{err}");
+        tree.edit(
+            "environments/local.toml",
+            &format!("insecure_registries = [{bad}]"),
+            "insecure_registries = [\"registry.internal:5000\"]",
+        );
+    }
+    tree.edit(
+        "environments/local.toml",
+        "timeout = \"3s\"",
+        "timeout = \"0s\"",
+    );
+    assert!(tree.load_err().contains("images.resolve.timeout"));
+    tree.edit("environments/local.toml", "timeout = \"0s\"", "tls = false");
+    assert!(tree.load_err().contains("tls"));
+}

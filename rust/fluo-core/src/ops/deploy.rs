@@ -217,6 +217,7 @@ async fn deploy_locked(
                 action: Action::Deploy,
                 manifests: r.objects.clone(),
                 images: r.images.clone(),
+                unresolved_digests: r.unresolved_digests.clone(),
             };
             (c.clone(), p)
         })
