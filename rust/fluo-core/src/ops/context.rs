@@ -59,6 +59,15 @@ pub trait Hooks: Send + Sync {
     ) -> Option<Box<dyn super::progressive::analysis::Metrics + 'a>> {
         None
     }
+    /// Backs up the JetStream state as `[backup]` says (None: no backup possible); Ok carries
+    /// where the backup is, for `restore`.
+    fn backup<'a>(
+        &'a self,
+        _config: &'a Config,
+        _namespace: &'a str,
+    ) -> Option<BoxFuture<'a, std::result::Result<String, String>>> {
+        None
+    }
 }
 
 /// Everything a cluster command needs.

@@ -15,11 +15,13 @@
 //! - change management (issue 16): `events` (the notifications of each run), `announce` (the
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded).
+//! - `backup`: the JetStream backup before a deploy that changes the NATS StatefulSet.
 //!
 //! Dependencies point one way: deploy -> drill -> rollback -> recover -> rollout -> context;
 //! nothing imports deploy.
 
 pub mod announce;
+pub mod backup;
 pub mod context;
 pub mod deploy;
 pub mod diagnose;
