@@ -162,7 +162,11 @@ pub async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Diagnose { component } => {
-            let diagnosis = ops::diagnose::diagnose(ctx, component.as_deref()).await?;
+            let mut diagnosis = ops::diagnose::diagnose(ctx, component.as_deref()).await?;
+            if component.as_deref().is_none_or(|c| c == "nats") {
+                let observed = crate::jetstream::observe::observe(ctx).await;
+                ops::diagnose::jetstream::add(&mut diagnosis, observed);
+            }
             ctx.reporter
                 .result(&diagnosis, &ops::diagnose::text(&diagnosis));
             Ok(if diagnosis.ok { Exit::Ok } else { Exit::Failed })

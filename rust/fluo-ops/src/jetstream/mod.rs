@@ -1,9 +1,11 @@
 //! JetStream state around NATS changes: a backup of every stream (configuration, consumers,
 //! messages) to files before a deploy that changes the NATS StatefulSet, and `restore` from
 //! such a backup. The deployer reaches NATS as `[backup]` says: `nats_url`, else a port-forward
-//! to port 4222 of the Service `nats`; with the user, password file and CA given there.
+//! to port 4222 of the Service `nats`; with the user, password file and CA given there. And
+//! what `diagnose` reads from the monitoring endpoint (`observe`).
 
 pub mod backup;
+pub mod observe;
 pub mod restore;
 
 use std::time::Duration;
