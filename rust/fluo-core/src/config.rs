@@ -13,8 +13,10 @@ use serde::Deserialize;
 use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
+pub mod backup;
 mod change;
 pub mod strategy;
+pub use backup::Backup;
 pub use change::{
     Drill, EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
@@ -154,6 +156,9 @@ pub struct Environment {
     /// The rollback drill's period and gate (`fluo-deploy drill`).
     #[serde(default)]
     pub drill: Drill,
+    /// The JetStream backup before NATS changes, and `restore` (none when absent).
+    #[serde(default)]
+    pub backup: Option<Backup>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -637,6 +642,14 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
     )?;
     if env.drill.period.is_zero() {
         return Err(invalid("drill.period", &"0s", "must be greater than zero"));
+    }
+    if let Some(b) = &env.backup {
+        backup::check(b).map_err(|(key, value, reason)| Error::Invalid {
+            path: path.to_path_buf(),
+            key,
+            value,
+            reason,
+        })?;
     }
     Ok(())
 }

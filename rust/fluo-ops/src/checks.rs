@@ -81,6 +81,20 @@ impl Hooks for Checks {
             &self.namespace,
         )))
     }
+
+    fn backup<'a>(
+        &'a self,
+        config: &'a Config,
+        namespace: &'a str,
+    ) -> Option<BoxFuture<'a, Result<String, String>>> {
+        let backup = config.environment.backup.as_ref()?;
+        Some(Box::pin(async move {
+            let conn = crate::jetstream::connect(backup, &self.client, namespace).await?;
+            let environment = &config.environment.environment.name;
+            let path = crate::jetstream::backup::take(&conn, &backup.dir, environment).await?;
+            Ok(path.display().to_string())
+        }))
+    }
 }
 
 /// How long each post-deploy health check and smoke test may take.

@@ -49,7 +49,7 @@ mod stack;
 mod stand_in;
 mod wait;
 
-pub use binaries::system_binary;
+pub use binaries::{Service, service_binary, system_binary};
 pub use cli::{Cli, Ran};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};

@@ -20,7 +20,7 @@ use crate::manifests::{CLUSTER_COMPONENT, ManifestSet};
 use crate::pods::PodTemplate;
 use crate::policy::{self, PolicySettings};
 use crate::report::{Report, Skip, StepResult, StepStatus};
-use crate::{crossref, online, scan, schema};
+use crate::{crossref, online, scan, schema, service_config};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,6 +77,8 @@ pub struct GateOptions {
     pub git: GitState,
     /// PATH-style list searched for trivy/grype.
     pub scanner_path: OsString,
+    /// Directories searched for fluo-bff/fluo-worker (`service.config`).
+    pub service_bin_path: Vec<PathBuf>,
     /// The objects as a deploy renders them (see [`rendered_set`]); `None` checks the
     /// manifests as written (the standalone `fluo-validate`).
     pub rendered: Option<ManifestSet>,
@@ -94,6 +96,7 @@ impl GateOptions {
             log_path,
             git,
             scanner_path: std::env::var_os("PATH").unwrap_or_default(),
+            service_bin_path: crate::service_config::search_path(),
             rendered: None,
         }
     }
@@ -264,6 +267,12 @@ impl<'a> Gate<'a> {
             }
             Step::Manifests => {
                 result.findings = self.offline_manifest_findings();
+                if result.findings.is_empty() {
+                    let (findings, notes) =
+                        service_config::check(&self.set, &self.options.service_bin_path).await;
+                    result.findings = findings;
+                    result.notes.extend(notes);
+                }
                 if result.findings.is_empty() {
                     self.online_manifest_checks(&mut result).await;
                 }

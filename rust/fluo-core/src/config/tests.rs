@@ -445,6 +445,27 @@ fn bad_strategy_values_name_the_key_and_value() {
             "interval = \"0s\"",
             "strategy.components.bff.analysis.interval",
         ),
+        // Custom PromQL: a name, the sampled pods, balanced brackets; not beside a metric.
+        (
+            "metric = \"http-5xx-ratio\"",
+            "name = \"depth\"\nquery = \"max(fluo_queue_depth)\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(fluo_queue_depth)\": must select the sampled pods with {pods}",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "name = \"depth\"\nquery = \"max(fluo_queue_depth{{pods}}\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(fluo_queue_depth{{pods}}\": unclosed '('",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "query = \"max(x{{pods}})\"",
+            "`strategy.components.bff.analysis.checks[0].name` = \"\": a custom query needs a name",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "metric = \"http-5xx-ratio\"\nquery = \"max(x{{pods}})\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(x{{pods}})\": give metric (http-5xx-ratio) or query, not both",
+        ),
     ] {
         let tree = Tree::new();
         tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));

@@ -16,11 +16,13 @@
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //! - `pin`: image tags resolved to digests and pinned before a deploy (`[images.resolve]`);
 //! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded).
+//! - `backup`: the JetStream backup before a deploy that changes the NATS StatefulSet.
 //!
 //! Dependencies point one way: deploy -> drill -> rollback -> recover -> rollout -> context;
 //! nothing imports deploy.
 
 pub mod announce;
+pub mod backup;
 pub mod context;
 pub mod deploy;
 pub mod diagnose;
