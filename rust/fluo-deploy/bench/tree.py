@@ -256,16 +256,18 @@ def sort_kinds(objs):
 # ---------------------------------------------------------------- summary
 
 def summary(path):
-    """RESULTS.tsv rows: tree, scenario, tool, seconds, requests, peak_kib, ok."""
+    """RESULTS.tsv rows: tree, scenario, tool, seconds, requests, peak_kib, outcome, cpu_s,
+    emulator_cpu_s."""
     rows = {}
     with open(path) as f:
         for line in f:
-            tree, scenario, tool, secs, reqs, kib, ok = line.rstrip("\n").split("\t")
+            tree, scenario, tool, secs, reqs, kib, ok, cpu, emu = line.rstrip("\n").split("\t")
             rows.setdefault((tree, scenario), {}).setdefault(tool, []).append(
-                (float(secs), int(reqs), int(kib), ok))
+                (float(secs), int(reqs), int(kib), ok, float(cpu), float(emu)))
     print("| tree | scenario | fluo-deploy (s) | Helm 4 (s) | ratio | requests fluo / Helm "
-          "| peak RSS fluo / Helm (MiB) | outcome fluo / Helm |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| peak RSS fluo / Helm (MiB) | CPU s fluo / Helm | emulator CPU s in fluo / Helm runs "
+          "| outcome fluo / Helm |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (tree, scenario), tools in rows.items():
         fluo, helm = tools.get("fluo-deploy", []), tools.get("helm", [])
         cell = lambda runs: fmt_runs([r[0] for r in runs])  # noqa: E731
@@ -274,9 +276,11 @@ def summary(path):
         reqs = " / ".join(str(round(statistics.mean(r[1] for r in t))) if t else "-"
                           for t in (fluo, helm))
         mem = " / ".join(f"{max(r[2] for r in t) / 1024:.0f}" if t else "-" for t in (fluo, helm))
+        cpu = " / ".join(f"{statistics.mean(r[4] for r in t):.2f}" if t else "-" for t in (fluo, helm))
+        emu = " / ".join(f"{statistics.mean(r[5] for r in t):.2f}" if t else "-" for t in (fluo, helm))
         outcome = " / ".join(",".join(sorted({r[3] for r in t})) if t else "-" for t in (fluo, helm))
         print(f"| {tree} | {scenario} | {cell(fluo)} | {cell(helm)} | {ratio} | {reqs} | {mem} "
-              f"| {outcome} |")
+              f"| {cpu} | {emu} | {outcome} |")
 
 
 def fmt_runs(values):

@@ -71,3 +71,24 @@ command = ["true"]
         .stderr_has("lint");
     assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_side_dry_run_covers_the_components_being_deployed() {
+    let w = World::start().await;
+    // Valid for the schema (data is a string map), rejected by the API server (key syntax).
+    w.infra.write(
+        "components/bff/manifests/zz-bad-key.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-key\ndata:\n  \"no spaces allowed\": x\n",
+    );
+    // nats leaves bff alone, so bff's objects are not dry-run.
+    w.cmd(["deploy", "nats", "--reason", "nats only"])
+        .run()
+        .await
+        .code(0);
+    w.cmd(["deploy", "bff", "--reason", "bff"])
+        .run()
+        .await
+        .code(1)
+        .stderr_has("server-side dry run of ConfigMap/bad-key rejected");
+    assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
+}
