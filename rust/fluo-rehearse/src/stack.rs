@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+pub use crate::run::ENVIRONMENT;
 use crate::run::{Run, Runner};
-
-/// The environment a rehearsal deploys (infra/environments/rehearsal.toml).
-pub const ENVIRONMENT: &str = "rehearsal";
 
 /// The SOP's smoke-test Host header, as the rehearsal environment's `ingress_host` says.
 pub const INGRESS_HOST: &str = "fluo-api.localhost";
@@ -83,7 +81,7 @@ impl Stack {
             .stderr(log)
             .spawn()
             .context("starting kube-emulator")?;
-        let runner = Runner::new(options, &kubeconfig, &infra);
+        let runner = Runner::new(&options.bin_dir, &options.repo, &kubeconfig, &infra);
         let mut stack = Stack {
             runner,
             ingress_url,
