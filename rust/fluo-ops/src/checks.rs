@@ -141,6 +141,8 @@ impl Checks {
             fluo_validate::gate::rendered_set(&config, cluster, rendered)
                 .map_err(|e| usage(e.to_string()))?,
         );
+        // The dry run covers what this deploy applies, not the components it leaves alone.
+        options.applied = Some(rendered.keys().cloned().collect());
         let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
         let report = gate
             .run()

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fluo_core::config::Config;
 use fluo_core::render::{self, ImageOverrides, Rendered};
@@ -82,6 +82,9 @@ pub struct GateOptions {
     /// The objects as a deploy renders them (see [`rendered_set`]); `None` checks the
     /// manifests as written (the standalone `fluo-validate`).
     pub rendered: Option<ManifestSet>,
+    /// The components the deploy applies: the server-side dry run covers only their objects
+    /// (and the cluster-wide ones). `None`: every component (the standalone `fluo-validate`).
+    pub applied: Option<BTreeSet<String>>,
 }
 
 impl GateOptions {
@@ -98,6 +101,7 @@ impl GateOptions {
             scanner_path: std::env::var_os("PATH").unwrap_or_default(),
             service_bin_path: crate::service_config::search_path(),
             rendered: None,
+            applied: None,
         }
     }
 }
@@ -349,7 +353,8 @@ impl<'a> Gate<'a> {
                     result.findings.push(finding);
                     return;
                 }
-                let (findings, notes) = online::dry_run(client, &self.set).await;
+                let (findings, notes) =
+                    online::dry_run(client, &self.set, self.options.applied.as_ref()).await;
                 result.findings.extend(findings);
                 result.notes.extend(notes);
                 result

@@ -110,3 +110,24 @@ async fn a_service_config_the_bff_refuses_fails_the_gate_and_applies_nothing() {
         .await
         .code(0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_side_dry_run_covers_the_components_being_deployed() {
+    let w = World::start().await;
+    // Valid for the schema (data is a string map), rejected by the API server (key syntax).
+    w.infra.write(
+        "components/bff/manifests/zz-bad-key.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad-key\ndata:\n  \"no spaces allowed\": x\n",
+    );
+    // nats leaves bff alone, so bff's objects are not dry-run.
+    w.cmd(["deploy", "nats", "--reason", "nats only"])
+        .run()
+        .await
+        .code(0);
+    w.cmd(["deploy", "bff", "--reason", "bff"])
+        .run()
+        .await
+        .code(1)
+        .stderr_has("server-side dry run of ConfigMap/bad-key rejected");
+    assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
+}
