@@ -211,7 +211,14 @@ fn build(
                 let ep = endpoint(&resolver, access::PROMETHEUS).await?;
                 // The last answer, not "timed out", when the targets never show up in time.
                 let patience = timeout.saturating_sub(Duration::from_secs(2));
-                checks::prometheus::probe_patiently(&http, &ep, &expect, patience).await
+                checks::prometheus::probe_patiently(
+                    &http,
+                    &ep,
+                    &expect,
+                    resolver.cluster(),
+                    patience,
+                )
+                .await
             })
         }
         CheckName::Pods => {

@@ -1,8 +1,17 @@
 //! Prometheus: ready, every active scrape target up (and every expected job present), and the
 //! FLUO metrics present in the TSDB.
+//!
+//! A target whose address is no live pod's (the pod is terminating or gone) is stale, not a
+//! failure: the headless Services publish not-ready addresses, so Prometheus keeps scraping a
+//! replaced pod until its next DNS refresh, and a check right after a rollout would see it down.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+use crate::access::Cluster;
 use crate::check::ProbeResult;
 use crate::endpoint::Endpoint;
 use crate::promapi;
@@ -23,10 +32,15 @@ pub async fn probe(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     expect: &Expectations,
+    cluster: Option<&Cluster>,
 ) -> ProbeResult {
     promapi::ready(http, endpoint).await?;
     let targets = promapi::targets(http, endpoint).await?;
-    let summary = judge_targets(&targets.active, &expect.jobs)?;
+    let live = match cluster {
+        Some(cluster) => Some(live_pod_ips(cluster).await?),
+        None => None,
+    };
+    let summary = judge_targets(&targets.active, &expect.jobs, live.as_ref())?;
     for prefix in &expect.metric_prefixes {
         let query = format!("count({{__name__=~\"{prefix}.+\"}})");
         match promapi::query_value(http, endpoint, &query).await? {
@@ -53,11 +67,12 @@ pub async fn probe_patiently(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     expect: &Expectations,
+    cluster: Option<&Cluster>,
     patience: Duration,
 ) -> ProbeResult {
     let deadline = Instant::now() + patience;
     loop {
-        let answer = probe(http, endpoint, expect).await;
+        let answer = probe(http, endpoint, expect, cluster).await;
         if answer.is_ok() || Instant::now() + ASK_AGAIN_EVERY >= deadline {
             return answer;
         }
@@ -65,15 +80,48 @@ pub async fn probe_patiently(
     }
 }
 
-/// All active targets up, at least one, and every expected job among them.
-pub fn judge_targets(targets: &[promapi::Target], jobs: &[String]) -> Result<String, String> {
-    if targets.is_empty() {
+/// The IPs of the namespace's pods that are not terminating.
+async fn live_pod_ips(cluster: &Cluster) -> Result<BTreeSet<String>, String> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing pods in {}: {e}", cluster.namespace))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.status?.pod_ip)
+        .collect())
+}
+
+/// A target that is not up and whose address is an IP no live pod has (`live`: the live pods'
+/// IPs, when the cluster could be asked). Named targets are never stale.
+fn is_stale(target: &promapi::Target, live: Option<&BTreeSet<String>>) -> bool {
+    let Some(live) = live else { return false };
+    let host = reqwest::Url::parse(&target.scrape_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    target.health != "up"
+        && host.is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok() && !live.contains(&h))
+}
+
+/// All current targets up, at least one, and every expected job among them; stale targets (see
+/// [`is_stale`]) are left out and counted in the summary.
+pub fn judge_targets(
+    targets: &[promapi::Target],
+    jobs: &[String],
+    live: Option<&BTreeSet<String>>,
+) -> Result<String, String> {
+    let (stale, current): (Vec<&promapi::Target>, Vec<&promapi::Target>) =
+        targets.iter().partition(|t| is_stale(t, live));
+    if current.is_empty() {
         return Err("Prometheus has no active scrape targets".to_owned());
     }
-    if let Some(missing) = jobs.iter().find(|j| !targets.iter().any(|t| t.job() == *j)) {
+    if let Some(missing) = jobs.iter().find(|j| !current.iter().any(|t| t.job() == *j)) {
         return Err(format!("no scrape target for job {missing}"));
     }
-    let not_up: Vec<String> = targets
+    let not_up: Vec<String> = current
         .iter()
         .filter(|t| t.health != "up")
         .map(|t| {
@@ -88,7 +136,11 @@ pub fn judge_targets(targets: &[promapi::Target], jobs: &[String]) -> Result<Str
     if !not_up.is_empty() {
         return Err(format!("target(s) not up: {}", not_up.join("; ")));
     }
-    Ok(format!("{} target(s) up", targets.len()))
+    let stale_note = match stale.len() {
+        0 => String::new(),
+        n => format!(" ({n} stale target(s) of pods no longer live left out)"),
+    };
+    Ok(format!("{} target(s) up{stale_note}", current.len()))
 }
 
 #[cfg(test)]
@@ -107,7 +159,7 @@ mod tests {
     fn all_up_passes() {
         let t = [target("fluo-bff", "up", ""), target("nats", "up", "")];
         assert_eq!(
-            judge_targets(&t, &["fluo-bff".into()]),
+            judge_targets(&t, &["fluo-bff".into()], None),
             Ok("2 target(s) up".into())
         );
     }
@@ -119,7 +171,7 @@ mod tests {
             target("nats", "up", ""),
         ];
         assert_eq!(
-            judge_targets(&t, &[]),
+            judge_targets(&t, &[], None),
             Err(
                 "target(s) not up: fluo-bff http://fluo-bff/metrics is down (connection refused)"
                     .into()
@@ -130,9 +182,48 @@ mod tests {
     #[test]
     fn missing_expected_job_or_no_targets_fails() {
         assert_eq!(
-            judge_targets(&[target("nats", "up", "")], &["fluo-bff".into()]),
+            judge_targets(&[target("nats", "up", "")], &["fluo-bff".into()], None),
             Err("no scrape target for job fluo-bff".into())
         );
-        assert!(judge_targets(&[], &[]).is_err());
+        assert!(judge_targets(&[], &[], None).is_err());
+    }
+
+    fn pod_target(job: &str, ip: &str, health: &str) -> promapi::Target {
+        serde_json::from_value(serde_json::json!({
+            "labels": {"job": job}, "scrapeUrl": format!("http://{ip}:9091/metrics"),
+            "health": health, "lastError": "i/o timeout"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_down_target_of_a_pod_no_longer_live_is_left_out() {
+        let live: BTreeSet<String> = ["10.0.0.2".to_owned()].into();
+        let t = [
+            pod_target("fluo-bff", "10.0.0.1", "down"),
+            pod_target("fluo-bff", "10.0.0.2", "up"),
+        ];
+        assert_eq!(
+            judge_targets(&t, &["fluo-bff".into()], Some(&live)),
+            Ok("1 target(s) up (1 stale target(s) of pods no longer live left out)".into())
+        );
+        // Without the cluster's view, or when the pod is live, the down target fails.
+        assert!(judge_targets(&t, &[], None).is_err());
+        let both: BTreeSet<String> = ["10.0.0.1".to_owned(), "10.0.0.2".to_owned()].into();
+        let err = judge_targets(&t, &[], Some(&both)).unwrap_err();
+        assert!(err.contains("10.0.0.1:9091"), "{err}");
+    }
+
+    #[test]
+    fn a_job_whose_only_target_is_stale_has_no_target() {
+        let live = BTreeSet::new();
+        let t = [
+            pod_target("fluo-bff", "10.0.0.1", "down"),
+            target("nats", "up", ""),
+        ];
+        assert_eq!(
+            judge_targets(&t, &["fluo-bff".into()], Some(&live)),
+            Err("no scrape target for job fluo-bff".into())
+        );
     }
 }
