@@ -171,10 +171,18 @@ impl Backend {
         }
     }
 
-    /// Sends anything still buffered to NATS; called on shutdown.
+    /// Sends anything still buffered to NATS; called on shutdown. Bounded: a flush waits for a
+    /// connection, and with NATS down the BFF would otherwise never exit on SIGTERM.
     pub async fn flush(&self) {
-        if let Err(err) = self.client.flush().await {
-            tracing::warn!(error = %err, "could not flush the NATS connection on shutdown");
+        const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+        match tokio::time::timeout(FLUSH_WITHIN, self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "could not flush the NATS connection on shutdown")
+            }
+            Err(_) => tracing::warn!(
+                "NATS connection not flushed within {FLUSH_WITHIN:?} on shutdown (NATS unreachable); stopping anyway"
+            ),
         }
     }
 

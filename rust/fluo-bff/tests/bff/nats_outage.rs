@@ -64,3 +64,19 @@ async fn nats_down_means_503_and_recovery_needs_no_restart() {
         .await
         .unwrap();
 }
+
+/// SIGTERM while NATS is down: the BFF still stops, cleanly and well inside a pod's grace
+/// period (the teststack would SIGKILL it after 60 s, which shows as no exit code).
+#[tokio::test]
+async fn sigterm_with_nats_down_still_stops_the_bff() {
+    let mut stack = Stack::builder().jobs().start().await.unwrap();
+    stack.stop_nats().await.unwrap();
+    let started = std::time::Instant::now();
+    let code = stack.stop_bff().await.unwrap();
+    assert_eq!(code, Some(0), "the BFF did not exit by itself on SIGTERM");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+}
