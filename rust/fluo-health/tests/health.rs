@@ -10,4 +10,5 @@ mod health {
     mod emulator;
     mod local_stack;
     mod monitor;
+    mod security;
 }
