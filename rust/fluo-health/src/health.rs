@@ -296,15 +296,18 @@ fn build(
             })
         }
         CheckName::Rbac => {
-            let documented =
-                checks::rbac::documented(config.cluster_manifests.iter().map(|d| &d.object));
+            let manifests = config.cluster_manifests.clone();
             Check::new(name.as_str(), timeout, async move {
                 let cluster = resolver.cluster().ok_or_else(no_cluster)?;
-                let namespaces = [
-                    cluster.namespace.clone(),
-                    fluo_core::SYSTEM_NAMESPACE.to_owned(),
-                ];
-                checks::rbac::probe(cluster, &namespaces, &documented).await
+                let app = cluster.namespace.as_str();
+                let namespaces: Vec<_> = [app, fluo_core::SYSTEM_NAMESPACE]
+                    .into_iter()
+                    .map(|ns| {
+                        let objects = manifests.iter().map(|d| &d.object);
+                        (ns.to_owned(), checks::rbac::documented(objects, ns, app))
+                    })
+                    .collect();
+                checks::rbac::probe(cluster, &namespaces).await
             })
         }
         CheckName::PodEnv => Check::new(name.as_str(), timeout, async move {

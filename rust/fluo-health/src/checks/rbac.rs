@@ -1,8 +1,8 @@
 //! `rbac`: the identity the checks run as (the deployer's) holds no more than the documented
-//! verbs. A SelfSubjectRulesReview lists what it may do in the deploy namespace; every granted
-//! (API group, resource, verb, resource names) must be covered by a rule of the deployer roles
-//! in `infra/k8s/manifests` (`fluo-deployer*` Roles and ClusterRoles), else the check fails
-//! naming each extra grant.
+//! verbs. A SelfSubjectRulesReview lists what it may do in the deploy namespace and in
+//! fluo-system; every granted (API group, resource, verb, resource names) must be covered by a
+//! rule of a `fluo-deployer*` role that `infra/k8s/manifests` binds in that namespace (a
+//! RoleBinding there, or a ClusterRoleBinding), else the check fails naming each extra grant.
 
 use k8s_openapi::api::authorization::v1::{
     ResourceRule, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
@@ -26,8 +26,13 @@ pub struct Documented {
     pub verbs: Vec<String>,
 }
 
-/// The resource rules of the deployer roles among `objects` (the cluster manifests).
-pub fn documented<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<Documented> {
+/// The resource rules of the deployer roles that `objects` (the cluster manifests) bind in
+/// `namespace`; a RoleBinding without a namespace lands in `app_namespace`.
+pub fn documented<'a>(
+    objects: impl IntoIterator<Item = &'a Value> + Clone,
+    namespace: &str,
+    app_namespace: &str,
+) -> Vec<Documented> {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .into_iter()
@@ -35,13 +40,26 @@ pub fn documented<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<Docum
             .filter_map(|s| s.as_str().map(str::to_owned))
             .collect()
     };
+    let bound: Vec<&str> = objects
+        .clone()
+        .into_iter()
+        .filter(|o| match o["kind"].as_str() {
+            Some("ClusterRoleBinding") => true,
+            Some("RoleBinding") => {
+                o["metadata"]["namespace"].as_str().unwrap_or(app_namespace) == namespace
+            }
+            _ => false,
+        })
+        .filter_map(|b| b["roleRef"]["name"].as_str())
+        .filter(|name| name.starts_with(DEPLOYER_ROLE_PREFIX))
+        .collect();
     objects
         .into_iter()
         .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
         .filter(|o| {
             o["metadata"]["name"]
                 .as_str()
-                .is_some_and(|n| n.starts_with(DEPLOYER_ROLE_PREFIX))
+                .is_some_and(|n| bound.contains(&n))
         })
         .flat_map(|role| {
             let name = role["metadata"]["name"].as_str().unwrap_or_default();
@@ -114,21 +132,18 @@ pub fn extra_grants(granted: &[ResourceRule], documented: &[Documented]) -> Vec<
     extra
 }
 
-/// Asks the cluster what the checks' identity may do in each of `namespaces`.
-pub async fn probe(
-    cluster: &Cluster,
-    namespaces: &[String],
-    documented: &[Documented],
-) -> ProbeResult {
-    if documented.is_empty() {
+/// Asks the cluster what the checks' identity may do in each namespace, judged against that
+/// namespace's documented rules.
+pub async fn probe(cluster: &Cluster, namespaces: &[(String, Vec<Documented>)]) -> ProbeResult {
+    if let Some((namespace, _)) = namespaces.iter().find(|(_, d)| d.is_empty()) {
         return Err(format!(
-            "no {DEPLOYER_ROLE_PREFIX}* Role or ClusterRole in infra/k8s/manifests to compare with"
+            "infra/k8s/manifests binds no {DEPLOYER_ROLE_PREFIX}* role in {namespace} to compare with"
         ));
     }
     let api: Api<SelfSubjectRulesReview> = Api::all(cluster.client.clone());
     let mut summary = Vec::new();
     let mut problems = Vec::new();
-    for namespace in namespaces {
+    for (namespace, documented) in namespaces {
         let review = SelfSubjectRulesReview {
             spec: SelfSubjectRulesReviewSpec {
                 namespace: Some(namespace.clone()),
@@ -184,6 +199,8 @@ mod tests {
     }
 
     fn documented_roles() -> Vec<Documented> {
+        let binding = json!({"kind": "RoleBinding", "metadata": {"name": "b"},
+                             "roleRef": {"kind": "ClusterRole", "name": "fluo-deployer"}});
         let role = json!({"kind": "ClusterRole", "metadata": {"name": "fluo-deployer"}, "rules": [
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["nats-tls"], "verbs": ["get"]},
@@ -192,14 +209,23 @@ mod tests {
         let other = json!({"kind": "ClusterRole", "metadata": {"name": "admin"}, "rules": [
             {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
         ]});
-        documented([&role, &other])
+        documented([&binding, &role, &other], "fluo", "fluo")
     }
 
     #[test]
-    fn only_the_deployer_roles_resource_rules_are_documented() {
+    fn only_the_deployer_roles_bound_in_the_namespace_are_documented() {
         let d = documented_roles();
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|r| r.role == "fluo-deployer"));
+        let binding = json!({"kind": "RoleBinding", "metadata": {"name": "b", "namespace": "fluo-system"},
+                             "roleRef": {"kind": "ClusterRole", "name": "fluo-deployer"}});
+        let role = json!({"kind": "ClusterRole", "metadata": {"name": "fluo-deployer"}, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]});
+        assert!(documented([&binding, &role], "fluo", "fluo").is_empty());
+        assert_eq!(
+            documented([&binding, &role], "fluo-system", "fluo").len(),
+            1
+        );
     }
 
     #[test]
