@@ -12,34 +12,8 @@ use fluo_jobs::{JobId, MAX_BODY_BYTES, SubmissionError, submission};
 use serde_json::json;
 
 use crate::backend;
+pub use crate::error::ApiError;
 use crate::state::AppState;
-
-/// An error answer: `{"error": "<what is wrong>"}` with its status.
-pub struct ApiError {
-    status: StatusCode,
-    message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
-
-impl From<backend::Error> for ApiError {
-    fn from(err: backend::Error) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
-    }
-}
 
 /// The status for each way a submission can be wrong: malformed -> 400, too big -> 413,
 /// well-formed but not a job we can run -> 422.

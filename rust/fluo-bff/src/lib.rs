@@ -6,10 +6,13 @@ pub mod api;
 pub mod auth;
 pub mod backend;
 pub mod config;
+pub mod error;
 pub mod fault;
+pub mod limiter;
 pub mod metrics;
 pub mod middleware;
 pub mod state;
+pub mod token_store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

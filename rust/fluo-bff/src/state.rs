@@ -4,11 +4,12 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::auth::{FailureLimiter, TokenStore};
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::fault::Fault;
+use crate::limiter::FailureLimiter;
 use crate::metrics::Metrics;
+use crate::token_store::TokenStore;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);

@@ -1,6 +1,6 @@
 //! fluo-deploy's command line (kubectl/helm habits): the shared global flags of
 //! `fluo_core::cli::Global`, the subcommands and their flags. Turning them into library calls is
-//! [`crate::run`]'s job.
+//! the job of the `run` and `dispatch` modules.
 
 use std::time::Duration;
 

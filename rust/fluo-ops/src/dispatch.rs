@@ -12,7 +12,7 @@ use fluo_core::ops::{self, Ctx, events, incident, progressive};
 use fluo_core::report::Level;
 use fluo_core::{inspect, logs, teardown};
 
-use crate::cli::Command;
+use crate::cli::{Command, DeployArgs};
 
 pub async fn dispatch(
     ctx: &Ctx,
@@ -215,11 +215,11 @@ pub async fn dispatch(
 /// `deploy`: the plan with --dry-run, else the deploy with the gate and post-deploy checks.
 async fn deploy_or_plan(
     ctx: &Ctx,
-    args: &crate::cli::DeployArgs,
+    args: &DeployArgs,
     prepared: &Prepared,
     deployer: &[String],
 ) -> Result<Exit, ops::Error> {
-    let request = crate::run::request_of(args, deployer);
+    let request = request_of(args, deployer);
     if args.dry_run {
         let plan = crate::plan::plan(ctx, prepared, &request).await?;
         ctx.reporter.result(&plan, &plan.text());
@@ -234,4 +234,28 @@ async fn deploy_or_plan(
     let report = events::after(ctx, run, report, &request).await?;
     ctx.reporter.result(&report, &report.text(ctx));
     Ok(report.exit())
+}
+
+/// The library's deploy request for `deploy`'s flags.
+pub fn request_of(args: &DeployArgs, deployer: &[String]) -> Request {
+    Request {
+        components: args.components.clone(),
+        all: args.all,
+        sequential: args.sequential,
+        images: args.images.clone(),
+        reason: args.reason.clone(),
+        approval: fluo_core::policy::Approval {
+            change_ticket: args.change_ticket.clone(),
+            approved_by: args.approved_by.clone(),
+            deployer: deployer.to_vec(),
+        },
+        skipped_checks: args
+            .skip
+            .iter()
+            .map(|s| format!("{s}: {}", args.reason.clone().unwrap_or_default()))
+            .collect(),
+        post_checks: !args.no_post_checks,
+        force_unlock: args.force_unlock,
+        emergency: args.emergency,
+    }
 }

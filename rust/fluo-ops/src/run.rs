@@ -6,12 +6,13 @@ use anyhow::Context as _;
 use fluo_core::cli::docs;
 use fluo_core::config::Config;
 use fluo_core::exit::Exit;
-use fluo_core::ops::deploy::{self, Request};
+use fluo_core::ops::deploy;
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Level, Reporter};
 use fluo_core::state::session::Session;
 
-use crate::cli::{Cli, Command, DeployArgs};
+use crate::cli::{Cli, Command};
+use crate::dispatch::request_of;
 
 /// The whole of `fluo-deploy`.
 pub async fn run(cli: Cli) -> Exit {
@@ -150,30 +151,6 @@ fn flag_error(command: &Command) -> Option<String> {
             Some("name components to delete or pass --all; nothing changed".into())
         }
         _ => None,
-    }
-}
-
-/// The library's deploy request for `deploy`'s flags.
-pub fn request_of(args: &DeployArgs, deployer: &[String]) -> Request {
-    Request {
-        components: args.components.clone(),
-        all: args.all,
-        sequential: args.sequential,
-        images: args.images.clone(),
-        reason: args.reason.clone(),
-        approval: fluo_core::policy::Approval {
-            change_ticket: args.change_ticket.clone(),
-            approved_by: args.approved_by.clone(),
-            deployer: deployer.to_vec(),
-        },
-        skipped_checks: args
-            .skip
-            .iter()
-            .map(|s| format!("{s}: {}", args.reason.clone().unwrap_or_default()))
-            .collect(),
-        post_checks: !args.no_post_checks,
-        force_unlock: args.force_unlock,
-        emergency: args.emergency,
     }
 }
 

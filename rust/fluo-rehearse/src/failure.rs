@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde_yaml::Value;
 
+use crate::checks::{self, StepResult};
 use crate::stack::Stack;
-use crate::steps::{self, StepResult};
 
 /// The BFF's Deployment in the scratch infra tree.
 fn bff_deployment(stack: &Stack) -> PathBuf {
@@ -56,7 +56,7 @@ pub async fn bad_release(stack: &Stack) -> StepResult {
     let failed = {
         let _bad = Edited::with_env(bff_deployment(stack), "FLUO_BFF_LISTEN", BAD_LISTEN)?;
         let mut args = vec!["deploy", "bff"];
-        args.extend(steps::DEPLOY_SKIPS);
+        args.extend(checks::DEPLOY_SKIPS);
         stack.run("fluo-deploy", &args).await
     };
     failed.expect(1)?;
@@ -76,8 +76,8 @@ pub async fn bad_release(stack: &Stack) -> StepResult {
             "bff runs {after} after the rollback, {before} before"
         ));
     }
-    let health = steps::health_passes(stack).await?;
-    let smoke = steps::smoke_passes(stack).await?;
+    let health = checks::health_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "FLUO_BFF_LISTEN={BAD_LISTEN}: deploy bff exited 1 after {:.1}s ({why}), rolled back automatically; green again: {health}; {}",
         failed.took.as_secs_f64(),
@@ -87,7 +87,7 @@ pub async fn bad_release(stack: &Stack) -> StepResult {
 
 /// The BFF's row of `status` (image and revision), to compare before and after.
 pub async fn bff_image(stack: &Stack) -> Result<String, String> {
-    let rows = steps::status(stack).await?;
+    let rows = checks::status(stack).await?;
     let row = rows
         .iter()
         .find(|r| r["component"] == "bff")

@@ -3,9 +3,11 @@
 //! runs the real binaries against it, recording its verdict, time and evidence.
 //!
 //! `stack` starts the emulator and runs binaries (also used by the end-to-end tests in
-//! `tests/`), `steps` holds the SOP's steps (with `failure` and `rollback`), `report` renders
+//! `tests/`), `steps` holds the SOP's steps (with `failure` and `rollback`, over the
+//! runs they share in `checks`), `report` renders
 //! the result.
 
+pub mod checks;
 pub mod failure;
 pub mod report;
 pub mod rollback;

@@ -1,9 +1,9 @@
 //! SOP-002's rollbacks on the running stack: emergency (`rollback-to-previous`), one component
 //! (`rollback bff`), and tear-down with a redeploy that keeps the history.
 
+use crate::checks::{self, StepResult};
 use crate::failure::bff_image;
 use crate::stack::Stack;
-use crate::steps::{self, StepResult};
 
 /// The image of the second BFF release (the image map runs the same binary for every tag).
 const SECOND_BFF: &str = "fluo/fluo-bff:rehearsal-2";
@@ -13,7 +13,7 @@ pub async fn emergency(stack: &Stack) -> StepResult {
     let mut args = vec!["deploy", "bff", "--image"];
     let image = format!("fluo-bff={SECOND_BFF}");
     args.push(&image);
-    args.extend(steps::DEPLOY_SKIPS);
+    args.extend(checks::DEPLOY_SKIPS);
     stack.run("fluo-deploy", &args).await.expect(0)?;
     let second = bff_image(stack).await?;
     if !second.contains(SECOND_BFF) {
@@ -38,7 +38,7 @@ pub async fn emergency(stack: &Stack) -> StepResult {
             "after rollback-to-previous bff runs {now}, wanted {first}"
         ));
     }
-    let smoke = steps::smoke_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "deployed {SECOND_BFF}, rollback-to-previous in {:.1}s restored {first}; {}",
         back.took.as_secs_f64(),
@@ -67,7 +67,7 @@ pub async fn component(stack: &Stack) -> StepResult {
             "rollback bff went from {before} to {now}, wanted {SECOND_BFF}"
         ));
     }
-    let smoke = steps::smoke_passes(stack).await?;
+    let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
         "rollback bff in {:.1}s: {before} -> {now}; {}",
         back.took.as_secs_f64(),
@@ -112,7 +112,7 @@ pub async fn delete_and_redeploy(stack: &Stack) -> StepResult {
             "delete --all kept {after_delete} of {kept} release records"
         ));
     }
-    let redeployed = steps::deploy_everything(stack).await?;
+    let redeployed = checks::deploy_everything(stack).await?;
     let now = records(stack).await?;
     if now != after_delete + 5 {
         return Err(format!(

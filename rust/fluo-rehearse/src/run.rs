@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::stack::{ENVIRONMENT, StackOptions};
+/// The environment the binaries deploy (infra/environments/rehearsal.toml).
+pub const ENVIRONMENT: &str = "rehearsal";
 
 /// The upper bound of any one command of a rehearsal (a hung command fails its step).
 const COMMAND_LIMIT: Duration = Duration::from_secs(240);
@@ -21,10 +22,10 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(options: &StackOptions, kubeconfig: &Path, infra: &Path) -> Self {
+    pub fn new(bin_dir: &Path, repo: &Path, kubeconfig: &Path, infra: &Path) -> Self {
         Runner {
-            bin_dir: options.bin_dir.clone(),
-            repo: options.repo.clone(),
+            bin_dir: bin_dir.to_path_buf(),
+            repo: repo.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
             infra: infra.to_path_buf(),
         }

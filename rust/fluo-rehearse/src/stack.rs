@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+pub use crate::run::ENVIRONMENT;
 use crate::run::{Run, Runner};
-
-/// The environment a rehearsal deploys (infra/environments/rehearsal.toml).
-pub const ENVIRONMENT: &str = "rehearsal";
 
 /// The SOP's smoke-test Host header, as the rehearsal environment's `ingress_host` says.
 pub const INGRESS_HOST: &str = "fluo-api.localhost";
@@ -87,7 +85,7 @@ impl Stack {
         // the rbac security check sees the deployer's rules; the operator's objects go in with
         // the emulator's admin kubeconfig.
         let deployer = work.path().join("deployer.kubeconfig");
-        let runner = Runner::new(options, &deployer, &infra);
+        let runner = Runner::new(&options.bin_dir, &options.repo, &deployer, &infra);
         let mut stack = Stack {
             runner,
             ingress_url,

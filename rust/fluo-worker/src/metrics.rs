@@ -12,7 +12,7 @@ const DURATION_BUCKETS: &[f64] = &[
 pub struct Metrics {
     registry: Registry,
     /// `fluo_worker_jobs_processed_total{type,outcome}`; outcome is one of
-    /// [`crate::process::Outcome`]'s labels.
+    /// the labels of `process::Outcome`.
     pub processed: IntCounterVec,
     /// `fluo_worker_jobs_in_flight`
     pub in_flight: IntGauge,

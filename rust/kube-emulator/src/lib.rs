@@ -4,12 +4,14 @@
 //! Start one in-process with [`Emulator::start`], or run the `kube-emulator serve` binary.
 //!
 //! Layers, top to bottom: [`http`] (the HTTP surface) -> [`apiserver`] (API machinery and
-//! storage) and [`wire`] (protocols); [`kubelet`] -> [`controllers`] -> [`apiserver`]; [`cli`]
-//! (the binary's command line) sits on top of them all.
+//! storage) and [`wire`] (protocols); [`kubelet`] -> [`controllers`] -> [`apiserver`];
+//! [`kubelet`] -> [`network`] -> [`host_records`]; [`cli`] (the binary's command line) sits on
+//! top of them all.
 
 pub mod apiserver;
 pub mod cli;
 pub mod controllers;
+pub mod host_records;
 pub mod http;
 pub mod kubeconfig;
 pub mod kubelet;

@@ -528,8 +528,8 @@ fn clean_slot_contents(slot: u8) {
             tracing::warn!(error = %e, "removing a leftover link");
         }
     }
-    crate::network::created_paths::remove_recorded(&slot_dir(slot));
-    crate::kubelet::process::cgroup::remove_recorded(&slot_dir(slot));
+    crate::host_records::created_paths::remove_recorded(&slot_dir(slot));
+    crate::host_records::cgroups::remove_recorded(&slot_dir(slot));
     let dir = slot_dir(slot);
     if let Ok(entries) = fs::read_dir(&dir) {
         for entry in entries.flatten() {

@@ -9,15 +9,12 @@
 //! v2 hierarchy (v2 allows no processes in a cgroup that delegates controllers, so the
 //! emulator's own cgroup cannot be the parent). The base path is recorded in the slot directory
 //! before it is created, so the slot's cleanup removes it on exit and after a SIGKILL (see
-//! [`remove_recorded`]).
+//! [`crate::host_records::cgroups`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
-/// The record in the slot directory: the instance's base cgroup path.
-const RECORD: &str = "cgroup";
+use crate::host_records::cgroups::{RECORD, remove_tree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -244,52 +241,6 @@ pub fn parse_oom_kills(text: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// Removes the cgroup tree recorded in `slot_dir` (the slot's cleanup, also after a SIGKILL).
-pub fn remove_recorded(slot_dir: &Path) {
-    let record = slot_dir.join(RECORD);
-    if let Ok(base) = fs::read_to_string(&record) {
-        let base = Path::new(base.trim());
-        // Only what this module creates: a `kube-emulator-<slot>` directory of a cgroup mount.
-        let ours = base.starts_with("/sys/fs/cgroup")
-            && base
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("kube-emulator-"));
-        if ours {
-            remove_tree(base);
-        }
-    }
-    let _ = fs::remove_file(record);
-}
-
-/// Depth first: SIGKILLs each cgroup's processes, then removes it once they are gone.
-fn remove_tree(dir: &Path) {
-    if !dir.is_dir() {
-        return;
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    for _ in 0..100 {
-        let pids = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        let pids: Vec<&str> = pids.split_whitespace().collect();
-        if !pids.is_empty() {
-            let _ = Command::new("kill").arg("-KILL").args(&pids).output();
-        }
-        match fs::remove_dir(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            _ => return,
-        }
-    }
-    tracing::warn!(cgroup = %dir.display(), "a cgroup could not be removed");
 }
 
 #[cfg(test)]

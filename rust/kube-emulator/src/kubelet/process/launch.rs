@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use super::volumes::Mount;
-use crate::network::created_paths;
+use crate::host_records::created_paths;
 
 /// What to run and how.
 pub struct Launch<'a> {
