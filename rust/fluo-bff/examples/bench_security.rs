@@ -1,5 +1,9 @@
 //! Benchmark (issue 21): what the platform's security costs, on the real services.
 //!
+//!     cargo build --release -p fluo-bff -p fluo-worker
+//!     FLUO_BFF_BIN=target/release/fluo-bff FLUO_WORKER_BIN=target/release/fluo-worker \
+//!         cargo run -p fluo-bff --example bench_security [-- ROUNDS [REQUESTS [JOBS]]]
+//!
 //! 1. BFF latency with and without authentication at the same load: C concurrent clients send
 //!    N requests each, `POST /api/jobs` with an empty payload, to a BFF with an API tokens file
 //!    (presenting a valid token) and to one with `--insecure-no-auth`. Validation answers 400
@@ -7,10 +11,6 @@
 //!    compare + scope). Rounds alternate between the two; p50 / p99 per round.
 //! 2. Job throughput with NATS TLS and users against plaintext anonymous NATS: J `test` jobs
 //!    submitted through the BFF (C in flight) until one worker has completed all of them.
-//!
-//!     cargo build --release -p fluo-bff -p fluo-worker
-//!     FLUO_BFF_BIN=target/release/fluo-bff FLUO_WORKER_BIN=target/release/fluo-worker \
-//!         cargo run -p fluo-bff --example bench_security [-- ROUNDS [REQUESTS [JOBS]]]
 //!
 //! Defaults: 5 rounds, 2000 requests per client, 1000 jobs per round. Needs nats-server
 //! (Debian). Without the two variables the services are the debug builds.
