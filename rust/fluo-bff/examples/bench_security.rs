@@ -8,7 +8,7 @@
 //!    N requests each, `POST /api/jobs` with an empty payload, to a BFF with an API tokens file
 //!    (presenting a valid token) and to one with `--insecure-no-auth`. Validation answers 400
 //!    before NATS is touched, so the only difference is the token check (hash + constant-time
-//!    compare + scope). Rounds alternate between the two; p50 / p99 per round.
+//!    compare + scope). Each round runs both, the first side alternating; p50 / p99 per round.
 //! 2. Job throughput with NATS TLS and users against plaintext anonymous NATS: J `test` jobs
 //!    submitted through the BFF (C in flight) until one worker has completed all of them.
 //!
@@ -36,8 +36,14 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut p99 = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let without = latencies(&open, requests).await?;
-        let with = latencies(&authed, requests).await?;
+        // Which side goes first alternates, so a load spike does not always hit the same side.
+        let (without, with) = if round % 2 == 1 {
+            let without = latencies(&open, requests).await?;
+            (without, latencies(&authed, requests).await?)
+        } else {
+            let with = latencies(&authed, requests).await?;
+            (latencies(&open, requests).await?, with)
+        };
         println!(
             "round {round}: without auth p50 {:>7.3} ms p99 {:>7.3} ms | with auth p50 {:>7.3} ms p99 {:>7.3} ms",
             pct(&without, 50.0),
