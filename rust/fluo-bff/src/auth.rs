@@ -1,7 +1,8 @@
 //! Who may call the jobs API: bearer tokens whose SHA-256 hashes and scopes are in the tokens
 //! file (`fluo_jobs::tokens`), re-read when the mounted Secret changes so a rotation needs no
 //! restart (`token_store`); too many failed attempts from one address are answered 429 for a
-//! while (`limiter`). Tokens are never logged: only the token's name (from the file) and the peer address.
+//! while (`limiter`). Tokens are never logged: only the token's name (from the file) and the
+//! peer address.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -677,4 +677,4 @@ mod trust;
 
 pub use emergency::{EmergencyConfig, load_for_emergency};
 use trust::check_trust_fields;
-pub use trust::{Retention, Signing};
+pub use trust::{PublicKeyError, Retention, Signing, is_key_id, parse_public_key, public_key_text};

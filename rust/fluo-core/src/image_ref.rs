@@ -1,14 +1,13 @@
 //! Container image references: parsed by the grammar of the distribution project
 //! (`github.com/distribution/reference`) and checked against an environment's image rules
-//! (registry allow-list, digest requirement) before anything is applied.
+//! (registry allow-list, digest requirement: `config::ImagePolicy::check`) before anything is
+//! applied.
 //!
 //! Pure: no registry is contacted. A digest is known when the reference carries one.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
-
-use crate::config::ImagePolicy;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -160,32 +159,6 @@ fn split_domain(name: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// Checks one reference against `policy` of environment `environment`.
-pub fn check(reference: &str, policy: &ImagePolicy, environment: &str) -> Result<ImageRef> {
-    let parsed = ImageRef::parse(reference)?;
-    if !policy.allowed_registries.is_empty() {
-        let name = parsed.name();
-        let allowed = policy.allowed_registries.iter().any(|prefix| {
-            let prefix = prefix.trim_end_matches('/');
-            name == prefix || name.starts_with(&format!("{prefix}/"))
-        });
-        if !allowed {
-            return Err(Error::RegistryNotAllowed {
-                reference: reference.to_string(),
-                environment: environment.to_string(),
-                allowed: policy.allowed_registries.join(", "),
-            });
-        }
-    }
-    if policy.require_digest && parsed.digest.is_none() {
-        return Err(Error::DigestRequired {
-            reference: reference.to_string(),
-            environment: environment.to_string(),
-        });
-    }
-    Ok(parsed)
-}
-
 /// Every container image (init and regular) of rendered objects, with `Kind/name`.
 pub fn images_of<'a>(
     objects: impl IntoIterator<Item = &'a serde_json::Value>,
@@ -220,14 +193,6 @@ mod tests {
     use super::*;
 
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    fn policy(allowed: &[&str], require_digest: bool) -> ImagePolicy {
-        ImagePolicy {
-            allowed_registries: allowed.iter().map(|s| s.to_string()).collect(),
-            require_digest,
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn parses_the_common_shapes() {
@@ -267,26 +232,6 @@ mod tests {
         }
         let long = format!("r/{}", "a".repeat(300));
         assert!(ImageRef::parse(&long).is_err());
-    }
-
-    #[test]
-    fn allow_list_matches_whole_path_prefixes() {
-        let p = policy(&["registry.fluo.example/fluo"], false);
-        assert!(check("registry.fluo.example/fluo/fluo-bff:1", &p, "production").is_ok());
-        let err = check("evil/fluo-bff:latest", &p, "production").unwrap_err();
-        assert!(matches!(err, Error::RegistryNotAllowed { .. }), "{err}");
-        assert!(check("registry.fluo.example/fluoevil/x:1", &p, "production").is_err());
-        assert!(check("anything/goes:1", &policy(&[], false), "local").is_ok());
-    }
-
-    #[test]
-    fn digest_can_be_required() {
-        let p = policy(&[], true);
-        let err = check("fluo/bff:1", &p, "production")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("requires one"), "{err}");
-        assert!(check(&format!("fluo/bff:1@{DIGEST}"), &p, "production").is_ok());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod render;
 pub mod report;
 pub mod retry;
 pub mod secrets;
+pub mod session;
 pub mod state;
 pub mod teardown;
 pub mod telemetry;

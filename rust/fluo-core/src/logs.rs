@@ -172,11 +172,7 @@ pub async fn logs(
 /// The containers of a pod, each with the reason it waits (if it has never started).
 fn sources_of(component: &str, pod: &Pod) -> Vec<Source> {
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.clone())
-        .unwrap_or_default();
+    let statuses = crate::readiness::container_statuses(pod);
     let containers = pod
         .spec
         .as_ref()

@@ -154,35 +154,12 @@ mod tests {
     use super::*;
 
     fn production() -> Environment {
-        toml::from_str(
-            r#"
-[environment]
-name = "production"
-context = "fluo-production"
-namespace = "fluo"
-[access]
-mode = "port-forward"
-[[windows]]
-days = ["Tue", "Wed", "Thu"]
-start = "09:00"
-end = "16:00"
-[approvals]
-required = true
-change_ticket_pattern = "^CHG-[0-9]+$"
-[validation]
-require_clean_git = true
-allow_skip = false
-allow_inline_secrets = false
-require_image_scan = true
-[monitoring]
-duration = "30m"
-interval = "30s"
-max_error_ratio = 0.01
-max_restarts = 1
-max_backlog = 200
-"#,
-        )
-        .unwrap()
+        let mut env = Environment::bare("production", "fluo-production", "fluo");
+        let window = "days = [\"Tue\", \"Wed\", \"Thu\"]\nstart = \"09:00\"\nend = \"16:00\"";
+        env.windows = vec![toml::from_str(window).unwrap()];
+        env.approvals.required = true;
+        env.approvals.change_ticket_pattern = Some("^CHG-[0-9]+$".into());
+        env
     }
 
     fn at(s: &str) -> DateTime<Utc> {

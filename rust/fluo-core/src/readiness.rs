@@ -10,7 +10,7 @@
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod, Service};
 
 /// Waiting reasons of a container that will not resolve without a change (kapp, Helm 4 kstatus).
 pub const FATAL_WAITING_REASONS: &[&str] = &[
@@ -292,6 +292,14 @@ pub fn failing_pod(pods: &[Pod]) -> Option<String> {
             })
         })
     })
+}
+
+/// The statuses of a pod's (main) containers; none before the kubelet reports them.
+pub fn container_statuses(pod: &Pod) -> &[ContainerStatus] {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_deref())
+        .unwrap_or_default()
 }
 
 fn name_of(p: &Pod) -> &str {

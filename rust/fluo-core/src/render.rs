@@ -198,13 +198,13 @@ pub fn render(
     let documents = render_documents(&component.manifests, &settings)?;
     // Every image that will run, overrides and registry applied, before anything is applied.
     for (object, image) in crate::image_ref::images_of(documents.iter().map(|d| &d.object)) {
-        crate::image_ref::check(&image, &env.images, &env.environment.name).map_err(|source| {
-            Error::Image {
+        env.images
+            .check(&image, &env.environment.name)
+            .map_err(|source| Error::Image {
                 component: name.to_string(),
                 object,
                 source,
-            }
-        })?;
+            })?;
     }
     Ok(Rendered {
         component: name.to_string(),

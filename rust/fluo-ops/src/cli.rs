@@ -39,29 +39,12 @@ pub enum Command {
         /// Revision to restore (default: the last successful one before the current).
         #[arg(long)]
         to: Option<u32>,
-        /// Why (recorded; required).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Remove a held deploy lock first (recorded).
-        #[arg(long)]
-        force_unlock: bool,
-        /// Use release records that fail `history --verify` anyway (the reason is recorded).
-        #[arg(long, value_name = "REASON")]
-        accept_unverified: Option<String>,
+        #[command(flatten)]
+        rollback: RollbackArgs,
     },
     /// Roll every component back to its state before the latest deploy (components it installed
     /// for the first time are left in place and reported; exit 2 if there are only such).
-    RollbackToPrevious {
-        /// Why (recorded; required).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Remove a held deploy lock first (recorded).
-        #[arg(long)]
-        force_unlock: bool,
-        /// Use release records that fail `history --verify` anyway (the reason is recorded).
-        #[arg(long, value_name = "REASON")]
-        accept_unverified: Option<String>,
-    },
+    RollbackToPrevious(RollbackArgs),
     /// The rollback drill: deploy the deployed release again (marked drill), verify, roll it
     /// back as `rollback-to-previous` does, verify, and record the drill (time to roll back,
     /// result, who, when). Exit 0 passed, 1 failed, 3 its rollback failed (escalate).
@@ -156,6 +139,43 @@ pub enum Command {
     Man,
 }
 
+// What both rollbacks take (a plain comment: a doc comment would become their help text).
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Why (recorded; required).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Remove a held deploy lock first (recorded).
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Use release records that fail `history --verify` anyway (the reason is recorded).
+    #[arg(long, value_name = "REASON")]
+    pub accept_unverified: Option<String>,
+}
+
+// The approval flags of the commands that obey approvals (deploy, delete, shutdown); a plain
+// comment, as on RollbackArgs.
+#[derive(Debug, Args)]
+pub struct ApprovalArgs {
+    /// Change ticket (required where the environment demands approvals).
+    #[arg(long)]
+    pub change_ticket: Option<String>,
+    /// Who approved (required where the environment demands approvals).
+    #[arg(long)]
+    pub approved_by: Option<String>,
+}
+
+impl ApprovalArgs {
+    /// The library's approval of a run by `deployer` (user and signing key id).
+    pub fn of(&self, deployer: &[String]) -> fluo_core::policy::Approval {
+        fluo_core::policy::Approval {
+            change_ticket: self.change_ticket.clone(),
+            approved_by: self.approved_by.clone(),
+            deployer: deployer.to_vec(),
+        }
+    }
+}
+
 /// What `delete` and `shutdown` need besides their targets: they obey windows and approvals
 /// like a deploy and are recorded.
 #[derive(Debug, Args)]
@@ -163,12 +183,8 @@ pub struct TeardownArgs {
     /// Why (recorded; required).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Change ticket (required where the environment demands approvals).
-    #[arg(long)]
-    pub change_ticket: Option<String>,
-    /// Who approved (required where the environment demands approvals).
-    #[arg(long)]
-    pub approved_by: Option<String>,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
     /// Confirm without typing the environment name (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -194,12 +210,8 @@ pub struct DeployArgs {
     /// Why (recorded; also required with --skip).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Change ticket (required where the environment demands approvals).
-    #[arg(long)]
-    pub change_ticket: Option<String>,
-    /// Who approved (required where the environment demands approvals).
-    #[arg(long)]
-    pub approved_by: Option<String>,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
     /// Skip a gate step (needs --reason; refused where the environment disallows skipping).
     #[arg(long = "skip", value_name = "STEP")]
     pub skip: Vec<String>,

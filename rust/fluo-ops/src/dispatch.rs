@@ -32,35 +32,16 @@ pub async fn dispatch(
         Command::Rollback {
             component,
             to,
-            reason,
-            force_unlock,
-            ..
+            rollback: args,
         } => {
-            let reason = reason.unwrap_or_default();
-            let report = rollback::rollback(ctx, &component, to, &reason, force_unlock).await;
-            let request = Request {
-                reason: Some(reason),
-                ..Default::default()
-            };
-            let report = events::after(ctx, events::Run::Rollback, report, &request).await?;
-            ctx.reporter.result(&report, &report.text(ctx));
-            Ok(report.exit())
+            let reason = args.reason.unwrap_or_default();
+            let report = rollback::rollback(ctx, &component, to, &reason, args.force_unlock).await;
+            rollback_finished(ctx, events::Run::Rollback, report, reason).await
         }
-        Command::RollbackToPrevious {
-            reason,
-            force_unlock,
-            ..
-        } => {
-            let reason = reason.unwrap_or_default();
-            let report = rollback::rollback_to_previous(ctx, &reason, force_unlock).await;
-            let request = Request {
-                reason: Some(reason),
-                ..Default::default()
-            };
-            let report =
-                events::after(ctx, events::Run::EmergencyRollback, report, &request).await?;
-            ctx.reporter.result(&report, &report.text(ctx));
-            Ok(report.exit())
+        Command::RollbackToPrevious(args) => {
+            let reason = args.reason.unwrap_or_default();
+            let report = rollback::rollback_to_previous(ctx, &reason, args.force_unlock).await;
+            rollback_finished(ctx, events::Run::EmergencyRollback, report, reason).await
         }
         Command::Status { components } => {
             let rows = inspect::status(ctx, &components).await?;
@@ -212,6 +193,22 @@ pub async fn dispatch(
     }
 }
 
+/// The end of a rollback: its events (an incident when it failed), its report and exit code.
+async fn rollback_finished(
+    ctx: &Ctx,
+    run: events::Run,
+    report: ops::Result<ops::RunReport>,
+    reason: String,
+) -> Result<Exit, ops::Error> {
+    let request = Request {
+        reason: Some(reason),
+        ..Default::default()
+    };
+    let report = events::after(ctx, run, report, &request).await?;
+    ctx.reporter.result(&report, &report.text(ctx));
+    Ok(report.exit())
+}
+
 /// `deploy`: the plan with --dry-run, else the deploy with the gate and post-deploy checks.
 async fn deploy_or_plan(
     ctx: &Ctx,
@@ -244,11 +241,7 @@ pub fn request_of(args: &DeployArgs, deployer: &[String]) -> Request {
         sequential: args.sequential,
         images: args.images.clone(),
         reason: args.reason.clone(),
-        approval: fluo_core::policy::Approval {
-            change_ticket: args.change_ticket.clone(),
-            approved_by: args.approved_by.clone(),
-            deployer: deployer.to_vec(),
-        },
+        approval: args.approval.of(deployer),
         skipped_checks: args
             .skip
             .iter()

@@ -9,9 +9,9 @@ use fluo_core::exit::Exit;
 use fluo_core::ops::deploy;
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Level, Reporter};
-use fluo_core::state::session::Session;
+use fluo_core::session::Session;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RollbackArgs};
 use crate::dispatch::request_of;
 
 /// The whole of `fluo-deploy`.
@@ -80,7 +80,7 @@ pub async fn run(cli: Cli) -> Exit {
     // Deploys and rollbacks stop cleanly on SIGINT/SIGTERM (fluo_core::ops::stop).
     let signals = match &cli.command {
         Command::Deploy(args) if !args.dry_run => ctx.stop.on_signals().ok(),
-        Command::Rollback { .. } | Command::RollbackToPrevious { .. } | Command::Drill { .. } => {
+        Command::Rollback { .. } | Command::RollbackToPrevious(_) | Command::Drill { .. } => {
             ctx.stop.on_signals().ok()
         }
         _ => None,
@@ -135,8 +135,11 @@ fn print_docs(command: &Command) -> Option<Exit> {
 /// Flag combinations clap cannot express.
 fn flag_error(command: &Command) -> Option<String> {
     match command {
-        Command::Rollback { reason: None, .. }
-        | Command::RollbackToPrevious { reason: None, .. } => Some(
+        Command::Rollback {
+            rollback: RollbackArgs { reason: None, .. },
+            ..
+        }
+        | Command::RollbackToPrevious(RollbackArgs { reason: None, .. }) => Some(
             "a rollback needs --reason (it is recorded with the new revision); nothing changed"
                 .into(),
         ),

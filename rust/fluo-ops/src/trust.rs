@@ -15,7 +15,7 @@ pub fn load_config(global: &Global, command: &Command) -> Result<EmergencyConfig
     let emergency = matches!(
         command,
         Command::Rollback { .. }
-            | Command::RollbackToPrevious { .. }
+            | Command::RollbackToPrevious(_)
             | Command::History { .. }
             | Command::Status { .. }
             | Command::Logs { .. }
@@ -41,7 +41,7 @@ pub fn writes_records(command: &Command) -> bool {
     match command {
         Command::Deploy(args) => !args.dry_run,
         Command::Rollback { .. }
-        | Command::RollbackToPrevious { .. }
+        | Command::RollbackToPrevious(_)
         | Command::Delete { .. }
         | Command::Shutdown { .. }
         | Command::Monitor { .. } => true,
@@ -64,12 +64,9 @@ pub fn writes_records(command: &Command) -> bool {
 /// `--accept-unverified REASON` of the rollbacks.
 pub fn accept_unverified(command: &Command) -> Option<String> {
     match command {
-        Command::Rollback {
-            accept_unverified, ..
+        Command::Rollback { rollback: args, .. } | Command::RollbackToPrevious(args) => {
+            args.accept_unverified.clone()
         }
-        | Command::RollbackToPrevious {
-            accept_unverified, ..
-        } => accept_unverified.clone(),
         _ => None,
     }
 }
@@ -78,11 +75,7 @@ pub fn accept_unverified(command: &Command) -> Option<String> {
 pub fn teardown_of(args: &TeardownArgs, deployer: &[String]) -> Teardown {
     Teardown {
         reason: args.reason.clone(),
-        approval: fluo_core::policy::Approval {
-            change_ticket: args.change_ticket.clone(),
-            approved_by: args.approved_by.clone(),
-            deployer: deployer.to_vec(),
-        },
+        approval: args.approval.of(deployer),
         yes: args.yes,
         force_unlock: args.force_unlock,
     }

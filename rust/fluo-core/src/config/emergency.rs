@@ -61,7 +61,7 @@ pub fn load_for_emergency(
             ));
             let path = infra_dir.join("environments").join(format!("{env}.toml"));
             (
-                bare_environment(env, context, namespace.unwrap_or("fluo")),
+                Environment::bare(env, context, namespace.unwrap_or("fluo")),
                 path,
             )
         }
@@ -147,10 +147,13 @@ fn load_component_file(dir: &Path) -> Result<Component> {
     })
 }
 
-/// An environment known only by name, context and namespace.
-fn bare_environment(name: &str, context: &str, namespace: &str) -> Environment {
-    let text = format!(
-        r#"
+impl Environment {
+    /// An environment known only by name, context and namespace: port-forward access, no
+    /// windows or approvals, the strict validation rules (clean git, no skips, no inline
+    /// secrets, image scans) and no post-deploy checks.
+    pub fn bare(name: &str, context: &str, namespace: &str) -> Environment {
+        let text = format!(
+            r#"
 [environment]
 name = {name:?}
 context = {context:?}
@@ -172,8 +175,9 @@ max_error_ratio = 0.0
 max_restarts = 0
 max_backlog = 0
 "#
-    );
-    toml::from_str(&text).expect("the bare environment parses")
+        );
+        toml::from_str(&text).expect("the bare environment parses")
+    }
 }
 
 #[cfg(test)]

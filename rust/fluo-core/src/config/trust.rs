@@ -1,13 +1,17 @@
-//! Load-time checks of the environment fields that guard trust: image rules, approvers and
-//! signing keys. Each error names the key, the value and why it is refused.
+//! Load-time checks of the environment fields that guard trust: image rules (also checked per
+//! image at render time), approvers and signing keys (their id and public-key forms, which
+//! `state::signing` uses too). Each error names the key, the value and why it is refused.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 
-use super::Environment;
-use crate::image_ref::ImageRef;
-use crate::state::signing;
+use super::{Environment, ImagePolicy};
+use crate::image_ref::{self, ImageRef};
 
 /// `[signing]`: ed25519 public keys of the people (or CI) allowed to write release records.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -56,6 +60,70 @@ fn ten() -> usize {
     10
 }
 
+impl ImagePolicy {
+    /// Checks one image reference against these rules of environment `environment`.
+    pub fn check(&self, reference: &str, environment: &str) -> image_ref::Result<ImageRef> {
+        let parsed = ImageRef::parse(reference)?;
+        let name = parsed.name();
+        if !self.allowed_registries.is_empty()
+            && !self.allowed_registries.iter().any(|p| under(&name, p))
+        {
+            return Err(image_ref::Error::RegistryNotAllowed {
+                reference: reference.to_string(),
+                environment: environment.to_string(),
+                allowed: self.allowed_registries.join(", "),
+            });
+        }
+        if self.require_digest && parsed.digest.is_none() {
+            return Err(image_ref::Error::DigestRequired {
+                reference: reference.to_string(),
+                environment: environment.to_string(),
+            });
+        }
+        Ok(parsed)
+    }
+}
+
+/// `name` is the registry/repository prefix or below it (whole path components only).
+fn under(name: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    name == prefix || name.starts_with(&format!("{prefix}/"))
+}
+
+/// A `[signing].keys` value that is not an ed25519 public key.
+#[derive(Debug, thiserror::Error)]
+#[error("not an ed25519 public key ({0}); expected base64 of 32 bytes or a PEM `PUBLIC KEY`")]
+pub struct PublicKeyError(String);
+
+/// A key id as used in `[signing].keys`.
+pub fn is_key_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
+}
+
+/// A public key from the environment file.
+pub fn parse_public_key(text: &str) -> Result<VerifyingKey, PublicKeyError> {
+    let text = text.trim();
+    if text.starts_with("-----BEGIN") {
+        return VerifyingKey::from_public_key_pem(text).map_err(|e| PublicKeyError(e.to_string()));
+    }
+    let bytes = BASE64
+        .decode(text)
+        .map_err(|e| PublicKeyError(format!("base64: {e}")))?;
+    let raw: [u8; 32] = bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| PublicKeyError(format!("{} bytes, not 32", b.len())))?;
+    VerifyingKey::from_bytes(&raw).map_err(|e| PublicKeyError(e.to_string()))
+}
+
+/// Base64 of a public key's 32 raw bytes (the form `[signing].keys` takes).
+pub fn public_key_text(key: &VerifyingKey) -> String {
+    BASE64.encode(key.as_bytes())
+}
+
 /// `(key, value, reason)` of the first bad field.
 pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, String, String)> {
     let bad = |key: &str, value: &str, reason: &str| {
@@ -74,10 +142,11 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
     let registry = env.images.registry.trim_end_matches('/');
     if !registry.is_empty()
         && !env.images.allowed_registries.is_empty()
-        && !env.images.allowed_registries.iter().any(|p| {
-            let p = p.trim_end_matches('/');
-            registry == p || registry.starts_with(&format!("{p}/"))
-        })
+        && !env
+            .images
+            .allowed_registries
+            .iter()
+            .any(|p| under(registry, p))
     {
         return bad(
             "images.registry",
@@ -91,14 +160,14 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
         }
     }
     for (id, key) in &env.signing.keys {
-        if !signing::is_key_id(id) {
+        if !is_key_id(id) {
             return bad(
                 &format!("signing.keys.{id}"),
                 id,
                 "a key id is 1-63 of [A-Za-z0-9._@-]",
             );
         }
-        if let Err(e) = signing::parse_public_key(key) {
+        if let Err(e) = parse_public_key(key) {
             return bad(&format!("signing.keys.{id}"), key, &e.to_string());
         }
     }
@@ -117,4 +186,49 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn policy(allowed: &[&str], require_digest: bool) -> ImagePolicy {
+        ImagePolicy {
+            allowed_registries: allowed.iter().map(|s| s.to_string()).collect(),
+            require_digest,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_whole_path_prefixes() {
+        let p = policy(&["registry.fluo.example/fluo"], false);
+        assert!(
+            p.check("registry.fluo.example/fluo/fluo-bff:1", "production")
+                .is_ok()
+        );
+        let err = p.check("evil/fluo-bff:latest", "production").unwrap_err();
+        assert!(
+            matches!(err, image_ref::Error::RegistryNotAllowed { .. }),
+            "{err}"
+        );
+        assert!(
+            p.check("registry.fluo.example/fluoevil/x:1", "production")
+                .is_err()
+        );
+        assert!(policy(&[], false).check("anything/goes:1", "local").is_ok());
+    }
+
+    #[test]
+    fn digest_can_be_required() {
+        let p = policy(&[], true);
+        let err = p.check("fluo/bff:1", "production").unwrap_err().to_string();
+        assert!(err.contains("requires one"), "{err}");
+        assert!(
+            p.check(&format!("fluo/bff:1@{DIGEST}"), "production")
+                .is_ok()
+        );
+    }
 }

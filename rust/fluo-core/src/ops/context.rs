@@ -1,6 +1,7 @@
 //! What every cluster operation shares: the context (`Ctx`), the checks that live in other
-//! crates (`Hooks`), the facts common to every record of one run (`RunInfo`), and the first
-//! steps of every changing run (namespaces, the deploy lock).
+//! crates (`Hooks`, with `Metrics` for progressive rollouts' analyses), the facts common to every
+//! record (`RunInfo`) and every notification (`event`) of one run, and the first steps of every
+//! changing run (namespaces, the deploy lock).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::exit::Exit;
 use crate::history::History;
 use crate::identity::Identity;
 use crate::lock::DeployLock;
+use crate::notify::{Event, EventKind};
 use crate::policy::Approval;
 use crate::report::{Level, Reporter};
 use crate::{apply, render};
@@ -53,12 +55,15 @@ pub trait Hooks: Send + Sync {
     ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
     /// The Prometheus queries of progressive rollouts' analyses (None: no analysis possible;
     /// a rollout whose strategy configures one then aborts).
-    fn metrics<'a>(
-        &'a self,
-        _config: &'a Config,
-    ) -> Option<Box<dyn super::progressive::analysis::Metrics + 'a>> {
+    fn metrics<'a>(&'a self, _config: &'a Config) -> Option<Box<dyn Metrics + 'a>> {
         None
     }
+}
+
+/// Evaluates instant PromQL queries (Prometheus reached as the environment's `[access]` says;
+/// the implementation lives in the wiring crate). `None`: the query yielded no series.
+pub trait Metrics: Send + Sync {
+    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>>;
 }
 
 /// Everything a cluster command needs.
@@ -110,6 +115,19 @@ impl Ctx {
         }
         Ok(())
     }
+}
+
+/// An event of this run with the facts every message carries.
+pub fn event(ctx: &Ctx, kind: EventKind, summary: String, reference: &str) -> Event {
+    let mut e = Event::new(kind, &ctx.config.environment.environment.name, summary);
+    e.commit = format!(
+        "{}{}",
+        ctx.identity.commit,
+        if ctx.identity.dirty { "-dirty" } else { "" }
+    );
+    e.who = ctx.identity.user.clone();
+    e.reference = reference.to_string();
+    e
 }
 
 /// Common facts of every record written by one run.

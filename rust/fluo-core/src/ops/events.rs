@@ -4,26 +4,14 @@
 
 use std::collections::BTreeMap;
 
+pub use super::context::event;
 use super::{ComponentResult, Ctx, Error, RunReport};
 use crate::exit::Exit;
-use crate::notify::{Change, DeliveryStatus, Event, EventKind};
+use crate::notify::{Change, DeliveryStatus, EventKind};
 use crate::release::Stored;
 use crate::report::Level;
 use crate::state::notifications::{self, Log};
 use crate::state::store::{self, Store};
-
-/// An event of this run with the facts every message carries.
-pub fn event(ctx: &Ctx, kind: EventKind, summary: String, reference: &str) -> Event {
-    let mut e = Event::new(kind, &ctx.config.environment.environment.name, summary);
-    e.commit = format!(
-        "{}{}",
-        ctx.identity.commit,
-        if ctx.identity.dirty { "-dirty" } else { "" }
-    );
-    e.who = ctx.identity.user.clone();
-    e.reference = reference.to_string();
-    e
-}
 
 fn cli(ctx: &Ctx) -> String {
     format!(

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::context::event;
 use super::{ComponentResult, Ctx, RunReport};
 use crate::exit::Exit;
 use crate::notify::{Change, EventKind};
-use crate::ops::events;
 use crate::report::Level;
 use crate::state::incidents::{Incident, KIND, Resolution, Step};
 use crate::state::store::{self, Store, Versioned};
@@ -140,7 +140,7 @@ pub async fn open(
             incident.id
         ),
     );
-    let mut e = events::event(
+    let mut e = event(
         ctx,
         EventKind::IncidentOpened,
         format!("incident {}: automatic rollback failed", incident.id),
@@ -247,7 +247,7 @@ pub async fn resolve(ctx: &Ctx, id: &str, reason: &str, now: DateTime<Utc>) -> R
         });
         // A watcher may have marked a step sent in between: read again and retry.
         if store.replace(id, &updated, &current).await? {
-            let mut e = events::event(
+            let mut e = event(
                 ctx,
                 EventKind::IncidentResolved,
                 format!("incident {id} resolved"),
@@ -312,7 +312,7 @@ async fn claim(
             step.contact.clone()
         };
         let after = humantime::format_duration(Duration::from_secs(step.after_s));
-        let mut e = events::event(
+        let mut e = event(
             ctx,
             EventKind::Escalation,
             format!(

@@ -11,7 +11,6 @@ pub mod drills;
 pub mod incidents;
 pub mod notifications;
 pub mod retention;
-pub mod session;
 pub mod signing;
 pub mod store;
 pub mod verify;

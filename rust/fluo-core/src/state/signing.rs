@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use ed25519_dalek::pkcs8::DecodePrivateKey;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
 use crate::config::Environment;
@@ -23,8 +23,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("not an ed25519 public key ({0}); expected base64 of 32 bytes or a PEM `PUBLIC KEY`")]
-    PublicKey(String),
     #[error(
         "the signing key from {from} is not an ed25519 private key (expected a PEM `PRIVATE KEY` or base64 of the 32-byte seed)"
     )]
@@ -48,35 +46,7 @@ pub enum Error {
     KeyRequired { environment: String },
 }
 
-/// A key id as used in `[signing].keys`.
-pub fn is_key_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 63
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'))
-}
-
-/// A public key from the environment file.
-pub fn parse_public_key(text: &str) -> Result<VerifyingKey> {
-    let text = text.trim();
-    if text.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(text)
-            .map_err(|e| Error::PublicKey(e.to_string()));
-    }
-    let bytes = BASE64
-        .decode(text)
-        .map_err(|e| Error::PublicKey(format!("base64: {e}")))?;
-    let raw: [u8; 32] = bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| Error::PublicKey(format!("{} bytes, not 32", b.len())))?;
-    VerifyingKey::from_bytes(&raw).map_err(|e| Error::PublicKey(e.to_string()))
-}
-
-/// Base64 of a public key's 32 raw bytes (the form `[signing].keys` takes).
-pub fn public_key_text(key: &VerifyingKey) -> String {
-    BASE64.encode(key.as_bytes())
-}
+pub use crate::config::{PublicKeyError, is_key_id, parse_public_key, public_key_text};
 
 fn parse_private_key(text: &str, from: &str) -> Result<SigningKey> {
     let text = text.trim();

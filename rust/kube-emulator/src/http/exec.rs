@@ -26,26 +26,6 @@ const STDERR: u8 = 2;
 const ERROR: u8 = 3;
 const CLOSE: u8 = 255;
 
-/// Which container: the `container` parameter, or the pod's only one.
-fn container_name(pod: &Value, params: &Params, name: &str) -> Result<String> {
-    if let Some(c) = params.get("container") {
-        return Ok(c.to_string());
-    }
-    let names: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    match names.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(ApiError::bad_request(format!(
-            "a container name must be specified for pod {name}, choose one of: [{}]",
-            names.join(" ")
-        ))),
-    }
-}
-
 pub async fn serve(
     store: Arc<Store>,
     process_runtime: bool,
@@ -61,7 +41,7 @@ pub async fn serve(
     }
     let pods = by_kind("", "Pod").expect("pods served");
     let pod = crate::apiserver::registry::get(&store, pods, ns, name)?;
-    let container = container_name(&pod, params, name)?;
+    let container = params.container(&pod, name)?;
     let argv: Vec<String> = params
         .all("command")
         .iter()

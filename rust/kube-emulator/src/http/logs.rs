@@ -107,26 +107,6 @@ fn render(pod: &Value, container: &str, params: &Params, since: Option<DateTime<
     text
 }
 
-fn pick_container(pod: &Value, name: &str, params: &Params) -> Result<String> {
-    let names: Vec<&str> = pod["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
-    match params.get("container") {
-        Some(c) if names.contains(&c) => Ok(c.to_string()),
-        Some(c) => Err(ApiError::bad_request(format!(
-            "container {c} is not valid for pod {name}"
-        ))),
-        None if names.len() == 1 => Ok(names[0].to_string()),
-        None => Err(ApiError::bad_request(format!(
-            "a container name must be specified for pod {name}, choose one of: [{}]",
-            names.join(" ")
-        ))),
-    }
-}
-
 fn check_started(pod: &Value, name: &str, container: &str) -> Result<()> {
     let status = pod["status"]["containerStatuses"]
         .as_array()
@@ -159,7 +139,7 @@ pub async fn serve(
 ) -> Result<Response> {
     let pods = by_kind("", "Pod").expect("pods served");
     let pod = crate::apiserver::registry::get(&store, pods, ns, name)?;
-    let container = pick_container(&pod, name, params)?;
+    let container = params.container(&pod, name)?;
     check_started(&pod, name, &container)?;
     let since = since(params)?;
     if let Some(node) = process {
@@ -338,7 +318,8 @@ mod tests {
         let params = Params::from_pairs(vec![("tailLines".into(), "1".into())]);
         assert_eq!(render(&pod, "a", &params, None), "ERROR boom\n");
         assert!(
-            pick_container(&pod, "p", &Params::from_pairs(vec![]))
+            Params::from_pairs(vec![])
+                .container(&pod, "p")
                 .unwrap_err()
                 .message
                 .contains("choose one of: [a b]")

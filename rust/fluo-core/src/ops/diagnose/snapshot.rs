@@ -176,11 +176,7 @@ async fn crash_logs(
     let mut out = BTreeMap::new();
     for pod in pods {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
+        let statuses = crate::readiness::container_statuses(pod);
         for cs in statuses
             .iter()
             .filter(|cs| cs.restart_count > 0 || crashed(cs))

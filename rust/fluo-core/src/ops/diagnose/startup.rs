@@ -14,12 +14,7 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     for pod in &snapshot.pods {
         out.extend(unschedulable(snapshot, pod));
         out.extend(probe_failures(snapshot, pod));
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
-        for cs in &statuses {
+        for cs in crate::readiness::container_statuses(pod) {
             let container = pod
                 .spec
                 .as_ref()

@@ -4,15 +4,8 @@
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-
 use crate::config::strategy::{Analysis, Check};
-
-/// Evaluates instant PromQL queries (Prometheus reached as the environment's `[access]` says;
-/// the implementation lives in the wiring crate). `None`: the query yielded no series.
-pub trait Metrics: Send + Sync {
-    fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>>;
-}
+pub use crate::ops::context::Metrics;
 
 /// Which pods a sample looks at, as PromQL label matchers.
 pub struct Pods {
@@ -149,6 +142,8 @@ async fn sample(analysis: &Analysis, metrics: &dyn Metrics, pods: &Pods) -> (boo
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
 
     use super::*;
     use crate::config::strategy::Metric;
