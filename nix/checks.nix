@@ -35,7 +35,8 @@ let
         pkgs.kubectl
         pkgs.git
       ];
-      command = "cargo nextest run --workspace --offline --locked";
+      # The digest tests run the CNCF distribution registry (Debian names it docker-registry).
+      command = "DOCKER_REGISTRY_BIN=${pkgs.distribution}/bin/registry cargo nextest run --workspace --offline --locked";
     };
 
     clippy = rust.mkWorkspaceCheck pkgs {

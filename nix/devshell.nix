@@ -11,6 +11,8 @@ pkgs.mkShell {
     pkgs.kubectl
     pkgs.nats-server
     pkgs.prometheus
+    # The OCI registry of the digest tests (binary `registry`: export DOCKER_REGISTRY_BIN).
+    pkgs.distribution
     pkgs.skopeo
     pkgs.nixfmt
     pkgs.git

@@ -56,6 +56,21 @@ let
     "kubectl"
     "shellcheck"
   ];
+
+  # What `nix run .#rehearse` puts on PATH: cargo to build the binaries, and what the process
+  # runtime runs (scripts/setup's `rehearse` list, by their nixpkgs names).
+  rehearseTools = [
+    "cargo"
+    "rustc"
+    "cc"
+    "git"
+    "nats-server"
+    "prometheus"
+    "kubectl"
+    "iproute2"
+    "util-linux"
+    "python3"
+  ];
 in
 {
   # One package per binary; pname = binary name = crate name.
@@ -75,6 +90,12 @@ in
       description = "Run the whole test suite (scripts/test-all) in this checkout";
       script = "scripts/test-all";
       tools = testTools;
+    };
+    rehearse = app {
+      kind = "checkout-script";
+      description = "Rehearse SOP-002 on real processes in this checkout (scripts/rehearse; needs root): every step's verdict and time";
+      script = "scripts/rehearse";
+      tools = rehearseTools;
     };
     build-all = app {
       kind = "build-all";

@@ -2,7 +2,8 @@
 //! process runtime (real nats-server, prometheus, fluo-bff and fluo-worker processes; the
 //! documented stand-ins for Grafana and the NATS exporter), with the deploy's own post-deploy
 //! checks on; then `fluo-health` passes every check and `fluo-smoke` gets a job completed by a
-//! worker pod, through the emulator's Ingress with the SOP's Host header.
+//! worker pod, through the emulator's Ingress with the SOP's Host header. Then the monthly
+//! rollback drill (issue 18) on the same processes, verified twice by those real checks.
 
 use fluo_rehearse::steps;
 
@@ -60,4 +61,17 @@ async fn real_infra_deploys_then_health_and_smoke_pass_through_the_ingress() {
         smoke.contains("bad-payload-refused: malformed JSON -> 400"),
         "{smoke}"
     );
+
+    // The drill release and its rollback are each verified by the deploy's real post-deploy
+    // checks (fluo-health, then fluo-smoke through the Ingress).
+    let drill = stack.run("fluo-deploy", &["drill"]).await;
+    if let Err(e) = drill.expect(0) {
+        fail("drill", e);
+    }
+    assert_eq!(
+        drill.stderr.matches("post-deploy checks passed").count(),
+        2,
+        "{drill}"
+    );
+    assert!(drill.stdout.contains("passed: rolled back in"), "{drill}");
 }

@@ -1,17 +1,20 @@
 //! issue 15: the whole SOP-002 rehearsal (`fluo-rehearse`, what `scripts/rehearse` runs) passes
-//! every step on the process runtime, and writes its report as JSON and Markdown. The report is
+//! every step on the process runtime (including the monitor's rollback on real 5xx and the
+//! planned rollback under job load), and writes its report as JSON and Markdown. The report is
 //! printed, so it is in the CI log (.config/nextest.toml shows this test's output).
 
 /// The steps of SOP-002 the rehearsal must report, in order (docs/sop-mapping.md).
-const STEPS: [&str; 10] = [
+const STEPS: [&str; 12] = [
     "gate",
     "deploy-all",
     "health",
     "smoke",
     "monitor",
     "bad-release",
+    "error-rate-release",
     "emergency-rollback",
     "component-rollback",
+    "planned-rollback",
     "delete-all-redeploy",
     "history-verify",
 ];
@@ -63,7 +66,34 @@ async fn the_sop_rehearsal_passes_every_step_and_writes_its_report() {
         "{markdown}"
     );
     assert!(
-        markdown.contains("rehearsal passed: 10 of 10 steps passed"),
+        markdown.contains("rehearsal passed: 12 of 12 steps passed"),
         "{markdown}"
     );
+    // Issue 15 step 7: real 5xx, seen by the real Prometheus, rolled back by the monitor.
+    let step = |name: &str| -> String {
+        report["steps"]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["step"] == name))
+            .map(|s| s["evidence"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    let error_rate = step("error-rate-release");
+    for want in [
+        "\"500\"",
+        "BREACH: BFF 5xx ratio",
+        "rolled back automatically",
+        "green again",
+    ] {
+        assert!(error_rate.contains(want), "{want} missing: {error_rate}");
+    }
+    // Planned rollback with jobs flowing: every accepted job completed, none lost or failed.
+    let planned = step("planned-rollback");
+    for want in [
+        "before the shutdown: 50 accepted",
+        "across the redeploy: 50 accepted",
+        "50 completed",
+        "none lost or failed",
+    ] {
+        assert!(planned.contains(want), "{want} missing: {planned}");
+    }
 }

@@ -80,10 +80,17 @@ pub fn repo() -> PathBuf {
 /// kube-emulator in process mode running the real `infra/` (needs root; fails saying what is
 /// missing otherwise).
 pub async fn process_stack() -> fluo_rehearse::Stack {
+    process_stack_with(&[]).await
+}
+
+/// [`process_stack`] with extra `kube-emulator serve` flags (its API faults).
+pub async fn process_stack_with(emulator_args: &[&str]) -> fluo_rehearse::Stack {
     fluo_core::tls::install_crypto_provider();
+    let emulator_args = emulator_args.iter().map(|a| (*a).to_owned()).collect();
     let options = fluo_rehearse::StackOptions {
         repo: repo(),
         bin_dir: binaries().to_path_buf(),
+        emulator_args,
     };
     match fluo_rehearse::Stack::start(&options).await {
         Ok(stack) => stack,

@@ -26,6 +26,10 @@ let
       kind = "checkout-script";
       script = "scripts/test-all";
     };
+    rehearse = {
+      kind = "checkout-script";
+      script = "scripts/rehearse";
+    };
     build-all.kind = "build-all";
     status-all = {
       binary = "fluo-deploy";
@@ -610,6 +614,26 @@ builtins.listToAttrs (
       true
       true
     ];
+  };
+
+  testRehearseTools = {
+    expr = builtins.all (tool: builtins.elem tool rootApps.rehearse.tools) [
+      "cargo"
+      "nats-server"
+      "prometheus"
+      "kubectl"
+      "iproute2"
+      "util-linux"
+      "python3"
+    ];
+    expected = true;
+  };
+
+  testRehearseScriptRunsInCheckout = {
+    expr = builtins.elem ''exec "$root/scripts/rehearse" "$@"'' (
+      lines (fakeScript "rehearse" rootApps.rehearse)
+    );
+    expected = true;
   };
 
   testTestAllScriptRunsInCheckout = {

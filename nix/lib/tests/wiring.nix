@@ -40,6 +40,9 @@ let
       "gnused"
       "zstd"
       "nixfmt"
+      "iproute2"
+      "util-linux"
+      "python3"
     ] fakeDrv
     // builtins.mapAttrs (name: version: fakeDrv name // { inherit version; }) versions
     // {
@@ -357,6 +360,11 @@ in
   testTestAllHasTheTestToolsOnPath = {
     expr = map (p: p.name) (scriptOf rootCtx "test-all" rootApps.test-all).runtimeInputs;
     expected = rootApps.test-all.tools;
+  };
+
+  testRehearseHasItsToolsOnPath = {
+    expr = map (p: p.name) (scriptOf rootCtx "rehearse" rootApps.rehearse).runtimeInputs;
+    expected = rootApps.rehearse.tools;
   };
 
   testComponentDeployUsesTheComponentRevision = {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use fluo_jobs::connect::{AuthError, NatsArgs, NatsAuth};
 use fluo_jobs::flags::{self, FlagError};
+use fluo_jobs::service::CheckArgs;
 use fluo_jobs::tokens::{self, TokensFile};
 
 /// The FLUO API layer: accepts jobs, queues them on NATS JetStream and reports their state.
@@ -51,6 +52,8 @@ pub struct Args {
     /// answered with an injected 500. Off (0) by default.
     #[arg(long, env = "FLUO_BFF_FAULT_5XX_RATIO", default_value = "0")]
     pub fault_5xx_ratio: String,
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 /// A validated configuration.
@@ -93,7 +96,8 @@ pub enum ConfigError {
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
-    fn try_from(args: Args) -> Result<Self, ConfigError> {
+    fn try_from(mut args: Args) -> Result<Self, ConfigError> {
+        args.nats.skip_files = args.check.values_only();
         let listen = flags::listen_address(&args.listen, "FLUO_BFF_LISTEN", "0.0.0.0:8080")?;
         let metrics_listen = args
             .metrics_listen
@@ -118,7 +122,9 @@ impl TryFrom<Args> for Config {
             (Some(_), true) => return Err(ConfigError::BothAuth),
             (None, false) => return Err(ConfigError::NoAuth),
             (Some(path), false) => {
-                TokensFile::load(&path)?;
+                if !args.check.values_only() {
+                    TokensFile::load(&path)?;
+                }
                 Some(path)
             }
             (None, true) => None,

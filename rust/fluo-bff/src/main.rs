@@ -1,5 +1,6 @@
 //! `fluo-bff`: flags into a validated config, then the server until SIGTERM/SIGINT; exit codes
-//! 0 clean shutdown, 1 runtime failure, 2 bad flags (see `fluo_jobs::service`).
+//! 0 clean shutdown, 1 runtime failure, 2 bad flags (see `fluo_jobs::service`);
+//! `--check-config` validates and exits.
 
 use std::process::ExitCode;
 
@@ -8,5 +9,7 @@ use fluo_bff::config::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    fluo_jobs::service::main("fluo-bff", Args::parse(), fluo_bff::run).await
+    let args = Args::parse();
+    let check = args.check.check_config;
+    fluo_jobs::service::main("fluo-bff", args, check, fluo_bff::run).await
 }

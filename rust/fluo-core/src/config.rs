@@ -13,8 +13,10 @@ use serde::Deserialize;
 use crate::manifest::{self, Document};
 use crate::plan::{self, Graph};
 
+pub mod backup;
 mod change;
 pub mod strategy;
+pub use backup::Backup;
 pub use change::{
     Drill, EscalationStep, EventKind, EventSelector, Notice, Notifications, PayloadFormat, Receiver,
 };
@@ -154,6 +156,9 @@ pub struct Environment {
     /// The rollback drill's period and gate (`fluo-deploy drill`).
     #[serde(default)]
     pub drill: Drill,
+    /// The JetStream backup before NATS changes, and `restore` (none when absent).
+    #[serde(default)]
+    pub backup: Option<Backup>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -184,6 +189,9 @@ pub struct ImagePolicy {
     /// is a development name (`:dev`), never deployed here.
     #[serde(default)]
     pub require_built: bool,
+    /// `[images.resolve]`: tags resolved to digests at deploy time (the registry module).
+    #[serde(default)]
+    pub resolve: trust::Resolve,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -641,6 +649,14 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
     if env.drill.period.is_zero() {
         return Err(invalid("drill.period", &"0s", "must be greater than zero"));
     }
+    if let Some(b) = &env.backup {
+        backup::check(b).map_err(|(key, value, reason)| Error::Invalid {
+            path: path.to_path_buf(),
+            key,
+            value,
+            reason,
+        })?;
+    }
     Ok(())
 }
 
@@ -677,4 +693,6 @@ mod trust;
 
 pub use emergency::{EmergencyConfig, load_for_emergency};
 use trust::check_trust_fields;
-pub use trust::{PublicKeyError, Retention, Signing, is_key_id, parse_public_key, public_key_text};
+pub use trust::{
+    PublicKeyError, Resolve, Retention, Signing, is_key_id, parse_public_key, public_key_text,
+};

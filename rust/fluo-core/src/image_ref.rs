@@ -3,7 +3,8 @@
 //! (registry allow-list, digest requirement: `config::ImagePolicy::check`) before anything is
 //! applied.
 //!
-//! Pure: no registry is contacted. A digest is known when the reference carries one.
+//! Pure: no registry is contacted here. A digest is known when the reference carries one or
+//! when the registry module resolved it (ops pin).
 
 use std::sync::LazyLock;
 
@@ -166,13 +167,8 @@ pub fn images_of<'a>(
     let mut out = Vec::new();
     for object in objects {
         let kind = object["kind"].as_str().unwrap_or_default();
-        let pod_spec = match kind {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
-                &object["spec"]["template"]["spec"]
-            }
-            "CronJob" => &object["spec"]["jobTemplate"]["spec"]["template"]["spec"],
-            "Pod" => &object["spec"],
-            _ => continue,
+        let Some(pod_spec) = pod_spec_pointer(kind).and_then(|p| object.pointer(p)) else {
+            continue;
         };
         let owner = format!(
             "{kind}/{}",
@@ -186,6 +182,35 @@ pub fn images_of<'a>(
         }
     }
     out
+}
+
+/// Replaces every container image of `object` for which `pin` has a reference.
+pub fn replace_images(object: &mut serde_json::Value, pin: impl Fn(&str) -> Option<String>) {
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    let Some(pod_spec) = pod_spec_pointer(&kind).and_then(|p| object.pointer_mut(p)) else {
+        return;
+    };
+    for key in ["initContainers", "containers"] {
+        let containers = pod_spec.get_mut(key).and_then(|c| c.as_array_mut());
+        for container in containers.into_iter().flatten() {
+            let pinned = container["image"].as_str().and_then(&pin);
+            if let Some(pinned) = pinned {
+                container["image"] = serde_json::Value::String(pinned);
+            }
+        }
+    }
+}
+
+/// Where a workload kind keeps its pod spec.
+fn pod_spec_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some("/spec/template/spec")
+        }
+        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
+        "Pod" => Some("/spec"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -347,10 +347,17 @@ pub async fn diff(ctx: &Ctx, components: &[String], images: &[String]) -> Result
         .filter_map(|c| ctx.config.component(c))
         .collect();
     overrides.check_against(&selected)?;
+    let mut components = BTreeMap::new();
+    for component in &selected {
+        let rendered = render::render(component, &ctx.config.environment, &overrides)?;
+        components.insert(component.name().to_string(), rendered);
+    }
+    // The references a deploy would apply (digest-pinned where the environment resolves tags).
+    crate::ops::pin::pin_images(&ctx.config, &mut components, &ctx.reporter).await?;
     let mut out = Vec::new();
     for component in selected {
         let c = component.name();
-        let rendered = render::render(component, &ctx.config.environment, &overrides)?;
+        let rendered = &components[c];
         let mut keep = Vec::new();
         for object in &rendered.objects {
             let (reference, dry) =

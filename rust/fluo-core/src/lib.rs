@@ -25,6 +25,7 @@ pub mod ops;
 pub mod policy;
 pub mod portforward;
 pub mod readiness;
+pub mod registry;
 pub mod release;
 pub mod render;
 pub mod report;

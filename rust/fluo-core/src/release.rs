@@ -187,6 +187,10 @@ pub struct Release {
     /// and then not serialized, so older records keep their digests).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
+    /// Images deployed by tag because their registry could not be reached to resolve the
+    /// digest (`[images.resolve]`), each with why. Not serialized when empty, like `steps`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unresolved_digests: Vec<String>,
 }
 
 /// Canonical JSON of the payload (serde_json with struct field order is deterministic).
@@ -284,6 +288,7 @@ pub(crate) mod tests {
             emergency: false,
             drill: false,
             steps: vec![],
+            unresolved_digests: vec![],
         }
     }
 

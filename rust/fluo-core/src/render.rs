@@ -151,6 +151,9 @@ pub struct Rendered {
     /// The same objects (equal to `objects`, in the same order) with the file and line they
     /// came from: what the gate checks, so it checks exactly what is applied.
     pub documents: Vec<Document>,
+    /// References deployed by tag because their registry could not be reached, each with
+    /// why (`ops::pin`; recorded in the release).
+    pub unresolved_digests: Vec<String>,
 }
 
 /// The ref for one logical image: `--image` override, else `default_ref` under the
@@ -211,6 +214,7 @@ pub fn render(
         objects: documents.iter().map(|d| d.object.clone()).collect(),
         images,
         documents,
+        unresolved_digests: vec![],
     })
 }
 
@@ -229,6 +233,7 @@ pub fn render_cluster(documents: &[Document]) -> Result<Rendered> {
         objects: documents.iter().map(|d| d.object.clone()).collect(),
         images: BTreeMap::new(),
         documents,
+        unresolved_digests: vec![],
     })
 }
 

@@ -102,6 +102,7 @@ fn operation_record(
         emergency: false,
         drill: false,
         steps: Vec::new(),
+        unresolved_digests: Vec::new(),
     }
 }
 

@@ -60,6 +60,7 @@ fn record(component: &str, revision: u32, at: DateTime<Utc>, action: Action) -> 
         emergency: false,
         drill: false,
         steps: vec![],
+        unresolved_digests: vec![],
     }
 }
 

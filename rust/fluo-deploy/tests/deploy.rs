@@ -1,11 +1,15 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
+#[path = "deploy/backup.rs"]
+mod backup;
 #[path = "deploy/change.rs"]
 mod change;
 #[path = "deploy/cli.rs"]
 mod cli;
 #[path = "deploy/diagnose.rs"]
 mod diagnose;
+#[path = "deploy/digest.rs"]
+mod digest;
 #[path = "deploy/drill.rs"]
 mod drill;
 #[path = "deploy/dry_run.rs"]

@@ -22,6 +22,10 @@ pub struct NatsArgs {
     /// must be TLS and the server certificate is verified against this CA only.
     #[arg(long, env = "NATS_CA_FILE")]
     pub nats_ca_file: Option<PathBuf>,
+
+    /// Leave the files out of validation (`--check-config=values`: they are mounted later).
+    #[arg(skip)]
+    pub skip_files: bool,
 }
 
 /// Validated NATS credentials: which user, where its password is, which CA to trust.
@@ -50,13 +54,15 @@ impl TryFrom<NatsArgs> for NatsAuth {
     fn try_from(args: NatsArgs) -> Result<Self, AuthError> {
         let user = match (args.nats_user, args.nats_password_file) {
             (Some(user), Some(file)) => {
-                read_password(&file)?;
+                if !args.skip_files {
+                    read_password(&file)?;
+                }
                 Some((user, file))
             }
             (None, None) => None,
             _ => return Err(AuthError::Half),
         };
-        if let Some(ca) = &args.nats_ca_file {
+        if let Some(ca) = args.nats_ca_file.as_ref().filter(|_| !args.skip_files) {
             check_ca(ca)?;
         }
         Ok(NatsAuth {
@@ -158,7 +164,7 @@ mod tests {
         let missing = NatsArgs {
             nats_user: Some("bff".into()),
             nats_password_file: Some(dir.path().join("nope")),
-            nats_ca_file: None,
+            ..Default::default()
         };
         let err = NatsAuth::try_from(missing).unwrap_err().to_string();
         assert!(
@@ -174,6 +180,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.ends_with("holds no PEM certificate"), "{err}");
+        // Checking values only (files mounted later): the paths are kept, not read.
+        let later = NatsAuth::try_from(NatsArgs {
+            nats_user: Some("bff".into()),
+            nats_password_file: Some(dir.path().join("nope")),
+            nats_ca_file: Some(dir.path().join("ca.pem")),
+            skip_files: true,
+        })
+        .unwrap();
+        assert_eq!(later.ca_file, Some(dir.path().join("ca.pem")));
     }
 
     #[test]
@@ -184,7 +199,7 @@ mod tests {
         let auth = NatsAuth::try_from(NatsArgs {
             nats_user: Some("worker".into()),
             nats_password_file: Some(file),
-            nats_ca_file: None,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(describe(&auth), "user worker, plaintext");

@@ -1,14 +1,41 @@
 //! The process lifecycle both services share: flags validated into a config before anything
 //! starts, logging, running until SIGTERM/SIGINT, and the exit code (0 clean shutdown,
-//! 1 runtime failure, 2 bad flags).
+//! 1 runtime failure, 2 bad flags). `--check-config` stops after the validation.
 
 use std::fmt::Display;
 use std::process::ExitCode;
 
+/// How much `--check-config` validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckMode {
+    /// Flags, environment and the files they name (what the service reads at start).
+    Full,
+    /// Flags and environment only: the files are mounted later (a rendered manifest checked
+    /// before a deploy).
+    Values,
+}
+
+/// The `--check-config` flag both services take.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Validate the configuration this process would run with and exit without starting:
+    /// 0 valid, 2 not (naming the flag, its variable and the value). `--check-config=values`
+    /// leaves out the files it names (mounted Secrets), for rendered manifests before a deploy.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "full")]
+    pub check_config: Option<CheckMode>,
+}
+
+impl CheckArgs {
+    /// Whether files named by the configuration are left unread.
+    pub fn values_only(&self) -> bool {
+        self.check_config == Some(CheckMode::Values)
+    }
+}
+
 /// The body of a service's `main`: `args` (parsed by clap) become the service's config or the
-/// process exits 2 naming the bad flag; then logging starts and `run` runs. `name` prefixes the
-/// messages.
-pub async fn main<A, C, F, Fut>(name: &str, args: A, run: F) -> ExitCode
+/// process exits 2 naming the bad flag; with `check` set it then exits 0, else logging starts
+/// and `run` runs. `name` prefixes the messages.
+pub async fn main<A, C, F, Fut>(name: &str, args: A, check: Option<CheckMode>, run: F) -> ExitCode
 where
     C: TryFrom<A>,
     C::Error: Display,
@@ -22,6 +49,14 @@ where
             return ExitCode::from(2);
         }
     };
+    if let Some(mode) = check {
+        let what = match mode {
+            CheckMode::Full => "flags, environment and the files they name",
+            CheckMode::Values => "flags and environment; files not read",
+        };
+        println!("{name}: configuration is valid ({what})");
+        return ExitCode::SUCCESS;
+    }
     crate::telemetry::init();
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,7 +101,7 @@ mod tests {
     #[tokio::test]
     async fn a_bad_flag_exits_2_and_runs_nothing() {
         let ran = AtomicBool::new(false);
-        let code = main("svc", "eighty", |_: Port| async {
+        let code = main("svc", "eighty", None, |_: Port| async {
             ran.store(true, Ordering::SeqCst);
             Ok(())
         })
@@ -78,7 +113,7 @@ mod tests {
     #[tokio::test]
     async fn a_clean_run_exits_0_with_the_validated_config() {
         let seen = std::sync::Mutex::new(None);
-        let code = main("svc", "8080", |port: Port| {
+        let code = main("svc", "8080", None, |port: Port| {
             *seen.lock().unwrap() = Some(port.0);
             async { Ok(()) }
         })
@@ -88,8 +123,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_config_check_validates_and_runs_nothing() {
+        let ran = AtomicBool::new(false);
+        let run = |_: Port| async {
+            ran.store(true, Ordering::SeqCst);
+            Ok(())
+        };
+        assert_eq!(
+            main("svc", "8080", Some(CheckMode::Full), run).await,
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            main("svc", "x", Some(CheckMode::Values), run).await,
+            ExitCode::from(2)
+        );
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
     async fn a_failed_run_exits_1() {
-        let code = main("svc", "8080", |_: Port| async {
+        let code = main("svc", "8080", None, |_: Port| async {
             Err(anyhow::anyhow!("NATS went away"))
         })
         .await;

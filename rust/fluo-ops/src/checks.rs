@@ -81,6 +81,20 @@ impl Hooks for Checks {
             &self.namespace,
         )))
     }
+
+    fn backup<'a>(
+        &'a self,
+        config: &'a Config,
+        namespace: &'a str,
+    ) -> Option<BoxFuture<'a, Result<String, String>>> {
+        let backup = config.environment.backup.as_ref()?;
+        Some(Box::pin(async move {
+            let conn = crate::jetstream::connect(backup, &self.client, namespace).await?;
+            let environment = &config.environment.environment.name;
+            let path = crate::jetstream::backup::take(&conn, &backup.dir, environment).await?;
+            Ok(path.display().to_string())
+        }))
+    }
 }
 
 /// How long each post-deploy health check and smoke test may take.
@@ -127,6 +141,8 @@ impl Checks {
             fluo_validate::gate::rendered_set(&config, cluster, rendered)
                 .map_err(|e| usage(e.to_string()))?,
         );
+        // The dry run covers what this deploy applies, not the components it leaves alone.
+        options.applied = Some(rendered.keys().cloned().collect());
         let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
         let report = gate
             .run()

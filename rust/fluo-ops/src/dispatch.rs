@@ -72,6 +72,11 @@ pub async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Drill { list, force_unlock } => crate::drill::run(ctx, list, force_unlock).await,
+        Command::Restore {
+            backup,
+            reason,
+            force_unlock,
+        } => crate::restore::run(ctx, backup.as_deref(), reason, force_unlock).await,
         Command::Promote { component } => {
             let done = progressive::gate::promote(ctx, &component).await?;
             ctx.reporter
@@ -138,7 +143,11 @@ pub async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Diagnose { component } => {
-            let diagnosis = ops::diagnose::diagnose(ctx, component.as_deref()).await?;
+            let mut diagnosis = ops::diagnose::diagnose(ctx, component.as_deref()).await?;
+            if component.as_deref().is_none_or(|c| c == "nats") {
+                let observed = crate::jetstream::observe::observe(ctx).await;
+                ops::diagnose::jetstream::add(&mut diagnosis, observed);
+            }
             ctx.reporter
                 .result(&diagnosis, &ops::diagnose::text(&diagnosis));
             Ok(if diagnosis.ok { Exit::Ok } else { Exit::Failed })

@@ -20,8 +20,10 @@ pub mod cli;
 pub mod dispatch;
 pub mod drill;
 pub mod interrupt;
+pub mod jetstream;
 pub mod monitor;
 pub mod plan;
+pub mod restore;
 pub mod run;
 pub mod trust;
 

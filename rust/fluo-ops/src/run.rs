@@ -7,6 +7,7 @@ use fluo_core::cli::docs;
 use fluo_core::config::Config;
 use fluo_core::exit::Exit;
 use fluo_core::ops::deploy;
+use fluo_core::ops::pin;
 use fluo_core::ops::{self, Ctx};
 use fluo_core::report::{Level, Reporter};
 use fluo_core::session::Session;
@@ -55,13 +56,21 @@ pub async fn run(cli: Cli) -> Exit {
     let deployer = session.deployer();
     // Deploy-time checks that need no cluster run before connecting (once per deploy).
     let prepared = match &cli.command {
-        Command::Deploy(args) => match deploy::prepare(&config, &request_of(args, &deployer)) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
-                return e.exit();
+        Command::Deploy(args) => {
+            let prepared = match deploy::prepare(&config, &request_of(args, &deployer)) {
+                Ok(mut p) => pin::pin_images(&config, &mut p.rendered, &reporter)
+                    .await
+                    .map(|()| p),
+                Err(e) => Err(e),
+            };
+            match prepared {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    reporter.progress("", Level::Error, &format!("{e} (nothing changed)"));
+                    return e.exit();
+                }
             }
-        },
+        }
         _ => None,
     };
     let mut ctx = match connect(&cli, config, reporter, session).await {

@@ -48,6 +48,8 @@ pub fn writes_records(command: &Command) -> bool {
         Command::Drill { list, .. } => !list,
         // Progressive rollout state only (the deploy that runs the rollout writes its record).
         Command::Promote { .. } | Command::Abort { .. } => false,
+        // JetStream state, not release records.
+        Command::Restore { .. } => false,
         Command::Status { .. }
         | Command::History { .. }
         | Command::Diff { .. }

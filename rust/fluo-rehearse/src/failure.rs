@@ -9,7 +9,7 @@ use crate::checks::{self, StepResult};
 use crate::stack::Stack;
 
 /// The BFF's Deployment in the scratch infra tree.
-fn bff_deployment(stack: &Stack) -> PathBuf {
+pub fn bff_deployment(stack: &Stack) -> PathBuf {
     stack
         .infra()
         .join("components/bff/manifests/deployment.yaml")

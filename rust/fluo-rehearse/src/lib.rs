@@ -3,12 +3,14 @@
 //! runs the real binaries against it, recording its verdict, time and evidence.
 //!
 //! `stack` starts the emulator and runs binaries (also used by the end-to-end tests in
-//! `tests/`), `steps` holds the SOP's steps (with `failure` and `rollback`, over the
-//! runs they share in `checks`), `report` renders
-//! the result.
+//! `tests/`), `steps` holds the SOP's steps (with `failure`, `error_rate` and `rollback`, over
+//! the runs they share in `checks`), `load` puts jobs through the stack and accounts for them,
+//! `report` renders the result.
 
 pub mod checks;
+pub mod error_rate;
 pub mod failure;
+pub mod load;
 pub mod report;
 pub mod rollback;
 pub mod run;

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
     let options = fluo_rehearse::StackOptions {
         repo: cli.repo.clone(),
         bin_dir,
+        emulator_args: Vec::new(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match runtime.block_on(fluo_rehearse::main(options, cli.report_json, cli.report_md)) {

@@ -26,6 +26,8 @@ pub struct StackOptions {
     pub repo: PathBuf,
     /// Where the built binaries are (kube-emulator, fluo-*).
     pub bin_dir: PathBuf,
+    /// Extra `kube-emulator serve` flags, e.g. its API faults (`--throttle-rate 0.05`).
+    pub emulator_args: Vec<String>,
 }
 
 /// A running emulator in process mode with a scratch infra tree; stopped when dropped.
@@ -33,6 +35,8 @@ pub struct Stack {
     pub runner: Runner,
     /// `http://127.0.0.1:PORT` of the emulator's Ingress.
     pub ingress_url: String,
+    /// The smoke test's API token (from the operator's Secrets), for load through the Ingress.
+    api_token: String,
     emulator: Option<std::process::Child>,
     work: tempfile::TempDir,
 }
@@ -46,6 +50,7 @@ impl Stack {
         let options = &StackOptions {
             repo: std::path::absolute(&options.repo)?,
             bin_dir: std::path::absolute(&options.bin_dir)?,
+            emulator_args: options.emulator_args.clone(),
         };
         preflight(options)?;
         let work = tempfile::Builder::new()
@@ -57,6 +62,7 @@ impl Stack {
         let ingress = free_loopback_port()?;
         let ingress_url = format!("http://127.0.0.1:{ingress}");
         point_environment_at(&infra, &ingress_url)?;
+        scrape_often(&infra)?;
         let map = work.path().join("image-map.toml");
         write_image_map(options, &map)?;
 
@@ -76,6 +82,7 @@ impl Stack {
             .arg(format!("127.0.0.1:{ingress}"))
             .arg("--kubeconfig-out")
             .arg(&kubeconfig)
+            .args(&options.emulator_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -89,6 +96,7 @@ impl Stack {
         let mut stack = Stack {
             runner,
             ingress_url,
+            api_token: String::new(),
             emulator: Some(emulator),
             work,
         };
@@ -97,7 +105,7 @@ impl Stack {
             &deployer,
             as_deployer(&std::fs::read_to_string(&kubeconfig)?)?,
         )?;
-        stack.create_operator_objects(&kubeconfig).await?;
+        stack.api_token = stack.create_operator_objects(&kubeconfig).await?;
         Ok(stack)
     }
 
@@ -109,6 +117,13 @@ impl Stack {
     /// The emulator's log so far (shown when a step fails).
     pub fn emulator_log(&self) -> String {
         std::fs::read_to_string(self.work.path().join("emulator.log")).unwrap_or_default()
+    }
+
+    /// The BFF's jobs API through the Ingress with the SOP's Host header and the smoke token.
+    pub fn api(&self) -> fluo_health::endpoint::Endpoint {
+        fluo_health::endpoint::Endpoint::ingress(&self.ingress_url, INGRESS_HOST).with_token(Some(
+            fluo_health::endpoint::ApiToken::new(self.api_token.clone()),
+        ))
     }
 
     /// Runs a FLUO binary (or the real kubectl) against the stack.
@@ -139,10 +154,12 @@ impl Stack {
     }
 
     /// What an operator creates before the first deploy on a real cluster (infra/README.md):
-    /// the namespace and the external Secrets ([`operator_objects`]). Applied with the real kubectl.
-    async fn create_operator_objects(&self, admin: &Path) -> anyhow::Result<()> {
+    /// the namespace and the external Secrets ([`operator_objects`]). Applied with the real
+    /// kubectl as the emulator's `admin`. Returns the smoke token.
+    async fn create_operator_objects(&self, admin: &Path) -> anyhow::Result<String> {
         let manifest = self.work.path().join("operator-objects.yaml");
-        std::fs::write(&manifest, operator_objects()?)?;
+        let (objects, token) = operator_objects()?;
+        std::fs::write(&manifest, objects)?;
         let path = manifest.display().to_string();
         let admin = admin.display().to_string();
         let applied = self
@@ -151,7 +168,7 @@ impl Stack {
         if applied.code != Some(0) {
             bail!("kubectl apply of the external Secret failed: {applied}");
         }
-        Ok(())
+        Ok(token)
     }
 }
 
@@ -200,10 +217,14 @@ pub fn as_deployer(kubeconfig: &str) -> anyhow::Result<String> {
 
 /// The namespace, grafana's admin Secret and the security Secrets (NATS users and TLS, the
 /// BFF's API tokens, the smoke token) that an operator makes with fluo-secrets
-/// (docs/security.md), with fresh values per run.
-fn operator_objects() -> anyhow::Result<String> {
+/// (docs/security.md), with fresh values per run; and the smoke token among them.
+fn operator_objects() -> anyhow::Result<(String, String)> {
     let mut out = OPERATOR_OBJECTS.to_owned();
+    let mut token = String::new();
     for (name, data) in fluo_secrets::bundle::local("fluo")? {
+        if name == fluo_secrets::bundle::SMOKE_TOKEN {
+            token = data.get("token").cloned().unwrap_or_default();
+        }
         let secret = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Secret",
@@ -214,7 +235,7 @@ fn operator_objects() -> anyhow::Result<String> {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&secret)?);
     }
-    Ok(out)
+    Ok((out, token))
 }
 
 const OPERATOR_OBJECTS: &str = "apiVersion: v1
@@ -315,6 +336,34 @@ fn point_environment_at(infra: &Path, ingress_url: &str) -> anyhow::Result<()> {
         .with_context(|| format!("{} has no [access] table", file.display()))?;
     access.insert("ingress_url".into(), ingress_url.into());
     std::fs::write(&file, toml::to_string(&env)?)?;
+    Ok(())
+}
+
+/// Prometheus' scrape and rule interval in the copy (the checkout's is 15 s).
+pub const SCRAPE_INTERVAL: &str = "5s";
+
+/// The copy's Prometheus scrapes every [`SCRAPE_INTERVAL`], so that a rate over a minute has
+/// its samples within seconds of a deploy: the monitor and the canary analysis judge a fresh
+/// revision in seconds, as they would after minutes on a cluster.
+fn scrape_often(infra: &Path) -> anyhow::Result<()> {
+    let file = infra.join("components/prometheus/manifests/configmap-config.yaml");
+    let text = std::fs::read_to_string(&file)?;
+    let wanted = [
+        ("scrape_interval: 15s", "scrape_interval"),
+        ("scrape_timeout: 10s", "scrape_timeout"),
+        ("evaluation_interval: 15s", "evaluation_interval"),
+    ];
+    let mut text = text;
+    for (line, key) in wanted {
+        if !text.contains(line) {
+            bail!(
+                "{} no longer says `{line}`: update fluo-rehearse's scrape_often",
+                file.display()
+            );
+        }
+        text = text.replace(line, &format!("{key}: {SCRAPE_INTERVAL}"));
+    }
+    std::fs::write(&file, text)?;
     Ok(())
 }
 

@@ -55,6 +55,11 @@ pub fn all() -> Vec<Step> {
             run: |s| Box::pin(crate::failure::bad_release(s)),
         },
         Step {
+            name: "error-rate-release",
+            sop: "Post-deployment monitoring (automatic rollback on error rate)",
+            run: |s| Box::pin(crate::error_rate::error_rate_release(s)),
+        },
+        Step {
             name: "emergency-rollback",
             sop: "Emergency rollback",
             run: |s| Box::pin(crate::rollback::emergency(s)),
@@ -63,6 +68,11 @@ pub fn all() -> Vec<Step> {
             name: "component-rollback",
             sop: "Component-specific rollback",
             run: |s| Box::pin(crate::rollback::component(s)),
+        },
+        Step {
+            name: "planned-rollback",
+            sop: "Planned rollback (graceful shutdown under job load, redeploy)",
+            run: |s| Box::pin(crate::rollback::planned(s)),
         },
         Step {
             name: "delete-all-redeploy",

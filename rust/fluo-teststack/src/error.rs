@@ -11,6 +11,12 @@ pub const INSTALL_HINT: &str = "apt-get install nats-server prometheus";
 pub enum Error {
     #[error("{binary} not found (looked in {looked_in}); install it with: {INSTALL_HINT}")]
     MissingBinary { binary: String, looked_in: String },
+    #[error("{binary} not found (looked in {looked_in}); install it with: {hint}")]
+    MissingPackage {
+        binary: String,
+        looked_in: String,
+        hint: &'static str,
+    },
     #[error("building the workspace services failed ({command}):\n{stderr}")]
     Build { command: String, stderr: String },
     #[error("could not find the cargo target directory from the running executable {exe}")]

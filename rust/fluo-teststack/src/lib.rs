@@ -25,7 +25,8 @@
 //! job-state bucket straight from NATS (backlog, sequences, a job's revision history).
 //! [`Cli`] runs a binary to completion and asserts on its exit code and output; [`TestInfra`]
 //! is a temp copy of infra/ with a test environment for the fluo-* tools; [`StandIn`] serves a
-//! small axum app in place of a service that cannot run locally.
+//! small axum app in place of a service that cannot run locally. [`Registry`] is a real OCI
+//! registry (Debian's `docker-registry`) on loopback that tests push images to.
 //!
 //! A missing `nats-server` or `prometheus` is an error saying
 //! `apt-get install nats-server prometheus`. The services are built with `cargo build` into the
@@ -42,18 +43,20 @@ pub mod local_stack;
 mod ports;
 mod process;
 mod prometheus_config;
+mod registry;
 mod secured;
 mod stack;
 mod stand_in;
 mod wait;
 
-pub use binaries::system_binary;
+pub use binaries::{Service, service_binary, system_binary};
 pub use cli::{Cli, Ran};
 pub use client::{JobsClient, NatsProbe, Reply, StreamCounts};
 pub use error::{Error, INSTALL_HINT, Result};
 pub use http_client::{http_client, install_crypto_provider};
 pub use infra::{TestInfra, copy_dir, repo_infra};
 pub use prometheus_config::{BFF_JOB, WORKER_JOB};
+pub use registry::{REGISTRY_HINT, Registry, sha256_digest};
 pub use secured::{Secured, security_secrets};
 pub use stack::{Component, Sample, Stack, StackBuilder};
 pub use stand_in::StandIn;

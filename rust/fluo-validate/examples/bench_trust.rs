@@ -53,6 +53,7 @@ fn record(config: &Config, revision: u32, prev: Option<String>) -> Release {
         emergency: false,
         drill: false,
         steps: vec![],
+        unresolved_digests: vec![],
     }
 }
 

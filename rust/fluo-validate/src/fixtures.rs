@@ -244,6 +244,8 @@ const TESTED_ELSEWHERE: &[(&str, &str)] = &[
     ("security.nats-client", "security::tests"),
     ("security.bff-auth", "security::tests"),
     ("security.nats-server", "security::tests"),
+    // Runs the service binary; fluo-deploy's gate test runs the real one.
+    ("service.config", "service_config::tests"),
 ];
 
 fn cases() -> Vec<Case> {

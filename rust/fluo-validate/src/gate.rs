@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fluo_core::config::Config;
 use fluo_core::render::{self, ImageOverrides, Rendered};
@@ -20,7 +20,7 @@ use crate::manifests::{CLUSTER_COMPONENT, ManifestSet};
 use crate::pods::PodTemplate;
 use crate::policy::{self, PolicySettings};
 use crate::report::{Report, Skip, StepResult, StepStatus};
-use crate::{crossref, online, scan, schema};
+use crate::{crossref, online, scan, schema, service_config};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -77,9 +77,14 @@ pub struct GateOptions {
     pub git: GitState,
     /// PATH-style list searched for trivy/grype.
     pub scanner_path: OsString,
+    /// Directories searched for fluo-bff/fluo-worker (`service.config`).
+    pub service_bin_path: Vec<PathBuf>,
     /// The objects as a deploy renders them (see [`rendered_set`]); `None` checks the
     /// manifests as written (the standalone `fluo-validate`).
     pub rendered: Option<ManifestSet>,
+    /// The components the deploy applies: the server-side dry run covers only their objects
+    /// (and the cluster-wide ones). `None`: every component (the standalone `fluo-validate`).
+    pub applied: Option<BTreeSet<String>>,
 }
 
 impl GateOptions {
@@ -94,7 +99,9 @@ impl GateOptions {
             log_path,
             git,
             scanner_path: std::env::var_os("PATH").unwrap_or_default(),
+            service_bin_path: crate::service_config::search_path(),
             rendered: None,
+            applied: None,
         }
     }
 }
@@ -265,6 +272,12 @@ impl<'a> Gate<'a> {
             Step::Manifests => {
                 result.findings = self.offline_manifest_findings();
                 if result.findings.is_empty() {
+                    let (findings, notes) =
+                        service_config::check(&self.set, &self.options.service_bin_path).await;
+                    result.findings = findings;
+                    result.notes.extend(notes);
+                }
+                if result.findings.is_empty() {
                     self.online_manifest_checks(&mut result).await;
                 }
             }
@@ -340,7 +353,8 @@ impl<'a> Gate<'a> {
                     result.findings.push(finding);
                     return;
                 }
-                let (findings, notes) = online::dry_run(client, &self.set).await;
+                let (findings, notes) =
+                    online::dry_run(client, &self.set, self.options.applied.as_ref()).await;
                 result.findings.extend(findings);
                 result.notes.extend(notes);
                 result

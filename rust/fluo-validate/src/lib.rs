@@ -23,6 +23,7 @@ pub mod scan;
 pub mod schema;
 pub mod secrets;
 pub mod security;
+pub mod service_config;
 pub use checklist::{Checklist, Step};
 pub use finding::Finding;
 pub use fluo_core::manifest::Document;

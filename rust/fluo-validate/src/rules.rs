@@ -40,6 +40,9 @@ rules! {
     SECURITY_NATS_SERVER = "security.nats-server",
         "in staging and production nats.conf requires TLS and defines users",
         "add the tls block and the include of the nats-auth Secret's authorization.conf";
+    SERVICE_CONFIG = "service.config",
+        "the BFF and worker containers pass the service's own configuration check (`--check-config=values` with their literal env and args)",
+        "fix the value the message names (`fluo-bff --help`, `fluo-worker --help` list each setting)";
     SCHEMA_INVALID = "schema.invalid",
         "every field has the type the schema requires and required fields are present",
         "give the field the expected type, or add the missing required field";

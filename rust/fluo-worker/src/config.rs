@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use fluo_jobs::connect::{AuthError, NatsArgs, NatsAuth};
 use fluo_jobs::flags::{self, FlagError};
+use fluo_jobs::service::CheckArgs;
 
 /// The FLUO background worker: pulls jobs from the durable JetStream consumer `fluo-workers`,
 /// runs them and records the outcome in the `fluo-jobs` key-value bucket.
@@ -43,6 +44,8 @@ pub struct Args {
     /// The commit this build came from, reported by /health.
     #[arg(long, env = "FLUO_COMMIT", default_value = "unknown")]
     pub commit: String,
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 /// A validated configuration.
@@ -76,7 +79,8 @@ pub enum ConfigError {
 impl TryFrom<Args> for Config {
     type Error = ConfigError;
 
-    fn try_from(args: Args) -> Result<Self, ConfigError> {
+    fn try_from(mut args: Args) -> Result<Self, ConfigError> {
+        args.nats.skip_files = args.check.values_only();
         let listen = flags::listen_address(&args.listen, "FLUO_WORKER_LISTEN", "0.0.0.0:8081")?;
         let nats_url = flags::nats_url(args.nats_url)?;
         let nats_auth = NatsAuth::try_from(args.nats)?;

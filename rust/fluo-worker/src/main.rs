@@ -1,5 +1,6 @@
 //! `fluo-worker`: flags into a validated config, then the worker until SIGTERM/SIGINT; exit codes
-//! 0 clean shutdown, 1 runtime failure, 2 bad flags (see `fluo_jobs::service`).
+//! 0 clean shutdown, 1 runtime failure, 2 bad flags (see `fluo_jobs::service`);
+//! `--check-config` validates and exits.
 
 use std::process::ExitCode;
 
@@ -8,5 +9,7 @@ use fluo_worker::config::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    fluo_jobs::service::main("fluo-worker", Args::parse(), fluo_worker::run).await
+    let args = Args::parse();
+    let check = args.check.check_config;
+    fluo_jobs::service::main("fluo-worker", args, check, fluo_worker::run).await
 }

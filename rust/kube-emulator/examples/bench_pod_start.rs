@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::debug!(pod = %name, "created");
         let t1 = stamp(&out.path().join(&name)).await?;
         started.push((t1 - t0) as f64 / 1e6);
+        tracing::debug!(pod = %name, after_create_ms = (t1 - t0) as f64 / 1e6, "first instruction");
         loop {
             let p = pods.get(&name).await?;
             if p.status.and_then(|s| s.phase).as_deref() == Some("Running") {

@@ -49,3 +49,39 @@ async fn bad_flags_exit_2_naming_the_flag_and_value() {
         .code(2)
         .stderr_has("unexpected argument '--no-such-flag'");
 }
+
+#[tokio::test]
+async fn check_config_validates_without_starting() {
+    // Exits at once when valid (a started server would never return here).
+    fluo_bff(&[
+        "--check-config",
+        "--insecure-no-auth",
+        "--listen",
+        "127.0.0.1:1",
+    ])
+    .await
+    .code(0)
+    .stdout_has("fluo-bff: configuration is valid");
+    fluo_bff(&[
+        "--check-config",
+        "--insecure-no-auth",
+        "--fault-5xx-ratio",
+        "7",
+    ])
+    .await
+    .code(2)
+    .stderr_has("--fault-5xx-ratio (FLUO_BFF_FAULT_5XX_RATIO) \"7\" must be a number");
+    // The full check reads the files it names; `values` leaves them to the mount.
+    let files = [
+        "--auth-tokens-file",
+        "/nonexistent/tokens.toml",
+        "--nats-user",
+        "bff",
+        "--nats-password-file",
+        "/nonexistent/password",
+    ];
+    let full: Vec<&str> = ["--check-config"].into_iter().chain(files).collect();
+    fluo_bff(&full).await.code(2).stderr_has("/nonexistent/");
+    let values: Vec<&str> = ["--check-config=values"].into_iter().chain(files).collect();
+    fluo_bff(&values).await.code(0).stdout_has("files not read");
+}

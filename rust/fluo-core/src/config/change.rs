@@ -104,6 +104,10 @@ pub enum EventKind {
     IncidentOpened,
     Escalation,
     IncidentResolved,
+    /// `drill` started (it redeploys and rolls back the deployed release).
+    DrillStarted,
+    /// `drill` ended: passed, or the stage that failed; the time to roll back.
+    DrillFinished,
 }
 
 impl EventKind {
@@ -123,6 +127,8 @@ impl EventKind {
             EventKind::IncidentOpened => "incident-opened",
             EventKind::Escalation => "escalation",
             EventKind::IncidentResolved => "incident-resolved",
+            EventKind::DrillStarted => "drill-started",
+            EventKind::DrillFinished => "drill-finished",
         }
     }
 }

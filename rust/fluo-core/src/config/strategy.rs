@@ -124,15 +124,44 @@ fn default_window() -> Duration {
 }
 
 /// One metric with its limits: an absolute `max`, and/or `max_over_baseline` (the new pods'
-/// value may be at most this factor times the stable pods' value).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// value may be at most this factor times the stable pods' value). The metric is a built-in
+/// one (`metric`) or a custom PromQL `query` with a `name`, where `{pods}` stands for the label
+/// matcher of the pods sampled and `{window}` for the rate window (e.g. `60s`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
-    pub metric: Metric,
+    #[serde(default)]
+    pub metric: Option<Metric>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
     #[serde(default)]
     pub max: Option<f64>,
     #[serde(default)]
     pub max_over_baseline: Option<f64>,
+}
+
+impl Check {
+    /// The check's name in evidence and status: the built-in metric's, or the custom `name`.
+    pub fn name(&self) -> &str {
+        match (&self.metric, &self.name) {
+            (Some(m), _) => m.as_str(),
+            (None, Some(n)) => n,
+            (None, None) => "query",
+        }
+    }
+
+    /// The PromQL over the pods matching `pods`, rated over `window`.
+    pub fn promql(&self, pods: &str, window: Duration) -> String {
+        match (&self.metric, &self.query) {
+            (Some(m), _) => m.query(pods, window),
+            (None, Some(q)) => q
+                .replace("{pods}", pods)
+                .replace("{window}", &format!("{}s", window.as_secs().max(1))),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// The built-in queries, each over the pods of one track (`{pods}`: their scrape instances).
@@ -158,18 +187,21 @@ impl Metric {
     }
 
     /// The PromQL of this metric over the series matching `pods` (a label matcher such as
-    /// `instance=~"10.0.0.1:.*"`), rated over `window`.
+    /// `instance=~"10.0.0.1:.*"`), rated over `window`. A ratio's numerator falls back to 0:
+    /// a healthy BFF or worker has never counted a 5xx or a failure, so that series does not
+    /// exist, and the ratio is 0, not "no data" (which fails the analysis); without traffic the
+    /// denominator is empty and the ratio still has no data.
     pub fn query(self, pods: &str, window: Duration) -> String {
         let w = format!("{}s", window.as_secs().max(1));
         match self {
             Metric::Http5xxRatio => format!(
-                "sum(rate(fluo_bff_http_requests_total{{status=~\"5..\",{pods}}}[{w}])) / sum(rate(fluo_bff_http_requests_total{{{pods}}}[{w}]))"
+                "(sum(rate(fluo_bff_http_requests_total{{status=~\"5..\",{pods}}}[{w}])) or vector(0)) / sum(rate(fluo_bff_http_requests_total{{{pods}}}[{w}]))"
             ),
             Metric::HttpP99Seconds => format!(
                 "histogram_quantile(0.99, sum by (le) (rate(fluo_bff_http_request_duration_seconds_bucket{{{pods}}}[{w}])))"
             ),
             Metric::WorkerFailureRatio => format!(
-                "sum(rate(fluo_worker_jobs_processed_total{{outcome=\"failed\",{pods}}}[{w}])) / sum(rate(fluo_worker_jobs_processed_total{{{pods}}}[{w}]))"
+                "(sum(rate(fluo_worker_jobs_processed_total{{outcome=\"failed\",{pods}}}[{w}])) or vector(0)) / sum(rate(fluo_worker_jobs_processed_total{{{pods}}}[{w}]))"
             ),
         }
     }
@@ -283,8 +315,9 @@ fn check_analysis(
             "list at least one check (metric and max and/or max_over_baseline)",
         ));
     }
-    for c in &a.checks {
-        let key = format!("analysis.checks.{}", c.metric.as_str());
+    for (i, c) in a.checks.iter().enumerate() {
+        check_source(c, i, invalid)?;
+        let key = format!("analysis.checks.{}", c.name());
         if c.max.is_none() && c.max_over_baseline.is_none() {
             return Err(invalid(
                 &key,
@@ -305,6 +338,85 @@ fn check_analysis(
         }
     }
     Ok(())
+}
+
+/// A check names a built-in `metric`, or a custom `query` (with `name` and `{pods}`) whose
+/// brackets and quotes balance; a query Prometheus still refuses fails the analysis.
+fn check_source(
+    c: &Check,
+    i: usize,
+    invalid: &dyn Fn(&str, &dyn std::fmt::Debug, &str) -> Error,
+) -> Result<()> {
+    let at = |field: &str| format!("analysis.checks[{i}].{field}");
+    match (&c.metric, &c.query) {
+        (Some(m), Some(q)) => Err(invalid(
+            &at("query"),
+            q,
+            &format!("give metric ({}) or query, not both", m.as_str()),
+        )),
+        (None, None) => Err(invalid(
+            &at("metric"),
+            &"(none)",
+            "set metric (http-5xx-ratio, http-p99-seconds, worker-failure-ratio) or a custom query with a name",
+        )),
+        (Some(_), None) if c.name.is_some() => Err(invalid(
+            &at("name"),
+            &c.name.as_deref().unwrap_or_default(),
+            "name is for a custom query (a built-in metric has its own)",
+        )),
+        (Some(_), None) => Ok(()),
+        (None, Some(q)) => {
+            let name = c.name.as_deref().unwrap_or_default();
+            if !super::is_dns_label(name) {
+                return Err(invalid(
+                    &at("name"),
+                    &name,
+                    "a custom query needs a name of lowercase letters, digits and '-'",
+                ));
+            }
+            if !q.contains("{pods}") {
+                return Err(invalid(
+                    &at("query"),
+                    q,
+                    "must select the sampled pods with {pods} inside a selector, e.g. rate(x_total{{pods}}[{window}])",
+                ));
+            }
+            match unbalanced(q) {
+                Some(reason) => Err(invalid(&at("query"), q, &reason)),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Why the brackets or quotes of `q` do not balance (None when they do).
+fn unbalanced(q: &str) -> Option<String> {
+    let mut open = Vec::new();
+    let mut quote = None;
+    for ch in q.chars() {
+        match (quote, ch) {
+            (Some(qc), c) if c == qc => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(ch),
+            (None, '(' | '[' | '{') => open.push(ch),
+            (None, ')' | ']' | '}') => {
+                let want = match ch {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if open.pop() != Some(want) {
+                    return Some(format!("unbalanced '{ch}'"));
+                }
+            }
+            _ => {}
+        }
+    }
+    match (quote, open.last()) {
+        (Some(qc), _) => Some(format!("unclosed {qc}")),
+        (None, Some(o)) => Some(format!("unclosed '{o}'")),
+        (None, None) => None,
+    }
 }
 
 /// Why `component` cannot run a progressive strategy (None when it can): it needs exactly one

@@ -451,6 +451,27 @@ fn bad_strategy_values_name_the_key_and_value() {
             "interval = \"0s\"",
             "strategy.components.bff.analysis.interval",
         ),
+        // Custom PromQL: a name, the sampled pods, balanced brackets; not beside a metric.
+        (
+            "metric = \"http-5xx-ratio\"",
+            "name = \"depth\"\nquery = \"max(fluo_queue_depth)\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(fluo_queue_depth)\": must select the sampled pods with {pods}",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "name = \"depth\"\nquery = \"max(fluo_queue_depth{{pods}}\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(fluo_queue_depth{{pods}}\": unclosed '('",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "query = \"max(x{{pods}})\"",
+            "`strategy.components.bff.analysis.checks[0].name` = \"\": a custom query needs a name",
+        ),
+        (
+            "metric = \"http-5xx-ratio\"",
+            "metric = \"http-5xx-ratio\"\nquery = \"max(x{{pods}})\"",
+            "`strategy.components.bff.analysis.checks[0].query` = \"max(x{{pods}})\": give metric (http-5xx-ratio) or query, not both",
+        ),
     ] {
         let tree = Tree::new();
         tree.write("environments/local.toml", &format!("{LOCAL}{STRATEGY}"));
@@ -508,13 +529,65 @@ fn built_in_queries_select_the_pods_and_the_window() {
     let w = Duration::from_secs(120);
     assert_eq!(
         Metric::WorkerFailureRatio.query(pods, w),
-        r#"sum(rate(fluo_worker_jobs_processed_total{outcome="failed",instance=~"10.0.0.1:.*"}[120s])) / sum(rate(fluo_worker_jobs_processed_total{instance=~"10.0.0.1:.*"}[120s]))"#
+        r#"(sum(rate(fluo_worker_jobs_processed_total{outcome="failed",instance=~"10.0.0.1:.*"}[120s])) or vector(0)) / sum(rate(fluo_worker_jobs_processed_total{instance=~"10.0.0.1:.*"}[120s]))"#
     );
     assert_eq!(
         Metric::HttpP99Seconds.query(pods, w),
         r#"histogram_quantile(0.99, sum by (le) (rate(fluo_bff_http_request_duration_seconds_bucket{instance=~"10.0.0.1:.*"}[120s])))"#
     );
     assert!(Metric::Http5xxRatio.query(pods, w).starts_with(
-        r#"sum(rate(fluo_bff_http_requests_total{status=~"5..",instance=~"10.0.0.1:.*"}[120s]))"#
+        r#"(sum(rate(fluo_bff_http_requests_total{status=~"5..",instance=~"10.0.0.1:.*"}[120s])) or vector(0)) / "#
     ));
+}
+
+#[test]
+fn digest_resolution_settings_are_checked_at_load() {
+    let tree = Tree::new();
+    let default = Config::load(tree.path(), "local").unwrap().environment;
+    assert_eq!(default.images.resolve, Resolve::default());
+    assert!(!default.images.resolve.enabled);
+    tree.edit(
+        "environments/local.toml",
+        "[replicas]",
+        "[images.resolve]\nenabled = true\ninsecure_registries = [\"registry.internal:5000\"]\ntimeout = \"3s\"\n\n[replicas]",
+    );
+    let resolve = Config::load(tree.path(), "local")
+        .unwrap()
+        .environment
+        .images
+        .resolve;
+    assert!(resolve.enabled);
+    assert_eq!(resolve.insecure_registries, ["registry.internal:5000"]);
+    assert_eq!(resolve.timeout, Duration::from_secs(3));
+    for (bad, wanted) in [
+        (
+            "\"http://registry.internal\"",
+            "images.resolve.insecure_registries",
+        ),
+        (
+            "\"registry.internal/team\"",
+            "images.resolve.insecure_registries",
+        ),
+    ] {
+        tree.edit(
+            "environments/local.toml",
+            "insecure_registries = [\"registry.internal:5000\"]",
+            &format!("insecure_registries = [{bad}]"),
+        );
+        let err = tree.load_err();
+        assert!(err.contains(wanted) && err.contains("host[:port]"), "{err}");
+        tree.edit(
+            "environments/local.toml",
+            &format!("insecure_registries = [{bad}]"),
+            "insecure_registries = [\"registry.internal:5000\"]",
+        );
+    }
+    tree.edit(
+        "environments/local.toml",
+        "timeout = \"3s\"",
+        "timeout = \"0s\"",
+    );
+    assert!(tree.load_err().contains("images.resolve.timeout"));
+    tree.edit("environments/local.toml", "timeout = \"0s\"", "tls = false");
+    assert!(tree.load_err().contains("tls"));
 }

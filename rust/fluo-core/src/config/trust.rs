@@ -60,9 +60,56 @@ fn ten() -> usize {
     10
 }
 
+/// `[images.resolve]`: whether tags are resolved to digests through the registry's
+/// distribution API before a deploy, and how (the registry module).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resolve {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Registries (`host[:port]`) spoken to over plain http; every other one over https.
+    /// Loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`) are plain http too, as
+    /// docker treats them.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    /// Budget of one registry's resolution (token and manifest requests).
+    #[serde(default = "ten_seconds", deserialize_with = "super::parse::duration")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Resolve {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            insecure_registries: vec![],
+            timeout: ten_seconds(),
+        }
+    }
+}
+
+fn ten_seconds() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
 impl ImagePolicy {
-    /// Checks one image reference against these rules of environment `environment`.
+    /// Checks one image reference against these rules of environment `environment`. Where
+    /// tags are resolved (`[images.resolve]`), the digest rule waits for resolution: the ops
+    /// pin step checks every final reference with [`ImagePolicy::check_pinned`].
     pub fn check(&self, reference: &str, environment: &str) -> image_ref::Result<ImageRef> {
+        self.check_with(reference, environment, !self.resolve.enabled)
+    }
+
+    /// [`ImagePolicy::check`] with the digest rule applied in any case (after resolution).
+    pub fn check_pinned(&self, reference: &str, environment: &str) -> image_ref::Result<ImageRef> {
+        self.check_with(reference, environment, true)
+    }
+
+    fn check_with(
+        &self,
+        reference: &str,
+        environment: &str,
+        digest_rule: bool,
+    ) -> image_ref::Result<ImageRef> {
         let parsed = ImageRef::parse(reference)?;
         let name = parsed.name();
         if !self.allowed_registries.is_empty()
@@ -74,7 +121,7 @@ impl ImagePolicy {
                 allowed: self.allowed_registries.join(", "),
             });
         }
-        if self.require_digest && parsed.digest.is_none() {
+        if digest_rule && self.require_digest && parsed.digest.is_none() {
             return Err(image_ref::Error::DigestRequired {
                 reference: reference.to_string(),
                 environment: environment.to_string(),
@@ -138,6 +185,19 @@ pub(super) fn check_trust_fields(env: &Environment) -> Result<(), (String, Strin
                 "must be a registry/repository prefix such as `registry.example/team` (no scheme, tag or digest)",
             );
         }
+    }
+    for host in &env.images.resolve.insecure_registries {
+        let is_host = ImageRef::parse(&format!("{host}/x")).is_ok_and(|r| r.domain.is_some());
+        if !is_host || host.contains('/') {
+            return bad(
+                "images.resolve.insecure_registries",
+                host,
+                "must be a registry host[:port] such as `registry.internal:5000` (no scheme or path)",
+            );
+        }
+    }
+    if env.images.resolve.timeout.is_zero() {
+        return bad("images.resolve.timeout", "0s", "must be longer than 0s");
     }
     let registry = env.images.registry.trim_end_matches('/');
     if !registry.is_empty()

@@ -58,6 +58,15 @@ pub trait Hooks: Send + Sync {
     fn metrics<'a>(&'a self, _config: &'a Config) -> Option<Box<dyn Metrics + 'a>> {
         None
     }
+    /// Backs up the JetStream state as `[backup]` says (None: no backup possible); Ok carries
+    /// where the backup is, for `restore`.
+    fn backup<'a>(
+        &'a self,
+        _config: &'a Config,
+        _namespace: &'a str,
+    ) -> Option<BoxFuture<'a, std::result::Result<String, String>>> {
+        None
+    }
 }
 
 /// Evaluates instant PromQL queries (Prometheus reached as the environment's `[access]` says;

@@ -156,6 +156,10 @@ pub async fn deploy(
     context::ensure_namespaces(ctx).await?;
     let deploy_id = context::new_deploy_id();
     let lock = context::take_lock(ctx, &deploy_id, request.force_unlock).await?;
+    if let Err(e) = super::backup::before_deploy(ctx, &prepared.rendered, hooks).await {
+        lock.release().await;
+        return Err(e);
+    }
     let waived = match request.emergency {
         true => announce::waived_by_emergency(request.reason.as_deref()),
         false => vec![],
@@ -217,6 +221,7 @@ async fn deploy_locked(
                 action: Action::Deploy,
                 manifests: r.objects.clone(),
                 images: r.images.clone(),
+                unresolved_digests: r.unresolved_digests.clone(),
             };
             (c.clone(), p)
         })

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::context::{self, Ctx, Hooks, RunInfo};
 use super::error::{Error, Result};
+use super::events;
 use super::recover::run_post_checks;
 use super::rollback;
 use super::rollout::Planned;
@@ -18,6 +19,7 @@ use super::schedule::{self, Halt};
 use crate::durable;
 use crate::exit::Exit;
 use crate::history;
+use crate::notify::EventKind;
 use crate::release::Action;
 use crate::report::Level;
 use crate::state::drills::{self, Drill, KIND};
@@ -86,14 +88,61 @@ pub async fn drill(ctx: &Ctx, hooks: &dyn Hooks, force_unlock: bool) -> Result<O
         drill_deploy_id: None,
         rollback_deploy_id: None,
     };
+    notify_started(ctx, &record);
     let exit = stages(ctx, hooks, planned, force_unlock, &mut record).await;
     record.succeeded = exit == Exit::Ok;
     record.total_ms = started.elapsed().as_millis() as u64;
     save(ctx, &record).await?;
+    notify_finished(ctx, &record, exit);
     Ok(Outcome {
         drill: record,
         exit,
     })
+}
+
+/// Tells the receivers a drill starts: it redeploys and rolls back what runs.
+fn notify_started(ctx: &Ctx, record: &Drill) {
+    let mut e = events::event(
+        ctx,
+        EventKind::DrillStarted,
+        format!(
+            "rollback drill {} started: {}",
+            record.id,
+            record.components.join(", ")
+        ),
+        &record.id,
+    );
+    e.reason = Some("monthly rollback drill (SOP-002)".into());
+    e.result = "in progress".into();
+    e.next = format!("fluo-deploy --env {} drill --list", ctx.environment());
+    ctx.notifier.emit(&e);
+}
+
+/// Tells the receivers how the drill ended, with the time to roll back.
+fn notify_finished(ctx: &Ctx, record: &Drill, exit: Exit) {
+    let verdict = match &record.failed_stage {
+        None => "passed".to_string(),
+        Some(stage) => format!("FAILED at {stage}"),
+    };
+    let mut e = events::event(
+        ctx,
+        EventKind::DrillFinished,
+        format!("rollback drill {} {verdict}", record.id),
+        &record.id,
+    );
+    let rollback = record
+        .rollback_ms
+        .map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+    e.result = match &record.message {
+        None => format!("{verdict}; rolled back in {rollback}"),
+        Some(m) => format!("{verdict} (exit {}): {m}", exit.code()),
+    };
+    e.next = format!(
+        "fluo-deploy --env {} drill --list; fluo-deploy --env {} status",
+        ctx.environment(),
+        ctx.environment()
+    );
+    ctx.notifier.emit(&e);
 }
 
 /// The drill release: each deployed component's current manifests and images, as a deploy.

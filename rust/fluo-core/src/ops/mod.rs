@@ -14,12 +14,15 @@
 //! - `progressive`: canary and blue-green strategies with Prometheus analysis (issue 17);
 //! - change management (issue 16): `events` (the notifications of each run), `announce` (the
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
+//! - `pin`: image tags resolved to digests and pinned before a deploy (`[images.resolve]`);
 //! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded).
+//! - `backup`: the JetStream backup before a deploy that changes the NATS StatefulSet.
 //!
 //! Dependencies point one way: deploy -> drill -> rollback -> recover -> rollout -> context;
 //! nothing imports deploy.
 
 pub mod announce;
+pub mod backup;
 pub mod context;
 pub mod deploy;
 pub mod diagnose;
@@ -30,6 +33,7 @@ pub mod incident;
 pub mod local_secret;
 pub mod local_security;
 pub mod outcome;
+pub mod pin;
 pub mod progressive;
 pub mod recover;
 pub mod review;

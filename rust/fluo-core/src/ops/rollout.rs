@@ -71,6 +71,8 @@ pub struct Planned {
     pub action: Action,
     pub manifests: Vec<Value>,
     pub images: BTreeMap<String, String>,
+    /// Images deployed by tag, their digest unresolved (recorded).
+    pub unresolved_digests: Vec<String>,
 }
 
 impl Planned {
@@ -84,6 +86,7 @@ impl Planned {
             },
             manifests: target.release.manifests.clone(),
             images: target.release.images.clone(),
+            unresolved_digests: target.release.unresolved_digests.clone(),
         }
     }
 
@@ -151,6 +154,7 @@ pub fn build_release(
         emergency: info.emergency,
         drill: info.drill,
         steps: vec![],
+        unresolved_digests: planned.unresolved_digests.clone(),
     }
 }
 

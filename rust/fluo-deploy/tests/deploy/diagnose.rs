@@ -285,3 +285,65 @@ async fn diagnose_names_each_planted_fault_and_nothing_on_a_healthy_stack() {
         .stdout_has("crash-loop Pod/")
         .stdout_has("fix: ");
 }
+
+/// JetStream checks against a real nats-server (Debian's, JetStream on, loopback) reached as
+/// `[access]` says: the platform's streams missing while the BFF is deployed are named; once
+/// they exist nothing is reported; an unreachable monitor is listed as not checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn jetstream_streams_are_checked_through_the_monitoring_endpoint() {
+    use async_nats::jetstream::{self, stream};
+    let stack = fluo_teststack::Stack::builder()
+        .nats()
+        .start()
+        .await
+        .expect("nats-server with JetStream (apt-get install nats-server)");
+    let infra = crate::harness::Infra::standard();
+    let env = crate::harness::LOCAL_ENV.replacen(
+        "nats-monitor = \"http://127.0.0.1:9\"",
+        &format!("nats-monitor = \"{}\"", stack.nats_monitor_url()),
+        1,
+    );
+    assert_ne!(env, crate::harness::LOCAL_ENV);
+    infra.write("environments/local.toml", &env);
+    let w = World::with(infra, std::time::Duration::ZERO).await;
+    w.cmd(["deploy", "--all"]).run().await.code(0);
+    let run = w.cmd(["diagnose", "nats", "-o", "json"]).run().await;
+    run.code(1);
+    let json = run.json();
+    let missing: Vec<&str> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["pattern"] == "stream-missing")
+        .map(|f| f["object"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        missing,
+        ["Stream/FLUO_JOBS", "Stream/KV_fluo-jobs"],
+        "{json}"
+    );
+    let js = jetstream::new(async_nats::connect(stack.nats_url()).await.unwrap());
+    for (name, subject) in [
+        ("FLUO_JOBS", "fluo.jobs.>"),
+        ("KV_fluo-jobs", "$KV.fluo-jobs.>"),
+    ] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    w.cmd(["diagnose", "nats"])
+        .run()
+        .await
+        .code(0)
+        .stdout_has("no problems found");
+    // Without the monitor: not checked, said so.
+    drop(stack);
+    w.cmd(["diagnose", "nats"])
+        .run()
+        .await
+        .stdout_has("not checked: JetStream stream health and free space");
+}

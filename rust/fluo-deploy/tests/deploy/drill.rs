@@ -183,3 +183,49 @@ async fn a_drill_whose_rollback_fails_exits_3_and_is_recorded_failed() {
         .await
         .stderr_has("no successful rollback drill recorded");
 }
+
+/// A drill tells the environment's receivers (the notify module, a real webhook on loopback)
+/// that it starts and how it ended, with the time to roll back; the URL never shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_notifies_its_start_and_result() {
+    use fluo_core::notify::receiver::{Behaviour, TestReceiver};
+    let receiver = TestReceiver::start(Behaviour::default()).await;
+    let secret = "T0DRILL/B0DRILL/XOXDRILLTOKEN";
+    let infra = Infra::standard();
+    infra.write(
+        "environments/local.toml",
+        &format!(
+            "{LOCAL_ENV}\n[notifications]\ndelivery_timeout = \"2s\"\n[[notifications.receivers]]\n\
+             name = \"team\"\nwebhook_env = \"TEST_DRILL_HOOK\"\nformat = \"json\"\n\
+             events = [\"drill-started\", \"drill-finished\"]\n"
+        ),
+    );
+    let w = World::with(infra, std::time::Duration::ZERO).await;
+    w.cmd(["deploy", "nats"]).run().await.code(0);
+    assert!(receiver.received().is_empty(), "deploys are not routed");
+    let run = w
+        .cmd(["drill"])
+        .env("TEST_DRILL_HOOK", &receiver.url(secret))
+        .run()
+        .await;
+    run.code(0).stdout_has("passed");
+    assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    let got = receiver.received();
+    let kinds: Vec<&str> = got
+        .iter()
+        .map(|r| r.body["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["drill-started", "drill-finished"], "{got:?}");
+    let drills = w.cmd(["drill", "--list", "-o", "json"]).run().await.json();
+    let id = drills[0]["id"].as_str().unwrap().to_string();
+    for r in &got {
+        assert_eq!(r.body["reference"], id.as_str());
+        assert_eq!(r.body["environment"], "local");
+    }
+    assert_eq!(
+        got[0].body["summary"],
+        format!("rollback drill {id} started: nats")
+    );
+    let result = got[1].body["result"].as_str().unwrap();
+    assert!(result.starts_with("passed; rolled back in "), "{result}");
+}

@@ -30,6 +30,10 @@ max = 0.05
 [[strategy.components.bff.analysis.checks]]
 metric = "http-p99-seconds"
 max = 0.5
+[[strategy.components.bff.analysis.checks]]
+name = "bff-errors"
+query = 'sum(rate(fluo_bff_http_requests_total{status=~"5..",{pods}}[{window}])) / sum(rate(fluo_bff_http_requests_total{{pods}}[{window}]))'
+max = 0.05
 "#;
 
 const BLUE_GREEN: &str = r#"
@@ -129,6 +133,8 @@ async fn canary_aborts_on_failed_analysis_with_stable_untouched_then_promotes_a_
     bad.code(1)
         .stderr_has("step 1/2 (50%): 1 canary pod(s) beside 2 stable")
         .stderr_has("http-5xx-ratio 0.5000 (max 0.0500) FAILS")
+        // The custom PromQL check, on the same real Prometheus.
+        .stderr_has("bff-errors 0.5000 (max 0.0500) FAILS")
         .stderr_has("canary aborted")
         .stdout_has("aborted, stable untouched");
     assert_eq!(bff_pods(&w.client).await, stable, "stable pods untouched");
@@ -327,5 +333,22 @@ async fn bad_strategy_config_is_refused_and_nothing_changes() {
         .await
         .code(2)
         .stderr_has("environments/local.toml: `strategy.components.bff.steps` = [10, 50]: must list canary percentages ending at 100");
+    assert_untouched(&w.client).await;
+    // A custom query that cannot tell the canary's pods from the stable ones.
+    w.infra.write(
+        "environments/local.toml",
+        &format!(
+            "{LOCAL_ENV}{}",
+            CANARY.replace("{pods}", "job=\"fluo-bff\"")
+        ),
+    );
+    w.cmd(["deploy", "--all"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has(
+            "environments/local.toml: `strategy.components.bff.analysis.checks[2].query` = ",
+        )
+        .stderr_has("must select the sampled pods with {pods}");
     assert_untouched(&w.client).await;
 }

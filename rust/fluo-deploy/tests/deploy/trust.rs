@@ -19,7 +19,7 @@ use crate::{assert_images, image_of};
 
 /// Everything a refused command must leave alone: objects of every kind the fixtures declare
 /// (with their resourceVersion), the release records and the anchors on fluo-system.
-async fn snapshot(client: &kube::Client) -> Vec<String> {
+pub(crate) async fn snapshot(client: &kube::Client) -> Vec<String> {
     async fn names<K>(api: Api<K>, kind: &str) -> Vec<String>
     where
         K: kube::Resource + Clone + k8s_openapi::serde::de::DeserializeOwned + std::fmt::Debug,
@@ -64,7 +64,7 @@ async fn snapshot(client: &kube::Client) -> Vec<String> {
 }
 
 /// Runs `check` and asserts the cluster is exactly as before.
-async fn unchanged<F: std::future::Future<Output = ()>>(w: &World, check: F) {
+pub(crate) async fn unchanged<F: std::future::Future<Output = ()>>(w: &World, check: F) {
     let before = snapshot(&w.client).await;
     check.await;
     assert_eq!(snapshot(&w.client).await, before, "the cluster changed");
@@ -93,7 +93,7 @@ fn closed_window(approvals: &str) -> String {
 }
 
 /// The local fixture environment with `patch` applied (pairs of old -> new text).
-fn env(patch: &[(&str, &str)]) -> String {
+pub(crate) fn env(patch: &[(&str, &str)]) -> String {
     let mut text = LOCAL_ENV.to_string();
     for (old, new) in patch {
         assert!(text.contains(old), "fixture environment lacks {old:?}");
@@ -107,7 +107,7 @@ fn records_api(w: &World) -> Api<Secret> {
 }
 
 /// A record's payload as JSON.
-async fn payload(w: &World, name: &str) -> Value {
+pub(crate) async fn payload(w: &World, name: &str) -> Value {
     let secret = records_api(w).get(name).await.expect("record exists");
     let bytes = &secret.data.unwrap()["release"].0;
     let mut json = Vec::new();

@@ -184,3 +184,57 @@ async fn an_object_the_server_rejects_is_a_dry_run_finding() {
     );
     emu.shutdown().await;
 }
+
+/// ConfigMaps named `{prefix}-{i}`; `bad` ones have a key the API server rejects.
+fn config_maps(prefix: &str, n: usize, bad: bool) -> Vec<fluo_validate::Document> {
+    let key = if bad { "no spaces allowed" } else { "fine" };
+    (0..n)
+        .flat_map(|i| {
+            let yaml = format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {prefix}-{i}\ndata:\n  \"{key}\": x\n"
+            );
+            fluo_core::manifest::parse_str(std::path::Path::new("cm.yaml"), &yaml).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_covers_the_applied_components_and_keeps_the_set_order() {
+    use fluo_validate::manifests::ManifestSet;
+    use fluo_validate::online::dry_run;
+    let emu = emulator("docker-desktop").await;
+    let client = emu.client().await;
+    create_namespace(&client, "fluo").await;
+    // More rejected objects than requests in flight, so the concurrent dry run must reorder.
+    let set = ManifestSet::new(
+        "fluo",
+        vec![
+            ("good".to_string(), config_maps("good", 3, false)),
+            ("bad".to_string(), config_maps("bad", 40, true)),
+        ],
+    );
+    let only_good = std::collections::BTreeSet::from(["good".to_string()]);
+    let (findings, notes) = dry_run(&client, &set, Some(&only_good)).await;
+    assert!(findings.is_empty(), "{findings:#?}");
+    assert!(notes.is_empty(), "{notes:?}");
+
+    let (findings, _) = dry_run(&client, &set, None).await;
+    let rejected: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
+    assert_eq!(rejected.len(), 40, "{rejected:#?}");
+    for (i, message) in rejected.iter().enumerate() {
+        assert!(
+            message.contains(&format!("ConfigMap/bad-{i} rejected")),
+            "finding {i} out of order: {message}"
+        );
+    }
+    // A dry run creates nothing.
+    let maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, "fluo");
+    assert!(
+        maps.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    emu.shutdown().await;
+}

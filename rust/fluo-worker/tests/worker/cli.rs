@@ -7,6 +7,9 @@ async fn fluo_worker(args: &[&str]) -> Ran {
         "FLUO_WORKER_LISTEN",
         "FLUO_WORKER_CONCURRENCY",
         "FLUO_WORKER_ACK_WAIT_SECS",
+        "NATS_USER",
+        "NATS_PASSWORD_FILE",
+        "NATS_CA_FILE",
     ];
     let cli = Cli::new(env!("CARGO_BIN_EXE_fluo-worker")).env_remove(&unset);
     cli.args(args).run().await
@@ -26,4 +29,36 @@ async fn bad_flags_exit_2_naming_the_flag_and_value() {
         .await
         .code(2)
         .stderr_has("--listen (FLUO_WORKER_LISTEN) \"x\"");
+}
+
+#[tokio::test]
+async fn check_config_validates_without_starting() {
+    // Exits at once when valid (a started worker would never return here).
+    fluo_worker(&["--check-config", "--listen", "127.0.0.1:1"])
+        .await
+        .code(0)
+        .stdout_has("fluo-worker: configuration is valid");
+    fluo_worker(&["--check-config", "--concurrency", "5000"])
+        .await
+        .code(2)
+        .stderr_has("--concurrency (FLUO_WORKER_CONCURRENCY) 5000 must be from 1 to 1024");
+    fluo_worker(&[
+        "--check-config",
+        "--nats-user",
+        "w",
+        "--nats-password-file",
+        "/nonexistent/pw",
+    ])
+    .await
+    .code(2)
+    .stderr_has("--nats-password-file (NATS_PASSWORD_FILE) /nonexistent/pw");
+    fluo_worker(&[
+        "--check-config=values",
+        "--nats-user",
+        "w",
+        "--nats-password-file",
+        "/nonexistent/pw",
+    ])
+    .await
+    .code(0);
 }

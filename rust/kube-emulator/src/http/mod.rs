@@ -10,6 +10,7 @@ pub mod logs;
 pub mod openapi;
 pub mod params;
 pub mod portforward;
+pub mod request_count;
 pub mod routes;
 pub mod rules_review;
 pub mod server;

@@ -50,7 +50,7 @@ pub struct App {
 pub type PodTargets = Box<dyn Fn(&Value) -> Resolve + Send + Sync>;
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().fallback(handle).with_state(app)
+    crate::http::request_count::layer(Router::new().fallback(handle).with_state(app))
 }
 
 fn json_response(code: StatusCode, v: &Value, content_type: &str) -> Response {

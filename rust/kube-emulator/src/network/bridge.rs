@@ -425,7 +425,8 @@ pub fn preflight() -> Result<()> {
         return Err(Error::NotRoot);
     }
     ip(&["-V"])?;
-    for tool in ["nsenter", "unshare", "setpriv", "mount", "kill"] {
+    // nsenter for `kubectl exec`; a container start needs no tool (kubelet/process/isolate.rs).
+    for tool in ["nsenter", "kill"] {
         let found = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
         if !found {

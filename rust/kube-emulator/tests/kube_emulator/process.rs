@@ -554,3 +554,53 @@ async fn a_restart_after_sigkill_cleans_what_the_last_run_left() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn user_workdir_and_hostname_apply_and_start_failures_keep_the_shells_exit_codes() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    let mut who = sh(
+        "app",
+        "echo uid=$(id -u) gid=$(id -g) groups=$(id -G) pwd=$(pwd) host=$(cat /proc/sys/kernel/hostname); exec sleep 3600",
+    );
+    who["workingDir"] = json!("/tmp");
+    who["securityContext"] = json!({"runAsUser": 65534, "runAsGroup": 65534});
+    create(&pods, &pod("who", json!({}), json!([who]))).await;
+    let mut no_dir = sh("app", "exit 0");
+    no_dir["workingDir"] = json!("/does/not/exist");
+    create(&pods, &pod("no-dir", json!({}), json!([no_dir]))).await;
+    let no_command =
+        json!({"name": "app", "image": "test/sh:1", "command": ["no-such-command-kube-emulator"]});
+    create(&pods, &pod("no-command", json!({}), json!([no_command]))).await;
+    eventually("the identity line", || async {
+        (logs(&pods, "who", "app", false).await
+            == "uid=65534 gid=65534 groups=65534 pwd=/tmp host=who\n")
+            .then_some(())
+    })
+    .await;
+    for (name, code, message) in [
+        ("no-dir", 2, "can't cd to /does/not/exist"),
+        (
+            "no-command",
+            127,
+            "no-such-command-kube-emulator: not found",
+        ),
+    ] {
+        let p = wait_for(&pods, name, "a restart", |p: Option<&Pod>| {
+            p.is_some_and(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| cs[0].restart_count >= 1)
+            })
+        })
+        .await;
+        let cs = container_status(&p, 0);
+        assert_eq!(
+            cs["lastState"]["terminated"]["exitCode"], code,
+            "{name}: {cs}"
+        );
+        let previous = logs(&pods, name, "app", true).await;
+        assert!(previous.contains(message), "{name}: {previous:?}");
+    }
+}

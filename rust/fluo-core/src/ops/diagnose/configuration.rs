@@ -1,6 +1,7 @@
 //! Configuration: references from workload templates (env valueFrom, envFrom, volumes) to a
-//! ConfigMap or Secret, or a key of one, that does not exist. Optional references are skipped,
-//! as the kubelet does.
+//! ConfigMap or Secret, or a key of one, that does not exist (optional references are skipped,
+//! as the kubelet does); and a FLUO service (fluo-bff, fluo-worker) that exited 2: it refused
+//! its configuration, and its last log line is its own validation message.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
@@ -22,7 +23,7 @@ struct Reference {
 }
 
 pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut out = rejected(snapshot);
     for t in snapshot.templates() {
         let Some(spec) = t.template.spec.as_ref() else {
             continue;
@@ -49,6 +50,59 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
                     "create {kind} {} in namespace {} (with the key) as part of the component's \
                      manifests, or fix the reference",
                     r.name, snapshot.namespace
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// The services whose exit code 2 means "configuration refused" (fluo-jobs `service.rs`).
+const SERVICES: [&str; 2] = ["fluo-bff", "fluo-worker"];
+
+/// Service containers whose current or previous run exited 2, with the service's message.
+fn rejected(snapshot: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for pod in &snapshot.pods {
+        let pod_name = super::snapshot::name_of(&pod.metadata);
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref());
+        for cs in statuses.into_iter().flatten() {
+            let Some(service) = SERVICES.into_iter().find(|s| cs.image.contains(s)) else {
+                continue;
+            };
+            let exited_2 = [cs.state.as_ref(), cs.last_state.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.terminated.as_ref())
+                .any(|t| t.exit_code == 2);
+            if !exited_2 {
+                continue;
+            }
+            let mut evidence = vec![format!(
+                "container {} ({service}) exited with code 2: it refused its configuration",
+                cs.name
+            )];
+            let lines = snapshot.logs.get(&(pod_name.clone(), cs.name.clone()));
+            evidence.extend(
+                lines
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| l.contains(&format!("{service}: ")))
+                    .map(|l| format!("log: {l}")),
+            );
+            out.push(Finding {
+                family: Family::Configuration,
+                pattern: "config-rejected",
+                component: super::snapshot::component_of(&pod.metadata),
+                object: format!("Pod/{pod_name}"),
+                evidence,
+                hint: format!(
+                    "fix the setting the message names in the component's manifests (env of the \
+                     container); `{service} --check-config` with the same environment checks a \
+                     fix, and the gate's `service.config` rule checks it before every deploy"
                 ),
             });
         }
@@ -160,5 +214,44 @@ fn container_references(c: &Container, out: &mut Vec<Reference>) {
                 from: place,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_service_that_exited_2_is_named_with_its_own_message() {
+        let pod = |image: &str, code: i32| {
+            serde_json::from_value(json!({
+                "metadata": {"name": "bff-1", "labels": {"fluo.dev/component": "bff"}},
+                "status": {"containerStatuses": [{"name": "bff", "image": image, "imageID": "",
+                    "ready": false, "restartCount": 3,
+                    "lastState": {"terminated": {"exitCode": code}}}]}
+            }))
+            .unwrap()
+        };
+        let mut snapshot = Snapshot {
+            pods: vec![pod("fluo/fluo-bff:2", 2)],
+            ..Default::default()
+        };
+        snapshot.logs.insert(
+            ("bff-1".into(), "bff".into()),
+            vec![
+                "starting".into(),
+                "fluo-bff: --fault-5xx-ratio (FLUO_BFF_FAULT_5XX_RATIO) \"7\" must be a number from 0 to 1".into(),
+            ],
+        );
+        let f = findings(&snapshot);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].pattern, "config-rejected");
+        assert_eq!(f[0].component.as_deref(), Some("bff"));
+        assert_eq!(f[0].evidence.len(), 2);
+        assert!(f[0].evidence[1].contains("FLUO_BFF_FAULT_5XX_RATIO) \"7\""));
+        // Another exit code, or another image: not a configuration refusal.
+        snapshot.pods = vec![pod("fluo/fluo-bff:2", 1), pod("nats:2.10", 2)];
+        assert!(findings(&snapshot).is_empty());
     }
 }

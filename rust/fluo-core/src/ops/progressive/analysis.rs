@@ -21,7 +21,7 @@ pub fn judge(
     baseline: Option<f64>,
     pass_without_data: bool,
 ) -> (bool, String) {
-    let name = check.metric.as_str();
+    let name = check.name();
     let Some(v) = value else {
         let verdict = if pass_without_data {
             "passes (pass_without_data)"
@@ -114,11 +114,11 @@ async fn sample(analysis: &Analysis, metrics: &dyn Metrics, pods: &Pods) -> (boo
     let mut parts = Vec::new();
     for check in &analysis.checks {
         let value = metrics
-            .query(&check.metric.query(&pods.new, analysis.window))
+            .query(&check.promql(&pods.new, analysis.window))
             .await;
         let baseline = match (&pods.baseline, check.max_over_baseline) {
             (Some(b), Some(_)) => metrics
-                .query(&check.metric.query(b, analysis.window))
+                .query(&check.promql(b, analysis.window))
                 .await
                 .ok()
                 .flatten(),
@@ -132,7 +132,7 @@ async fn sample(analysis: &Analysis, metrics: &dyn Metrics, pods: &Pods) -> (boo
             }
             Err(e) => {
                 ok = false;
-                parts.push(format!("{}: query failed: {e}", check.metric.as_str()));
+                parts.push(format!("{}: query failed: {e}", check.name()));
             }
         }
     }
@@ -160,9 +160,10 @@ mod tests {
 
     fn check(max: Option<f64>, factor: Option<f64>) -> Check {
         Check {
-            metric: Metric::Http5xxRatio,
+            metric: Some(Metric::Http5xxRatio),
             max,
             max_over_baseline: factor,
+            ..Default::default()
         }
     }
 
@@ -205,6 +206,43 @@ mod tests {
         assert_eq!(evidence.len(), 2);
         assert!(evidence[1].starts_with("sample 2/3: http-5xx-ratio 0.5000"));
         assert_eq!(metrics.0.lock().unwrap().len(), 1, "third sample not taken");
+    }
+
+    /// Records the queries it is asked.
+    struct Recording(Mutex<Vec<String>>);
+
+    impl Metrics for Recording {
+        fn query<'a>(&'a self, promql: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>> {
+            self.0.lock().unwrap().push(promql.to_string());
+            Box::pin(async { Ok(Some(3.0)) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_custom_query_runs_over_the_sampled_pods_and_is_judged_by_its_name() {
+        let mut a = analysis(1);
+        a.checks = vec![Check {
+            name: Some("queue-depth".into()),
+            query: Some(
+                "max(fluo_queue_depth{{pods}}) + 0 * rate(x_total{{pods}}[{window}])".into(),
+            ),
+            max: Some(2.0),
+            ..Default::default()
+        }];
+        let metrics = Recording(Mutex::new(vec![]));
+        let evidence = run(&a, &metrics, &pods(), |_| {}, || async { None })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            metrics.0.lock().unwrap().as_slice(),
+            [
+                "max(fluo_queue_depth{instance=~\"10.0.0.1:.*\"}) + 0 * rate(x_total{instance=~\"10.0.0.1:.*\"}[60s])"
+            ]
+        );
+        assert_eq!(
+            evidence,
+            ["sample 1/1: queue-depth 3.0000 (max 2.0000) FAILS"]
+        );
     }
 
     #[tokio::test]

@@ -299,7 +299,7 @@ impl Supervisor {
             hostname: ctx.hostname.clone(),
             slot_dir: &ctx.slot_dir,
             log_file,
-            fstab_file: ctx.dir.join("fstab").join(&self.name),
+            exe_dir: ctx.dir.join("exe"),
             cgroup_procs: cgroup.as_ref().map(ContainerCgroup::procs_file),
         };
         let spawning = Instant::now();

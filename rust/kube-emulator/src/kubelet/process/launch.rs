@@ -1,7 +1,7 @@
-//! Starting a container's process: in the pod's network namespace (`nsenter --net`), in a mount
-//! namespace of its own (`unshare --mount`) where the pod's files are bind-mounted at their
-//! mountPaths, as runAsUser/runAsGroup (`setpriv`), in workingDir, with the built environment;
-//! stdout and stderr go to the container's log file.
+//! Starting a container's process: in the pod's network namespace, in mount and UTS namespaces
+//! of its own where the pod's files are bind-mounted at their mountPaths, as
+//! runAsUser/runAsGroup, in workingDir, with the built environment (all set up in the forked
+//! child by `isolate`); stdout and stderr go to the container's log file.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,6 +9,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::isolate::{Container, Isolation};
 use super::volumes::Mount;
 use crate::host_records::created_paths;
 
@@ -24,8 +25,8 @@ pub struct Launch<'a> {
     /// Slot directory, where mount points created on the host are recorded.
     pub slot_dir: &'a Path,
     pub log_file: PathBuf,
-    /// Where the mounts are written for `mount --all --fstab`.
-    pub fstab_file: PathBuf,
+    /// Where a command a volume would hide is bind-mounted (`keep_command_visible`).
+    pub exe_dir: PathBuf,
     /// The container's cgroup (`cgroup.procs`), joined before anything else runs.
     pub cgroup_procs: Option<PathBuf>,
 }
@@ -35,82 +36,18 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The script run by sh inside the new mount namespace; the container's argv follows as "$@".
-fn script(l: &Launch<'_>) -> String {
-    let mut s = String::from("set -e\n");
-    if let Some(procs) = &l.cgroup_procs {
-        // The shell becomes the container's process (every step execs), so it joins first.
-        s.push_str(&format!(
-            "echo $$ > {}\n",
-            sh_quote(&procs.to_string_lossy())
-        ));
-    }
-    if !l.mounts.is_empty() {
-        // One `mount` for all of them (a process per mount was most of a pod's start).
-        s.push_str(&format!(
-            "mount --all --fstab {}\n",
-            sh_quote(&l.fstab_file.to_string_lossy())
-        ));
-    }
-    // The container has its own UTS namespace: set the hostname without running `hostname`.
-    s.push_str(&format!(
-        "echo {} > /proc/sys/kernel/hostname 2>/dev/null || true\n",
-        sh_quote(&l.hostname)
-    ));
-    if let Some(dir) = &l.working_dir {
-        s.push_str(&format!("cd {}\n", sh_quote(dir)));
-    }
-    match l.run_as {
-        Some((uid, gid)) => s.push_str(&format!(
-            "exec setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$@\"\n"
-        )),
-        None => s.push_str("exec \"$@\"\n"),
-    }
-    s
-}
-
-/// The container's bind mounts as an fstab, in order (a subPath after its volume); util-linux
-/// does the read-only remount of a `bind,ro` entry itself.
-fn fstab(mounts: &[Mount]) -> String {
-    // fstab fields are separated by blanks; escape them (and the escape) as octal.
-    let field = |p: &Path| {
-        let mut out = String::new();
-        for c in p.to_string_lossy().chars() {
-            match c {
-                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
-                c => out.push(c),
-            }
-        }
-        out
-    };
-    mounts
-        .iter()
-        .map(|m| {
-            let options = if m.read_only { "bind,ro" } else { "bind" };
-            format!(
-                "{} {} none {options} 0 0\n",
-                field(&m.source),
-                field(&m.target)
-            )
-        })
-        .collect()
-}
-
 /// A command below one of the container's mount targets (e.g. a checkout under /tmp when the
 /// pod mounts an emptyDir at /tmp) would be hidden once the volumes are mounted: it is
-/// bind-mounted first, beside the fstab, and run from there.
+/// bind-mounted first, in `exe_dir`, and run from there.
 fn keep_command_visible(l: &mut Launch<'_>) {
     let Some(command) = l.argv.first().map(PathBuf::from) else {
         return;
     };
     let hidden = command.is_absolute() && l.mounts.iter().any(|m| command.starts_with(&m.target));
-    let (Some(dir), Some(name)) = (l.fstab_file.parent(), command.file_name()) else {
+    let Some(name) = command.file_name().filter(|_| hidden) else {
         return;
     };
-    if !hidden {
-        return;
-    }
-    let visible = dir.join("exe").join(name);
+    let visible = l.exe_dir.join(name);
     l.mounts.insert(
         0,
         Mount {
@@ -139,12 +76,6 @@ pub async fn spawn(mut l: Launch<'_>) -> std::io::Result<Child> {
     // Small writes under /run: done in place, as a trip through the blocking pool for each
     // cost more than the writes themselves on a loaded machine.
     prepare_targets(&l)?;
-    if !l.mounts.is_empty() {
-        if let Some(parent) = l.fstab_file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&l.fstab_file, fstab(&l.mounts))?;
-    }
     if let Some(parent) = l.log_file.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -152,26 +83,26 @@ pub async fn spawn(mut l: Launch<'_>) -> std::io::Result<Child> {
         .create(true)
         .append(true)
         .open(&l.log_file)?;
-    let mut cmd = Command::new("nsenter");
-    cmd.arg(format!("--net={}", l.netns_path.display()))
-        .args([
-            "--",
-            "unshare",
-            "--mount",
-            "--uts",
-            "--propagation",
-            "private",
-            "--",
-        ])
-        .args(["/bin/sh", "-c", &script(&l), "kube-emulator-container"])
-        .args(&l.argv)
-        .env_clear()
-        .envs(l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    // The program std would exec is never reached: the child execs the container's argv
+    // itself once its namespaces, mounts and user are set up.
+    let isolation = Isolation::new(&Container {
+        netns_path: l.netns_path,
+        cgroup_procs: l.cgroup_procs.as_deref(),
+        mounts: &l.mounts,
+        hostname: &l.hostname,
+        working_dir: l.working_dir.as_deref(),
+        run_as: l.run_as,
+        argv: &l.argv,
+        env: &l.env,
+    })?;
+    let mut cmd = Command::new(&l.argv[0]);
+    cmd.env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // The emulator may die without cleaning up; the next run kills what is left.
         .kill_on_drop(false);
+    isolation.install(&mut cmd);
     let mut child = cmd.spawn()?;
     let log = std::sync::Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(log)));
     if let Some(out) = child.stdout.take() {
@@ -217,7 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_command_a_volume_would_hide_is_bound_beside_the_fstab_first() {
+    fn a_command_a_volume_would_hide_is_bound_in_exe_dir_first() {
         let launch = |command: &str| Launch {
             netns_path: Path::new("/run/netns/x"),
             argv: vec![command.into(), "--flag".into()],
@@ -232,20 +163,17 @@ mod tests {
             hostname: "bff".into(),
             slot_dir: Path::new("/run/kube-emulator/1"),
             log_file: "/x".into(),
-            fstab_file: "/run/p/fstab/c".into(),
+            exe_dir: "/run/p/exe".into(),
             cgroup_procs: None,
         };
         let mut hidden = launch("/tmp/checkout/target/debug/fluo-bff");
         keep_command_visible(&mut hidden);
-        assert_eq!(hidden.argv, ["/run/p/fstab/exe/fluo-bff", "--flag"]);
+        assert_eq!(hidden.argv, ["/run/p/exe/fluo-bff", "--flag"]);
         assert_eq!(
             hidden.mounts[0].source,
             Path::new("/tmp/checkout/target/debug/fluo-bff")
         );
-        assert_eq!(
-            hidden.mounts[0].target,
-            Path::new("/run/p/fstab/exe/fluo-bff")
-        );
+        assert_eq!(hidden.mounts[0].target, Path::new("/run/p/exe/fluo-bff"));
         assert_eq!(hidden.mounts.len(), 2);
         for command in ["/work/target/debug/fluo-bff", "nats-server"] {
             let mut visible = launch(command);
@@ -256,50 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn the_script_mounts_then_drops_privileges() {
-        let l = Launch {
-            netns_path: Path::new("/run/netns/x"),
-            argv: vec!["nats-server".into()],
-            env: vec![],
-            working_dir: Some("/data".into()),
-            run_as: Some((65532, 65532)),
-            mounts: vec![Mount {
-                source: "/run/p/volumes/config".into(),
-                target: "/etc/nats".into(),
-                read_only: true,
-            }],
-            hostname: "nats-0".into(),
-            slot_dir: Path::new("/run/kube-emulator/1"),
-            log_file: "/x".into(),
-            fstab_file: "/run/p/fstab/c".into(),
-            cgroup_procs: Some("/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs".into()),
-        };
-        let s = script(&l);
-        assert!(
-            s.starts_with(
-                "set -e\necho $$ > '/sys/fs/cgroup/memory/kube-emulator-1/u/c/cgroup.procs'\n"
-            ),
-            "{s}"
-        );
-        assert!(s.contains("mount --all --fstab '/run/p/fstab/c'\n"), "{s}");
-        let mounts = [
-            Mount {
-                source: "/run/p/volumes/config".into(),
-                target: "/etc/nats".into(),
-                read_only: true,
-            },
-            Mount {
-                source: "/run/p/a b".into(),
-                target: "/data/x\\y".into(),
-                read_only: false,
-            },
-        ];
-        assert_eq!(
-            fstab(&mounts),
-            "/run/p/volumes/config /etc/nats none bind,ro 0 0\n/run/p/a\\040b /data/x\\134y none bind 0 0\n"
-        );
-        assert!(s.contains("cd '/data'\n"));
-        assert!(s.ends_with("exec setpriv --reuid=65532 --regid=65532 --clear-groups -- \"$@\"\n"));
+    fn sh_quoting_survives_single_quotes() {
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
     }
 }

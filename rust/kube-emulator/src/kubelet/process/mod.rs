@@ -4,7 +4,8 @@
 //! resolv.conf and hosts. Needs root; see the README for what differs from a real node.
 //!
 //! Layout: [`images`] (image -> host command), [`env`] (environment and `$(VAR)`), [`volumes`]
-//! (pod files and mounts), [`launch`] (nsenter/unshare/setpriv), [`cgroup`] (memory limits),
+//! (pod files and mounts), [`launch`] (spawn and logs) over `isolate` (namespaces, mounts and
+//! ids set up in the forked child), [`cgroup`] (memory limits),
 //! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status).
 
 pub mod cgroup;
@@ -12,6 +13,9 @@ pub mod container;
 pub mod env;
 pub mod exec;
 pub mod images;
+// The only `unsafe` of the workspace: the forked child's steps before exec (see its docs).
+#[allow(unsafe_code)]
+mod isolate;
 pub mod launch;
 pub mod logs;
 pub mod probes;
