@@ -50,7 +50,7 @@ async fn real_infra_deploys_then_health_and_smoke_pass_through_the_ingress() {
     let health = steps::health_passes(&stack)
         .await
         .unwrap_or_else(|e| fail("fluo-health", e));
-    assert_eq!(health, "fluo-health: 7 of 7 checks passed");
+    assert_eq!(health, "fluo-health: 12 of 12 checks passed");
 
     let smoke = steps::smoke_passes(&stack)
         .await

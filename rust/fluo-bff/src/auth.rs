@@ -110,7 +110,8 @@ pub async fn require(
             return next.run(request).await;
         }
         Some(Some(grant)) => {
-            tracing::info!(token = %grant.name, peer = %ip, scope = scope.as_str(), "API token lacks the scope");
+            // `token_name`, not `token`: a name in a `"token":"..."` field reads as a leaked token.
+            tracing::info!(token_name = %grant.name, peer = %ip, scope = scope.as_str(), "API token lacks the scope");
             Refusal::Scope(scope)
         }
     };

@@ -209,7 +209,8 @@ pub struct Access {
     pub ingress_url: Option<String>,
     #[serde(default)]
     pub ingress_host: Option<String>,
-    /// Direct URLs by endpoint name (`bff`, `nats-monitor`, `prometheus`, `grafana`, `worker`).
+    /// Direct URLs by endpoint name (`bff`, `nats-monitor`, `prometheus`, `grafana`, `worker`;
+    /// `nats`, the client port, as `nats://` or `tls://`).
     #[serde(default)]
     pub urls: BTreeMap<String, String>,
 }
@@ -588,7 +589,12 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
                 .map(|v| ("access.ingress_url".to_string(), v)),
         )
     {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
+        // The NATS client port (security checks) speaks NATS, not HTTP.
+        if name == "access.urls.nats" {
+            if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                return Err(invalid(&name, url, "must be a nats:// or tls:// URL"));
+            }
+        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(&name, url, "must be an http:// or https:// URL"));
         }
     }

@@ -1,7 +1,8 @@
 //! Reaching the FLUO endpoints the way the environment's `[access]` says.
 //!
 //! Endpoint names are those of `[access.urls]`: `bff`, `nats-monitor`, `prometheus`, `grafana`,
-//! `worker`. Resolution order for a name:
+//! `worker`, and `nats` (the client port, `nats://` or `tls://`, for the NATS security checks).
+//! Resolution order for a name:
 //! 1. `[access.urls] name = URL` when present (any mode; `direct` mode requires it);
 //! 2. mode `ingress`: the BFF through `ingress_url` with `Host: ingress_host` (the only service
 //!    the ingress exposes);
@@ -16,20 +17,26 @@ use fluo_core::portforward::PortForward;
 use tokio::sync::OnceCell;
 
 use crate::endpoint::Endpoint;
+use crate::natswire::Target;
 
 pub const BFF: &str = "bff";
 pub const NATS_MONITOR: &str = "nats-monitor";
 pub const PROMETHEUS: &str = "prometheus";
 pub const GRAFANA: &str = "grafana";
 pub const WORKER: &str = "worker";
+pub const NATS: &str = "nats";
+
+/// The client port of the nats Service (infra/components/nats/manifests/service.yaml).
+pub const NATS_CLIENT_PORT: u16 = 4222;
 
 /// The endpoints the post-deploy checks (health and smoke) and the monitor reach (the worker
 /// check goes through the BFF).
 pub const CHECKED_ENDPOINTS: [&str; 4] = [BFF, NATS_MONITOR, PROMETHEUS, GRAFANA];
 
 /// Endpoint name -> the component whose first `[[health]]` entry names its Service and port.
-const ENDPOINT_COMPONENTS: [(&str, &str); 5] = [
+const ENDPOINT_COMPONENTS: [(&str, &str); 6] = [
     (BFF, "bff"),
+    (NATS, "nats"),
     (NATS_MONITOR, "nats"),
     (PROMETHEUS, "prometheus"),
     (GRAFANA, "grafana"),
@@ -38,7 +45,7 @@ const ENDPOINT_COMPONENTS: [(&str, &str); 5] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown endpoint {0:?} (known: bff, nats-monitor, prometheus, grafana, worker)")]
+    #[error("unknown endpoint {0:?} (known: bff, nats, nats-monitor, prometheus, grafana, worker)")]
     Unknown(String),
     #[error("access.mode is \"direct\" but access.urls.{0} is not set in {1}")]
     MissingUrl(String, String),
@@ -92,11 +99,17 @@ impl Resolver {
             .iter()
             .filter_map(|(name, component)| {
                 let health = config.component(component)?.spec.health.first()?;
+                // The NATS health entry names the monitoring port; clients use the client port.
+                let port = if *name == NATS {
+                    NATS_CLIENT_PORT
+                } else {
+                    health.port
+                };
                 Some((
                     (*name).to_owned(),
                     ServiceTarget {
                         service: health.service.clone(),
-                        port: health.port,
+                        port,
                     },
                 ))
             })
@@ -213,6 +226,43 @@ impl Resolver {
             &forward.url(),
             &format!("pod/{}:{}", forward.pod(), forward.pod_port()),
         ))
+    }
+}
+
+impl Resolver {
+    /// Whether the NATS client port can be reached as configured (`access.urls.nats`, or a
+    /// port-forward through the cluster).
+    pub fn has_nats_client(&self) -> bool {
+        self.route(NATS).is_ok()
+    }
+
+    /// The NATS client port: `access.urls.nats`, whose host is also the TLS name, or a
+    /// port-forward to the nats Service's client port, checked under the Service name (what
+    /// the BFF and workers connect to).
+    pub async fn nats_client(&self) -> std::result::Result<Target, String> {
+        let server_name = match self.route(NATS).map_err(|e| e.to_string())? {
+            Route::Forward(target, _) => target.service.clone(),
+            Route::Direct(_) | Route::Ingress(..) => String::new(),
+        };
+        let endpoint = self.endpoint(NATS).await.map_err(|e| e.to_string())?;
+        let base = endpoint.url("");
+        let addr = base
+            .split_once("://")
+            .map_or(base.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_owned();
+        let server_name = if server_name.is_empty() {
+            addr.rsplit_once(':')
+                .map_or(addr.as_str(), |(host, _)| host)
+                .to_owned()
+        } else {
+            server_name
+        };
+        Ok(Target {
+            addr,
+            server_name,
+            via: endpoint.via().to_owned(),
+        })
     }
 }
 

@@ -1,7 +1,8 @@
-//! Where the smoke test and the security checks get the BFF API token they submit jobs with,
-//! the way an operator would: a token file (`--api-token-file` / `FLUO_API_TOKEN_FILE`), or
-//! else the Secret `fluo-smoke-api-token` (key `token`) in the deploy's namespace, read with
-//! the deployer's credentials. The token itself is never shown.
+//! Where the smoke test and the security checks get the BFF API tokens they use, the way an
+//! operator would: a token file (`--api-token-file` / `FLUO_API_TOKEN_FILE`), or else the Secret
+//! `fluo-smoke-api-token` in the deploy's namespace, read with the deployer's credentials: key
+//! `token` (jobs:submit, jobs:read) and key `read-token` (jobs:read only, for the wrong-scope
+//! check; `--api-read-token-file`). The tokens themselves are never shown.
 
 use std::path::Path;
 
@@ -13,12 +14,29 @@ use crate::endpoint::ApiToken;
 
 pub const TOKEN_FILE_ENV: &str = "FLUO_API_TOKEN_FILE";
 pub use fluo_secrets::bundle::SMOKE_TOKEN as SMOKE_TOKEN_SECRET;
+pub use fluo_secrets::bundle::{READ_TOKEN_KEY, SMOKE_TOKEN_KEY};
 
 /// The token from `file`, else from the cluster's Secret, else None (requests then go
 /// without one, and a secured BFF answers 401, which the evidence explains).
 pub async fn find(
     file: Option<&Path>,
     cluster: Option<&Cluster>,
+) -> Result<Option<ApiToken>, String> {
+    find_key(file, cluster, SMOKE_TOKEN_KEY).await
+}
+
+/// The jobs:read-only token: from `file`, else key `read-token` of the smoke token Secret.
+pub async fn find_read_only(
+    file: Option<&Path>,
+    cluster: Option<&Cluster>,
+) -> Result<Option<ApiToken>, String> {
+    find_key(file, cluster, READ_TOKEN_KEY).await
+}
+
+async fn find_key(
+    file: Option<&Path>,
+    cluster: Option<&Cluster>,
+    key: &str,
 ) -> Result<Option<ApiToken>, String> {
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)
@@ -32,18 +50,26 @@ pub async fn find(
     let Some(cluster) = cluster else {
         return Ok(None);
     };
-    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-    let secret = api.get_opt(SMOKE_TOKEN_SECRET).await.map_err(|e| {
-        format!(
-            "reading Secret {}/{SMOKE_TOKEN_SECRET}: {e}",
-            cluster.namespace
-        )
-    })?;
-    let token = secret
-        .and_then(|s| s.data)
-        .and_then(|mut data| data.remove("token"))
-        .and_then(|bytes| String::from_utf8(bytes.0).ok());
+    let token = secret_key(cluster, SMOKE_TOKEN_SECRET, key).await?;
     Ok(token.map(|t| ApiToken::new(t.trim())))
+}
+
+/// Key `key` of Secret `secret` in the cluster's namespace, read with the deployer's
+/// credentials; None when the Secret or the key is missing.
+pub async fn secret_key(
+    cluster: &Cluster,
+    secret: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let found = api
+        .get_opt(secret)
+        .await
+        .map_err(|e| format!("reading Secret {}/{secret}: {e}", cluster.namespace))?;
+    Ok(found
+        .and_then(|s| s.data)
+        .and_then(|mut data| data.remove(key))
+        .and_then(|bytes| String::from_utf8(bytes.0).ok()))
 }
 
 #[cfg(test)]

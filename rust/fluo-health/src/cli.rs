@@ -11,7 +11,47 @@ use fluo_core::config::{AccessMode, Config};
 use fluo_core::exit::Exit;
 
 use crate::access::Cluster;
+use crate::health::{CheckName, Options};
 use crate::report::Report;
+
+/// fluo-health's own flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthFlags {
+    /// Run only these checks (comma-separated): pods, bff, nats, workers, grafana, prometheus,
+    /// logs, api-auth, nats-auth, nats-tls, rbac, pod-env.
+    #[arg(long = "check", value_delimiter = ',')]
+    pub checks: Vec<CheckName>,
+    /// Bearer token for Grafana's search API, when anonymous access is off.
+    #[arg(long, env = "FLUO_GRAFANA_TOKEN", hide_env_values = true)]
+    pub grafana_token: Option<String>,
+    /// File holding the BFF API token (scopes jobs:submit, jobs:read) the workers and api-auth
+    /// checks use. Without it the token is read from the Secret fluo-smoke-api-token.
+    #[arg(long, env = "FLUO_API_TOKEN_FILE")]
+    pub api_token_file: Option<std::path::PathBuf>,
+    /// File holding a jobs:read-only BFF API token, which api-auth expects a 403 with. Without
+    /// it, key read-token of the Secret fluo-smoke-api-token.
+    #[arg(long, env = "FLUO_API_READ_TOKEN_FILE")]
+    pub api_read_token_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA the NATS server certificate must chain to (nats-tls). Without it,
+    /// key ca.crt of the Secret nats-tls.
+    #[arg(long, env = "FLUO_NATS_CA_FILE")]
+    pub nats_ca_file: Option<std::path::PathBuf>,
+}
+
+impl HealthFlags {
+    /// The run's options, each check under `timeout`.
+    pub fn into_options(self, timeout: Duration) -> Options {
+        let mut options = Options::new(timeout);
+        options.grafana_token = self.grafana_token;
+        options.api_token_file = self.api_token_file;
+        options.api_read_token_file = self.api_read_token_file;
+        options.nats_ca_file = self.nats_ca_file;
+        if !self.checks.is_empty() {
+            options.only = Some(self.checks.into_iter().collect());
+        }
+        options
+    }
+}
 
 /// Timeout of each check without `--timeout`.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -23,10 +23,15 @@ pub enum CheckName {
     Grafana,
     Prometheus,
     Logs,
+    ApiAuth,
+    NatsAuth,
+    NatsTls,
+    Rbac,
+    PodEnv,
 }
 
 impl CheckName {
-    pub const ALL: [CheckName; 7] = [
+    pub const ALL: [CheckName; 12] = [
         CheckName::Pods,
         CheckName::Bff,
         CheckName::Nats,
@@ -34,6 +39,11 @@ impl CheckName {
         CheckName::Grafana,
         CheckName::Prometheus,
         CheckName::Logs,
+        CheckName::ApiAuth,
+        CheckName::NatsAuth,
+        CheckName::NatsTls,
+        CheckName::Rbac,
+        CheckName::PodEnv,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,12 +55,25 @@ impl CheckName {
             CheckName::Grafana => "grafana",
             CheckName::Prometheus => "prometheus",
             CheckName::Logs => "logs",
+            CheckName::ApiAuth => "api-auth",
+            CheckName::NatsAuth => "nats-auth",
+            CheckName::NatsTls => "nats-tls",
+            CheckName::Rbac => "rbac",
+            CheckName::PodEnv => "pod-env",
         }
     }
 
     /// Checks that read the cluster itself (not just endpoints).
     pub fn needs_cluster(self) -> bool {
-        matches!(self, CheckName::Pods | CheckName::Logs)
+        matches!(
+            self,
+            CheckName::Pods | CheckName::Logs | CheckName::Rbac | CheckName::PodEnv
+        )
+    }
+
+    /// Checks that connect to the NATS client port (`access.urls.nats` or a port-forward).
+    pub fn needs_nats_client(self) -> bool {
+        matches!(self, CheckName::NatsAuth | CheckName::NatsTls)
     }
 }
 
@@ -88,6 +111,11 @@ pub struct Options {
     /// The BFF API token file the workers check submits its job with; None: the cluster's
     /// smoke token Secret ([`crate::api_token::find`]).
     pub api_token_file: Option<std::path::PathBuf>,
+    /// A jobs:read-only token for the wrong-scope check; None: key `read-token` of the smoke
+    /// token Secret.
+    pub api_read_token_file: Option<std::path::PathBuf>,
+    /// The CA the NATS certificate must chain to; None: the Secret nats-tls.
+    pub nats_ca_file: Option<std::path::PathBuf>,
     pub prometheus: Expectations,
 }
 
@@ -98,6 +126,8 @@ impl Options {
             timeout,
             grafana_token: None,
             api_token_file: None,
+            api_read_token_file: None,
+            nats_ca_file: None,
             prometheus: Expectations {
                 jobs: vec!["fluo-bff".to_owned(), "fluo-worker".to_owned()],
                 metric_prefixes: vec!["fluo_bff_".to_owned()],
@@ -107,27 +137,30 @@ impl Options {
 }
 
 /// The checks to run and the ones left out with why. Without `--check`, cluster checks (pods,
-/// logs) run only when a cluster is configured; that is reported, never silent.
+/// logs, rbac, pod-env) run only when a cluster is configured, and the NATS client checks only
+/// when the client port can be reached; that is reported, never silent.
 pub fn selected(
     options: &Options,
     has_cluster: bool,
+    has_nats_client: bool,
 ) -> (Vec<CheckName>, BTreeMap<CheckName, String>) {
     match &options.only {
         Some(only) => (only.iter().copied().collect(), BTreeMap::new()),
         None => {
-            let (run, left): (Vec<_>, Vec<_>) = CheckName::ALL
+            let why_not = |c: CheckName| {
+                if c.needs_cluster() && !has_cluster {
+                    Some("no cluster access (access.mode direct, no kubeconfig)")
+                } else if c.needs_nats_client() && !has_nats_client {
+                    Some("no way to the NATS client port (direct access without access.urls.nats)")
+                } else {
+                    None
+                }
+            };
+            let run = CheckName::ALL.into_iter().filter(|c| why_not(*c).is_none());
+            let left = CheckName::ALL
                 .into_iter()
-                .partition(|c| has_cluster || !c.needs_cluster());
-            let left = left
-                .into_iter()
-                .map(|c| {
-                    (
-                        c,
-                        "no cluster access (access.mode direct, no kubeconfig)".to_owned(),
-                    )
-                })
-                .collect();
-            (run, left)
+                .filter_map(|c| why_not(c).map(|why| (c, why.to_owned())));
+            (run.collect(), left.collect())
         }
     }
 }
@@ -148,7 +181,11 @@ pub async fn run_for(
 
 /// Run the selected checks concurrently and report.
 pub async fn run(config: &Config, resolver: Arc<Resolver>, options: &Options) -> Report {
-    let (names, not_run) = selected(options, resolver.cluster().is_some());
+    let (names, not_run) = selected(
+        options,
+        resolver.cluster().is_some(),
+        resolver.has_nats_client(),
+    );
     let http = crate::endpoint::http_client(options.timeout);
     let checks: Vec<Check> = names
         .iter()
@@ -232,6 +269,58 @@ fn build(
             let cluster = resolver.cluster().ok_or_else(no_cluster)?;
             checks::logs::probe(cluster).await
         }),
+        CheckName::ApiAuth => {
+            let (full, read_only) = (
+                options.api_token_file.clone(),
+                options.api_read_token_file.clone(),
+            );
+            Check::new(name.as_str(), timeout, async move {
+                let tokens = checks::api_auth::Tokens {
+                    full: crate::api_token::find(full.as_deref(), resolver.cluster()).await?,
+                    read_only: crate::api_token::find_read_only(
+                        read_only.as_deref(),
+                        resolver.cluster(),
+                    )
+                    .await?,
+                };
+                let ep = endpoint(&resolver, access::BFF).await?;
+                checks::api_auth::probe(&http, &ep, tokens).await
+            })
+        }
+        CheckName::NatsAuth | CheckName::NatsTls => {
+            let ca_file = options.nats_ca_file.clone();
+            Check::new(name.as_str(), timeout, async move {
+                use checks::nats_security as nats;
+                let ca = nats::expected_ca(ca_file.as_deref(), resolver.cluster()).await?;
+                let target = resolver.nats_client().await?;
+                match (name, ca) {
+                    (CheckName::NatsAuth, ca) => nats::anonymous_probe(&target, ca.as_ref()).await,
+                    (_, Some(ca)) => nats::tls_probe(&target, &ca).await,
+                    (_, None) => Err("no CA to verify the NATS certificate against: give \
+                                      --nats-ca-file or create the Secret nats-tls (key ca.crt)"
+                        .to_owned()),
+                }
+            })
+        }
+        CheckName::Rbac => {
+            let manifests = config.cluster_manifests.clone();
+            Check::new(name.as_str(), timeout, async move {
+                let cluster = resolver.cluster().ok_or_else(no_cluster)?;
+                let app = cluster.namespace.as_str();
+                let namespaces: Vec<_> = [app, fluo_core::SYSTEM_NAMESPACE]
+                    .into_iter()
+                    .map(|ns| {
+                        let objects = manifests.iter().map(|d| &d.object);
+                        (ns.to_owned(), checks::rbac::documented(objects, ns, app))
+                    })
+                    .collect();
+                checks::rbac::probe(cluster, &namespaces).await
+            })
+        }
+        CheckName::PodEnv => Check::new(name.as_str(), timeout, async move {
+            let cluster = resolver.cluster().ok_or_else(no_cluster)?;
+            checks::pod_env::probe(cluster).await
+        }),
     }
 }
 
@@ -265,14 +354,14 @@ mod tests {
         assert_eq!("nats".parse::<CheckName>(), Ok(CheckName::Nats));
         assert_eq!(
             "natz".parse::<CheckName>(),
-            Err("unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs)".into())
+            Err("unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs, api-auth, nats-auth, nats-tls, rbac, pod-env)".into())
         );
     }
 
     #[test]
     fn without_a_cluster_cluster_checks_are_reported_as_not_run() {
         let options = Options::new(Duration::from_secs(5));
-        let (run, left) = selected(&options, false);
+        let (run, left) = selected(&options, false, false);
         assert_eq!(
             run,
             [
@@ -280,21 +369,30 @@ mod tests {
                 CheckName::Nats,
                 CheckName::Workers,
                 CheckName::Grafana,
-                CheckName::Prometheus
+                CheckName::Prometheus,
+                CheckName::ApiAuth,
             ]
         );
         assert_eq!(
             left.keys().copied().collect::<Vec<_>>(),
-            [CheckName::Pods, CheckName::Logs]
+            [
+                CheckName::Pods,
+                CheckName::Logs,
+                CheckName::NatsAuth,
+                CheckName::NatsTls,
+                CheckName::Rbac,
+                CheckName::PodEnv
+            ]
         );
-        assert_eq!(selected(&options, true).0, CheckName::ALL);
+        assert!(left[&CheckName::NatsTls].contains("access.urls.nats"));
+        assert_eq!(selected(&options, true, true).0, CheckName::ALL);
     }
 
     #[test]
     fn explicit_selection_runs_exactly_that() {
         let mut options = Options::new(Duration::from_secs(5));
         options.only = Some([CheckName::Logs, CheckName::Bff].into());
-        let (run, left) = selected(&options, false);
+        let (run, left) = selected(&options, false, false);
         assert_eq!(run, [CheckName::Bff, CheckName::Logs]);
         assert!(left.is_empty());
     }

@@ -8,6 +8,7 @@
 //! - [`jobs`]: the BFF jobs API (test job submit + wait), shared with fluo-smoke;
 //! - [`promapi`]: Prometheus HTTP API; [`monitor`]: the post-deploy watch;
 //! - [`secrets`]: secrets leaked into logs, found and redacted by `fluo_core::secrets`;
+//! - [`natswire`]: the NATS client handshake the NATS security checks judge;
 //! - [`cli`]: global flags, configuration and cluster connection for the binaries.
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod endpoint;
 pub mod health;
 pub mod jobs;
 pub mod monitor;
+pub mod natswire;
 pub mod promapi;
 pub mod report;
 pub mod secrets;

@@ -1,28 +1,43 @@
 //! Secrets leaked into log text, line by line: what the log scan reports. Detection and
-//! redaction are `fluo_core::secrets`; a finding keeps the line number and the kind of the first
-//! secret on the line, and shows the line with every secret on it redacted.
+//! redaction are `fluo_core::secrets` (patterns) plus the known values of the platform's Secrets
+//! (a bare random password matches no pattern); a finding keeps the line number and the kind of
+//! the first secret on the line, and shows the line with every secret on it redacted.
 
 use fluo_core::secrets;
 use serde::Serialize;
+
+use crate::checks::secret_values::Known;
 
 /// One line of a log that holds a secret; `excerpt` is the line with its secrets redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub line: usize,
-    pub kind: &'static str,
+    pub kind: String,
     pub excerpt: String,
 }
 
 /// Every line of `text` that holds a secret, line numbers starting at 1.
 pub fn scan(text: &str) -> Vec<Finding> {
+    scan_with(text, &[])
+}
+
+/// [`scan`], also finding the values in `known` (named by their Secret and key).
+pub fn scan_with(text: &str, known: &[Known]) -> Vec<Finding> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
-            let first = secrets::find(line).into_iter().next()?;
+            let holding: Vec<&Known> = known.iter().filter(|k| k.is_in(line)).collect();
+            let kind = match secrets::find(line).into_iter().next() {
+                Some(first) => first.kind.to_owned(),
+                None => format!("value of {}", holding.first()?.describe()),
+            };
+            let excerpt = holding
+                .iter()
+                .fold(line.to_owned(), |text, k| k.redact(&text));
             Some(Finding {
                 line: i + 1,
-                kind: first.kind,
-                excerpt: secrets::redact(line),
+                kind,
+                excerpt: secrets::redact(&excerpt),
             })
         })
         .collect()
@@ -39,7 +54,7 @@ mod tests {
             scan(log),
             [Finding {
                 line: 2,
-                kind: "credential assignment",
+                kind: "credential assignment".into(),
                 excerpt: "user=admin password=[REDACTED]".into()
             }]
         );
@@ -52,10 +67,30 @@ mod tests {
             scan(log),
             [Finding {
                 line: 2,
-                kind: "aws access key",
+                kind: "aws access key".into(),
                 excerpt: "key [REDACTED] dsn nats://fluo:[REDACTED]@nats:4222".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_bare_secret_value_is_found_by_its_secret_and_redacted() {
+        let known = [Known::new(
+            "nats-credentials",
+            "worker.password",
+            "a1b2c3d4e5f6a7b8c9d0",
+        )
+        .unwrap()];
+        let log = "INFO ready\nDEBUG retrying with a1b2c3d4e5f6a7b8c9d0 now\n";
+        assert_eq!(
+            scan_with(log, &known),
+            [Finding {
+                line: 2,
+                kind: "value of Secret nats-credentials key worker.password".into(),
+                excerpt: "DEBUG retrying with [REDACTED] now".into()
+            }]
+        );
+        assert_eq!(scan(log), []);
     }
 
     #[test]

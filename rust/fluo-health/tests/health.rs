@@ -7,7 +7,9 @@ mod health {
     pub mod support;
 
     mod cli;
-    mod emulator;
+    mod cluster_security;
+    pub mod emulator;
     mod local_stack;
     mod monitor;
+    mod security;
 }

@@ -88,7 +88,11 @@ impl Stack {
             .stderr(log)
             .spawn()
             .context("starting kube-emulator")?;
-        let runner = Runner::new(&options.bin_dir, &options.repo, &kubeconfig, &infra);
+        // The binaries run as the deployer (the group the infra/k8s/manifests RBAC binds), so
+        // the rbac security check sees the deployer's rules; the operator's objects go in with
+        // the emulator's admin kubeconfig.
+        let deployer = work.path().join("deployer.kubeconfig");
+        let runner = Runner::new(&options.bin_dir, &options.repo, &deployer, &infra);
         let mut stack = Stack {
             runner,
             ingress_url,
@@ -97,7 +101,11 @@ impl Stack {
             work,
         };
         stack.wait_for_kubeconfig(&kubeconfig).await?;
-        stack.api_token = stack.create_operator_objects().await?;
+        std::fs::write(
+            &deployer,
+            as_deployer(&std::fs::read_to_string(&kubeconfig)?)?,
+        )?;
+        stack.api_token = stack.create_operator_objects(&kubeconfig).await?;
         Ok(stack)
     }
 
@@ -147,13 +155,16 @@ impl Stack {
 
     /// What an operator creates before the first deploy on a real cluster (infra/README.md):
     /// the namespace and the external Secrets ([`operator_objects`]). Applied with the real
-    /// kubectl. Returns the smoke token.
-    async fn create_operator_objects(&self) -> anyhow::Result<String> {
+    /// kubectl as the emulator's `admin`. Returns the smoke token.
+    async fn create_operator_objects(&self, admin: &Path) -> anyhow::Result<String> {
         let manifest = self.work.path().join("operator-objects.yaml");
         let (objects, token) = operator_objects()?;
         std::fs::write(&manifest, objects)?;
         let path = manifest.display().to_string();
-        let applied = self.run("kubectl", &["apply", "-f", &path]).await;
+        let admin = admin.display().to_string();
+        let applied = self
+            .run("kubectl", &["--kubeconfig", &admin, "apply", "-f", &path])
+            .await;
         if applied.code != Some(0) {
             bail!("kubectl apply of the external Secret failed: {applied}");
         }
@@ -180,6 +191,28 @@ impl Drop for Stack {
         let _ = emulator.kill();
         let _ = emulator.wait();
     }
+}
+
+/// The user and group the deployer runs as (the subjects of infra/k8s/manifests/rbac-*.yaml).
+pub const DEPLOYER_USER: &str = "fluo-deployer";
+pub const DEPLOYER_GROUP: &str = "fluo:deployers";
+
+/// `kubeconfig` with every user acting as the deployer (kubeconfig `as` / `as-groups`, which
+/// kube-rs and kubectl send as impersonation headers).
+pub fn as_deployer(kubeconfig: &str) -> anyhow::Result<String> {
+    let mut config: serde_yaml::Value = serde_yaml::from_str(kubeconfig)?;
+    let users = config["users"]
+        .as_sequence_mut()
+        .context("the kubeconfig has no users")?;
+    for user in users {
+        let auth = &mut user["user"];
+        if !auth.is_mapping() {
+            *auth = serde_yaml::Mapping::new().into();
+        }
+        auth["as"] = DEPLOYER_USER.into();
+        auth["as-groups"] = vec![DEPLOYER_GROUP].into();
+    }
+    Ok(serde_yaml::to_string(&config)?)
 }
 
 /// The namespace, grafana's admin Secret and the security Secrets (NATS users and TLS, the
@@ -366,4 +399,20 @@ fn write_image_map(options: &StackOptions, out: &Path) -> anyhow::Result<()> {
     }
     std::fs::write(out, toml::to_string(&map)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployer_kubeconfig_impersonates_the_deployers_group() {
+        let admin = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers:\n- name: emu\n  user: {}\n";
+        let deployer = as_deployer(admin).unwrap();
+        let config: serde_yaml::Value = serde_yaml::from_str(&deployer).unwrap();
+        let auth = &config["users"][0]["user"];
+        assert_eq!(auth["as"].as_str(), Some(DEPLOYER_USER));
+        assert_eq!(auth["as-groups"][0].as_str(), Some(DEPLOYER_GROUP));
+        assert!(as_deployer("users: 3").is_err());
+    }
 }

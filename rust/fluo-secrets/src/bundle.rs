@@ -15,6 +15,11 @@ pub const NATS_AUTH: &str = "nats-auth";
 pub const NATS_TLS: &str = "nats-tls";
 pub const NATS_CREDENTIALS: &str = "nats-credentials";
 
+/// Keys of the smoke token Secret: the smoke test's token (jobs:submit, jobs:read) and a
+/// jobs:read-only token the post-deploy security check expects a 403 with.
+pub const SMOKE_TOKEN_KEY: &str = "token";
+pub const READ_TOKEN_KEY: &str = "read-token";
+
 pub const ALL: [&str; 5] = [
     API_TOKENS,
     SMOKE_TOKEN,
@@ -27,7 +32,8 @@ pub const ALL: [&str; 5] = [
 pub type Secret = (&'static str, BTreeMap<String, String>);
 
 /// Fresh credentials for `namespace`: a local CA and NATS certificate, NATS users, and the
-/// smoke test's API token (both scopes) in the BFF's tokens file.
+/// smoke test's API token (both scopes) and the security check's jobs:read-only token in the
+/// BFF's tokens file.
 pub fn local(namespace: &str) -> Result<Vec<Secret>, tls::Error> {
     let bundle = tls::generate("fluo-local-ca", &tls::service_names(namespace))?;
     let passwords: Vec<(String, String)> = nats_users::USERS
@@ -35,19 +41,30 @@ pub fn local(namespace: &str) -> Result<Vec<Secret>, tls::Error> {
         .map(|user| ((*user).to_owned(), nats_users::random_password()))
         .collect();
     let smoke = tokens::mint();
+    let reader = tokens::mint();
     let file = TokensFile {
-        tokens: vec![Entry {
-            name: "smoke".into(),
-            sha256: tokens::hash(&smoke),
-            scopes: Scope::ALL.to_vec(),
-        }],
+        tokens: vec![
+            Entry {
+                name: "smoke".into(),
+                sha256: tokens::hash(&smoke),
+                scopes: Scope::ALL.to_vec(),
+            },
+            Entry {
+                name: "security-check".into(),
+                sha256: tokens::hash(&reader),
+                scopes: vec![Scope::JobsRead],
+            },
+        ],
     };
     let data = |pairs: Vec<(&str, String)>| -> BTreeMap<String, String> {
         pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     };
     Ok(vec![
         (API_TOKENS, data(vec![("tokens.toml", file.render())])),
-        (SMOKE_TOKEN, data(vec![("token", smoke)])),
+        (
+            SMOKE_TOKEN,
+            data(vec![(SMOKE_TOKEN_KEY, smoke), (READ_TOKEN_KEY, reader)]),
+        ),
         (
             NATS_AUTH,
             data(vec![(
@@ -85,8 +102,16 @@ mod tests {
         };
         let file = TokensFile::parse(&get(API_TOKENS, "tokens.toml")).unwrap();
         assert_eq!(
-            file.verify(&get(SMOKE_TOKEN, "token")).unwrap().scopes,
+            file.verify(&get(SMOKE_TOKEN, SMOKE_TOKEN_KEY))
+                .unwrap()
+                .scopes,
             Scope::ALL
+        );
+        assert_eq!(
+            file.verify(&get(SMOKE_TOKEN, READ_TOKEN_KEY))
+                .unwrap()
+                .scopes,
+            [Scope::JobsRead]
         );
         let auth = get(NATS_AUTH, nats_users::AUTH_CONF);
         for user in nats_users::USERS {

@@ -24,6 +24,7 @@ mod kube_emulator {
     pub mod process;
     pub mod process_exec;
     pub mod process_memory;
+    pub mod rules_review;
     pub mod standins;
     pub mod support;
     pub mod watch;

@@ -115,6 +115,13 @@ async fn tokens_and_scopes_decide_and_health_stays_open() {
     for token in [planted, reader, secured.token("tests")] {
         assert!(!log.contains(&token), "a token is in the BFF log");
     }
+    // Nor anything the post-deploy log scan reads as one (a token's name in a `token` field).
+    let findings = fluo_core::secrets::find(&log);
+    assert!(
+        findings.is_empty(),
+        "{:?} in {log}",
+        findings.first().map(|f| f.kind)
+    );
 }
 
 #[tokio::test]

@@ -207,6 +207,12 @@ fn wrong_types_and_values_name_the_key() {
             "\"127.0.0.1:8080\"",
             "`access.urls.bff`",
         ),
+        (
+            "environments/local.toml",
+            "bff = \"http://127.0.0.1:8080\"",
+            "bff = \"http://127.0.0.1:8080\"\nnats = \"http://127.0.0.1:4222\"",
+            "must be a nats:// or tls:// URL",
+        ),
     ];
     for (file, from, to, expected) in cases {
         let tree = Tree::new();

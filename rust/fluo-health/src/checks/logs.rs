@@ -1,11 +1,13 @@
-//! Log scan: no pod in the environment's namespace writes secrets to its logs. Findings name
-//! the pod, container and line, with the secret redacted.
+//! Log scan: no pod in the environment's namespace writes secrets to its logs, whether they
+//! match a secret pattern or are the value of one of the platform's Secrets. Findings name the
+//! pod, container and line, with the secret redacted.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, LogParams};
 
 use crate::access::Cluster;
 use crate::check::ProbeResult;
+use crate::checks::secret_values;
 use crate::secrets;
 
 /// How much of each container's log is read (the most recent part).
@@ -17,6 +19,7 @@ pub async fn probe(cluster: &Cluster) -> ProbeResult {
         .list(&ListParams::default())
         .await
         .map_err(|e| format!("listing pods in {}: {e}", cluster.namespace))?;
+    let (known, _) = secret_values::read(cluster, &secret_values::referenced(&list.items)).await?;
     let mut scanned = 0usize;
     let mut findings = Vec::new();
     for pod in &list.items {
@@ -44,7 +47,7 @@ pub async fn probe(cluster: &Cluster) -> ProbeResult {
                 Err(e) => return Err(format!("reading logs of {name}/{container}: {e}")),
             };
             scanned += 1;
-            findings.extend(secrets::scan(&text).into_iter().map(|f| {
+            findings.extend(secrets::scan_with(&text, &known).into_iter().map(|f| {
                 format!(
                     "{name}/{container} line {}: {}: {}",
                     f.line, f.kind, f.excerpt

@@ -11,7 +11,7 @@ async fn unknown_check_is_a_usage_error() {
         .await
         .code(2)
         .stderr_has(
-            "unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs)",
+            "unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs, api-auth, nats-auth, nats-tls, rbac, pod-env)",
         );
 }
 

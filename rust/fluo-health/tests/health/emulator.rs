@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::support::{TestInfra, fluo_health};
 
-async fn emulator() -> (Emulator, kube::Client) {
+pub async fn emulator() -> (Emulator, kube::Client) {
     fluo_core::tls::install_crypto_provider();
     let emulator = Emulator::start(Options::default())
         .await
@@ -25,7 +25,7 @@ async fn emulator() -> (Emulator, kube::Client) {
     (emulator, client)
 }
 
-fn port_forward_env() -> TestInfra {
+pub fn port_forward_env() -> TestInfra {
     TestInfra::new("pf", "kube-emulator", "[access]\nmode = \"port-forward\"\n")
 }
 
@@ -61,7 +61,7 @@ async fn pod(
         .unwrap_or_else(|e| panic!("create pod {name}: {e}"));
 }
 
-async fn wait_ready(client: &kube::Client, name: &str) {
+pub async fn wait_ready(client: &kube::Client, name: &str) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "fluo");
     eventually(
         &format!("pod {name} ready"),

@@ -6,16 +6,23 @@ use std::time::Duration;
 use fluo_teststack::eventually;
 
 use super::support::{
-    GrafanaStandIn, TestInfra, fluo_health, healthy_stack, run_checks, stack_urls,
+    GrafanaStandIn, TestInfra, fluo_health, healthy_stack, run_checks, secured_flags,
+    secured_healthy_stack, stack_urls,
 };
 
 #[tokio::test]
-async fn all_checks_pass_against_the_healthy_stack() {
-    let stack = healthy_stack().await;
+async fn all_checks_pass_against_the_healthy_secured_stack() {
+    let stack = secured_healthy_stack().await;
     let grafana = GrafanaStandIn::start("ok").await;
-    let infra = TestInfra::direct(&stack_urls(&stack, &grafana));
+    let mut urls = stack_urls(&stack, &grafana);
+    urls.push(("nats", stack.nats_url()));
+    let infra = TestInfra::direct(&urls);
 
-    let ran = fluo_health(&infra).args(["-o", "json"]).run().await;
+    let ran = fluo_health(&infra)
+        .args(["-o", "json"])
+        .args(secured_flags(&stack))
+        .run()
+        .await;
     ran.code(0);
     let json = ran.json();
     assert_eq!(json["passed"], true);
@@ -25,7 +32,19 @@ async fn all_checks_pass_against_the_healthy_stack() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["bff", "nats", "workers", "grafana", "prometheus"]);
+    assert_eq!(
+        names,
+        [
+            "bff",
+            "nats",
+            "workers",
+            "grafana",
+            "prometheus",
+            "api-auth",
+            "nats-auth",
+            "nats-tls"
+        ]
+    );
     assert!(
         ran.check("bff")
             .1
@@ -56,9 +75,9 @@ async fn all_checks_pass_against_the_healthy_stack() {
     );
     assert!(json["not_run"]["logs"].is_string());
 
-    let text = fluo_health(&infra).run().await;
+    let text = fluo_health(&infra).args(secured_flags(&stack)).run().await;
     text.code(0)
-        .stdout_has("health ci: 5 of 5 checks passed\n")
+        .stdout_has("health ci: 8 of 8 checks passed\n")
         .stdout_has("pods        NOT RUN");
 }
 

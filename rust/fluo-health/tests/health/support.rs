@@ -17,6 +17,33 @@ pub async fn healthy_stack() -> Stack {
     stack
 }
 
+/// The full local stack secured as deployed (NATS users and TLS, BFF API tokens), once
+/// Prometheus has scraped it.
+pub async fn secured_healthy_stack() -> Stack {
+    let stack = Stack::builder()
+        .all()
+        .secured()
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("starting the secured local stack: {e}"));
+    wait_targets_up(&stack, 2).await;
+    stack
+}
+
+/// The flags giving fluo-health a secured stack's tokens and CA.
+pub fn secured_flags(stack: &Stack) -> Vec<String> {
+    let dir = &stack.secured().expect("a secured stack").dir;
+    let file = |name: &str| dir.join(name).display().to_string();
+    vec![
+        "--api-token-file".into(),
+        file("tests.token"),
+        "--api-read-token-file".into(),
+        file("reader.token"),
+        "--nats-ca-file".into(),
+        file("ca.crt"),
+    ]
+}
+
 /// Until Prometheus reports `n` targets up and has FLUO BFF series.
 pub async fn wait_targets_up(stack: &Stack, n: usize) {
     eventually("prometheus targets up", Duration::from_secs(60), || async {

@@ -1,5 +1,6 @@
 //! The HTTP surface: the listener, routing, discovery and OpenAPI documents, Table rendering,
-//! fault injection, and the pod subresources that stream (log, port-forward).
+//! fault injection, the pod subresources that stream (log, port-forward), and the
+//! SelfSubjectRulesReview.
 
 pub mod connection;
 pub mod discovery;
@@ -11,5 +12,6 @@ pub mod params;
 pub mod portforward;
 pub mod request_count;
 pub mod routes;
+pub mod rules_review;
 pub mod server;
 pub mod table;

@@ -20,6 +20,8 @@ pub enum Route {
     ResourceList(String, String),
     OpenApiIndex,
     OpenApiDoc(String, String),
+    /// POST authorization.k8s.io/v1 selfsubjectrulesreviews (`rules_review`).
+    RulesReview,
     Resource(Target),
 }
 
@@ -41,6 +43,14 @@ pub fn parse_route(path: &str) -> Result<Route> {
         }
         ["openapi", "v3", "apis", g, v] => {
             return Ok(Route::OpenApiDoc((*g).to_string(), (*v).to_string()));
+        }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectrulesreviews",
+        ] => {
+            return Ok(Route::RulesReview);
         }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),

@@ -29,6 +29,7 @@ use crate::http::openapi;
 use crate::http::params::Params;
 use crate::http::portforward;
 use crate::http::routes::{Route, Target, parse_route};
+use crate::http::rules_review;
 use crate::http::table;
 use crate::kubelet::process::ProcessNode;
 use crate::wire::portforward_spdy::Resolve;
@@ -104,6 +105,21 @@ async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
             Some(doc) => ok(&doc),
             None => ApiError::no_route().into_response(),
         },
+        Route::RulesReview if req.method() == Method::POST => {
+            let headers = req.headers().clone();
+            let content_type = header_str(&headers, header::CONTENT_TYPE).to_string();
+            let reviewed = match read_body(req).await {
+                Ok(body) => parse_object(&body, &content_type).and_then(|request| {
+                    rules_review::review(&app.store.lock(), &headers, &request)
+                }),
+                Err(e) => Err(e),
+            };
+            match reviewed {
+                Ok(review) => json_response(StatusCode::CREATED, &review, "application/json"),
+                Err(e) => e.into_response(),
+            }
+        }
+        Route::RulesReview => ApiError::method_not_allowed().into_response(),
         Route::OpenApiIndex => ok(&openapi::index()),
         Route::OpenApiDoc(g, v) => match openapi::document(&g, &v) {
             Some(doc) => (

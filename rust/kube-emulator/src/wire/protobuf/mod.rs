@@ -44,7 +44,7 @@ pub enum Error {
     #[error("content encoding {0:?} of the runtime.Unknown envelope is not supported")]
     ContentEncoding(String),
     #[error(
-        "kube-emulator decodes protobuf request bodies only for v1 Namespace, Secret, ConfigMap and ServiceAccount (the kubectl create generators for them), not {api_version} {kind}; send {kind} as JSON or YAML instead, e.g. with kubectl apply -f"
+        "kube-emulator decodes protobuf request bodies only for v1 Namespace, Secret, ConfigMap and ServiceAccount (the kubectl create generators for them) and SelfSubjectRulesReview, not {api_version} {kind}; send {kind} as JSON or YAML instead, e.g. with kubectl apply -f"
     )]
     UnsupportedKind { api_version: String, kind: String },
 }
@@ -78,6 +78,10 @@ pub fn decode(body: &[u8]) -> Result<Value> {
         ("v1", "Secret") => ("Secret", secret),
         ("v1", "ConfigMap") => ("ConfigMap", config_map),
         ("v1", "ServiceAccount") => ("ServiceAccount", service_account),
+        // What `kubectl auth can-i --list` posts.
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            ("SelfSubjectRulesReview", rules_review)
+        }
         (api_version, kind) => {
             return Err(Error::UnsupportedKind {
                 api_version: api_version.into(),
@@ -86,7 +90,7 @@ pub fn decode(body: &[u8]) -> Result<Value> {
         }
     };
     let mut obj = Map::new();
-    obj.insert("apiVersion".into(), json!("v1"));
+    obj.insert("apiVersion".into(), json!(envelope.api_version));
     obj.insert("kind".into(), json!(kind));
     decoder(Reader::new(envelope.raw, envelope.raw_at, kind), &mut obj)?;
     Ok(Value::Object(obj))
@@ -171,6 +175,20 @@ fn secret(mut r: Reader<'_>, obj: &mut Map<String, Value>) -> Result<()> {
                 obj.insert("immutable".into(), json!(f.bool()?));
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn rules_review(mut r: Reader<'_>, obj: &mut Map<String, Value>) -> Result<()> {
+    while let Some(f) = r.next()? {
+        if f.number == 2 {
+            let mut spec = Map::new();
+            let mut r = f.message("SelfSubjectRulesReviewSpec")?;
+            while let Some(f) = r.next()? {
+                string_field(&mut spec, &f, &[(1, "namespace")])?;
+            }
+            put_object(obj, "spec", spec);
         }
     }
     Ok(())
