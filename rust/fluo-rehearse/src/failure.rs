@@ -22,7 +22,8 @@ pub struct Edited {
 }
 
 impl Edited {
-    /// Adds `name=value` to the env of the first container of the Deployment at `path`.
+    /// Sets `name=value` in the env of the first container of the Deployment at `path` (the
+    /// entry's value when it is there, a new entry when not).
     pub fn with_env(path: PathBuf, name: &str, value: &str) -> Result<Edited, String> {
         let original = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -32,10 +33,15 @@ impl Edited {
             .get_mut("env")
             .and_then(Value::as_sequence_mut)
             .ok_or_else(|| format!("{}: the first container has no env list", path.display()))?;
-        let mut entry = serde_yaml::Mapping::new();
-        entry.insert("name".into(), name.into());
-        entry.insert("value".into(), value.into());
-        env.push(Value::Mapping(entry));
+        match env.iter_mut().find(|e| e["name"].as_str() == Some(name)) {
+            Some(existing) => existing["value"] = value.into(),
+            None => {
+                let mut entry = serde_yaml::Mapping::new();
+                entry.insert("name".into(), name.into());
+                entry.insert("value".into(), value.into());
+                env.push(Value::Mapping(entry));
+            }
+        }
         let text = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(Edited { path, original })
@@ -48,13 +54,20 @@ impl Drop for Edited {
     }
 }
 
-/// The typo of the bad release: a port that does not exist (the BFF exits 2 naming it).
-const BAD_LISTEN: &str = "0.0.0.0:80800";
+/// The typo of the bad release: a token file path beside the mounted one. The gate's
+/// `service.config` rule checks values but not mounted files (they exist only in the pod), so
+/// this passes the gate as such a typo would, and the real BFF exits at start naming the path.
+/// (A malformed value such as a port of 80800 is refused by the gate, nothing applied.)
+const BAD_TOKENS_FILE: &str = "/etc/fluo/api-tokens/token.toml";
 
 pub async fn bad_release(stack: &Stack) -> StepResult {
     let before = bff_image(stack).await?;
     let failed = {
-        let _bad = Edited::with_env(bff_deployment(stack), "FLUO_BFF_LISTEN", BAD_LISTEN)?;
+        let _bad = Edited::with_env(
+            bff_deployment(stack),
+            "FLUO_BFF_AUTH_TOKENS_FILE",
+            BAD_TOKENS_FILE,
+        )?;
         let mut args = vec!["deploy", "bff"];
         args.extend(checks::DEPLOY_SKIPS);
         stack.run("fluo-deploy", &args).await
@@ -79,7 +92,7 @@ pub async fn bad_release(stack: &Stack) -> StepResult {
     let health = checks::health_passes(stack).await?;
     let smoke = checks::smoke_passes(stack).await?;
     Ok(format!(
-        "FLUO_BFF_LISTEN={BAD_LISTEN}: deploy bff exited 1 after {:.1}s ({why}), rolled back automatically; green again: {health}; {}",
+        "FLUO_BFF_AUTH_TOKENS_FILE={BAD_TOKENS_FILE}: deploy bff exited 1 after {:.1}s ({why}), rolled back automatically; green again: {health}; {}",
         failed.took.as_secs_f64(),
         smoke.split(':').next().unwrap_or_default()
     ))
