@@ -23,4 +23,5 @@ pub mod monitor;
 pub mod natswire;
 pub mod promapi;
 pub mod report;
+pub mod secret_values;
 pub mod secrets;

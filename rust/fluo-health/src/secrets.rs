@@ -6,7 +6,7 @@
 use fluo_core::secrets;
 use serde::Serialize;
 
-use crate::checks::secret_values::Known;
+use crate::secret_values::Known;
 
 /// One line of a log that holds a secret; `excerpt` is the line with its secrets redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

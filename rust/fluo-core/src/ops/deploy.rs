@@ -132,7 +132,7 @@ pub async fn deploy(
             })?;
     }
     announce::check_notice(ctx, &prepared.components, request.emergency, Utc::now()).await?;
-    super::drill::check_gate(ctx, Utc::now()).await?;
+    super::drill_records::check_gate(ctx, Utc::now()).await?;
     // The gate checks that external Secrets exist: the local one is made first.
     local_secret::ensure_grafana_admin(ctx).await?;
     local_security::ensure(ctx).await?;

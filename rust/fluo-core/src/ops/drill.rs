@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use super::context::{self, Ctx, Hooks, RunInfo};
+pub use super::drill_records::{check_gate, list, overdue};
+use super::drill_records::{failed, store};
 use super::error::{Error, Result};
 use super::events;
 use super::recover::run_post_checks;
@@ -22,42 +24,8 @@ use crate::history;
 use crate::notify::EventKind;
 use crate::release::Action;
 use crate::report::Level;
-use crate::state::drills::{self, Drill, KIND};
-use crate::state::store::{self, Store};
-
-fn store(ctx: &Ctx) -> Store {
-    Store::new(&ctx.cluster.client, KIND)
-}
-
-/// Every recorded drill, oldest first.
-pub async fn list(ctx: &Ctx) -> Result<Vec<Drill>> {
-    let drills = store(ctx).list::<Drill>().await.map_err(failed)?;
-    Ok(drills.into_iter().map(|v| v.value).collect())
-}
-
-/// The `status` warning at `now`: None when a successful drill is within the period.
-pub async fn overdue(ctx: &Ctx, now: DateTime<Utc>) -> Result<Option<String>> {
-    let period = ctx.config.environment.drill.period;
-    Ok(drills::overdue(&list(ctx).await?, period, now))
-}
-
-/// With `[drill] gate = true`, a stale drill refuses the deploy (exit 5, before anything is
-/// applied). The first deploy of an environment passes: there is nothing to drill yet.
-pub async fn check_gate(ctx: &Ctx, now: DateTime<Utc>) -> Result<()> {
-    if !ctx.config.environment.drill.gate || ctx.history.list(None).await?.is_empty() {
-        return Ok(());
-    }
-    match overdue(ctx, now).await? {
-        Some(finding) => Err(Error::Gate(
-            Exit::Policy,
-            format!(
-                "drill: {finding} ([drill] gate = true in {})",
-                ctx.config.environment_file.display()
-            ),
-        )),
-        None => Ok(()),
-    }
-}
+use crate::state::drills::Drill;
+use crate::state::store;
 
 /// A drill's record and the exit it means: 0 passed; 1 the drill release or a verification
 /// failed (rolled back where it got that far); 3 its rollback failed (escalate: the drill
@@ -297,8 +265,4 @@ async fn save(ctx: &Ctx, record: &Drill) -> Result<()> {
     })
     .await
     .map_err(failed)
-}
-
-fn failed(e: store::Error) -> Error {
-    Error::Failed(format!("rollback drill records: {e}"))
 }

@@ -15,11 +15,12 @@
 //! - change management (issue 16): `events` (the notifications of each run), `announce` (the
 //!   notice period and the emergency path), `incident` (incidents and the escalation ladder).
 //! - `pin`: image tags resolved to digests and pinned before a deploy (`[images.resolve]`);
-//! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded).
+//! - `drill`: the rollback drill (a marked drill release, `rollback-to-previous`, recorded);
+//!   `drill_records`: the drills' records, their age and the deploy gate.
 //! - `backup`: the JetStream backup before a deploy that changes the NATS StatefulSet.
 //!
-//! Dependencies point one way: deploy -> drill -> rollback -> recover -> rollout -> context;
-//! nothing imports deploy.
+//! Dependencies point one way: drill -> events -> deploy -> drill_records, and drill -> rollback
+//! -> recover -> rollout -> context.
 
 pub mod announce;
 pub mod backup;
@@ -27,6 +28,7 @@ pub mod context;
 pub mod deploy;
 pub mod diagnose;
 pub mod drill;
+pub mod drill_records;
 pub mod error;
 pub mod events;
 pub mod incident;

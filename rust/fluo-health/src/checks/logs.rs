@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams, LogParams};
 
 use crate::access::Cluster;
 use crate::check::ProbeResult;
-use crate::checks::secret_values;
+use crate::secret_values;
 use crate::secrets;
 
 /// How much of each container's log is read (the most recent part).

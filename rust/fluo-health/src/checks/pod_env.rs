@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams};
 
 use crate::access::Cluster;
 use crate::check::ProbeResult;
-use crate::checks::secret_values::{self, Known};
+use crate::secret_values::{self, Known};
 
 /// Why a literal `name=value` is a credential, or None.
 pub fn judge(name: &str, value: &str, known: &[Known]) -> Option<String> {
