@@ -20,10 +20,12 @@ pub const CONSUMER: &str = "fluo-workers";
 /// How many times a job may be started before it is marked failed ("bounded retries").
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// The consumer delivers one more time than [`MAX_ATTEMPTS`] so that a worker sees the job
-/// once more after the last allowed attempt and can record it as failed instead of the
-/// server silently dropping it.
-pub const CONSUMER_MAX_DELIVER: i64 = MAX_ATTEMPTS as i64 + 1;
+/// The consumer never stops delivering a job (-1: no limit). Attempts are bounded by the job
+/// record instead ([`MAX_ATTEMPTS`] starts, then the worker records it failed): deliveries
+/// that never start the job, such as a stopping worker giving a job back or a retry while the
+/// job store is unreachable, must not use the job up. With a delivery limit, a job bounced
+/// between two stopping workers ran out of deliveries in milliseconds and stayed `queued`.
+pub const CONSUMER_MAX_DELIVER: i64 = -1;
 
 /// How long a job message stays in the stream before the server drops it, and how long a job
 /// record is kept in the KV bucket.
@@ -48,10 +50,5 @@ mod tests {
             assert!(subject.starts_with(STREAM_SUBJECTS.trim_end_matches('>')));
         }
         assert_eq!(subject_for(JobType::Echo), "fluo.jobs.echo");
-    }
-
-    #[test]
-    fn the_consumer_delivers_once_more_than_the_attempt_limit() {
-        assert_eq!(CONSUMER_MAX_DELIVER, i64::from(MAX_ATTEMPTS) + 1);
     }
 }

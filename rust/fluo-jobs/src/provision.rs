@@ -98,10 +98,27 @@ pub async fn ensure_consumer(
     ack_wait: Duration,
 ) -> Result<consumer::Consumer<consumer::pull::Config>> {
     let stream = ensure_stream(js).await?;
-    stream
-        .get_or_create_consumer(names::CONSUMER, consumer_config(ack_wait))
+    let wanted = consumer_config(ack_wait);
+    let consumer_error = |e: async_nats::Error| Error::Consumer { source: e };
+    let mut consumer = stream
+        .get_or_create_consumer(names::CONSUMER, wanted.clone())
         .await
-        .map_err(|e| Error::Consumer { source: e.into() })
+        .map_err(|e| consumer_error(e.into()))?;
+    let limit = consumer
+        .info()
+        .await
+        .map_err(|e| consumer_error(e.into()))?
+        .config
+        .max_deliver;
+    if limit != wanted.max_deliver {
+        // A consumer made by an earlier release (delivery limit 6): the server updates a durable
+        // consumer in place when it is created again with editable changes.
+        consumer = stream
+            .create_consumer(wanted)
+            .await
+            .map_err(|e| consumer_error(e.into()))?;
+    }
+    Ok(consumer)
 }
 
 #[cfg(test)]

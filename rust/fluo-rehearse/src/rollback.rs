@@ -129,8 +129,8 @@ pub async fn delete_and_redeploy(stack: &Stack) -> StepResult {
     ))
 }
 
-/// Jobs submitted before the planned rollback, and as many from its shutdown to after the
-/// redeploy.
+/// Jobs submitted before the planned rollback, and as many from the start of its shutdown to
+/// after the redeploy.
 const PLANNED_JOBS: usize = 50;
 
 fn planned_load(stack: &Stack) -> Load {
@@ -166,12 +166,13 @@ async fn all_done(stack: &Stack, which: &str, submitted: &Submitted) -> StepResu
 /// submitting from the shutdown's end through the redeploy of the previous (the checkout's)
 /// version, its refusals counted and retried; every accepted job completed, none lost.
 ///
-/// The load pauses while the shutdown runs: a job accepted while the workers were stopping
-/// stayed `queued` after the redeploy in 2 of 3 runs (docs/sop-mapping.md, known gap).
+/// The second load starts before the shutdown, so jobs are accepted while the workers stop
+/// (they hand them back) and wait in NATS through the redeploy.
 pub async fn planned(stack: &Stack) -> StepResult {
     let before = bff_image(stack).await?;
     let earlier = planned_load(stack).finish().await?;
     let earlier = all_done(stack, "before the shutdown", &earlier).await?;
+    let load = planned_load(stack);
     let shutdown = stack
         .run(
             "fluo-deploy",
@@ -190,9 +191,13 @@ pub async fn planned(stack: &Stack) -> StepResult {
     if !pods.expect(0)?.stdout.trim().is_empty() {
         return Err(format!("pods left after the graceful shutdown: {pods}"));
     }
-    let load = planned_load(stack);
     let redeployed = checks::deploy_everything(stack).await?;
-    let across = all_done(stack, "across the redeploy", &load.finish().await?).await?;
+    let across = all_done(
+        stack,
+        "across the shutdown and redeploy",
+        &load.finish().await?,
+    )
+    .await?;
     let now = bff_image(stack).await?;
     if now == before || now.contains(SECOND_BFF) {
         return Err(format!(

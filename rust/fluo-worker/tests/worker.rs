@@ -4,6 +4,7 @@
 mod worker {
     mod cli;
     mod crashes;
+    mod give_back;
     mod restarts;
     mod shutdown;
     mod support;
