@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodTemplateSpec, Service};
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -121,24 +121,20 @@ impl View {
             .collect()
     }
 
-    /// Pods of the Deployment's newest ReplicaSet (highest revision annotation).
+    /// Pods of the Deployment's new ReplicaSet: the one whose pod template is the Deployment's
+    /// (ignoring `pod-template-hash`), as the deployment controller finds it. Not the highest
+    /// revision: right after a rollback reuses an older ReplicaSet, the watch may still show the
+    /// failed one as newest, and its crash-looping pods would fail the rollback.
     fn new_deployment_pods(&self, d: &Deployment) -> Vec<Pod> {
         let uid = d.metadata.uid.as_deref().unwrap_or_default();
-        let revision = |rs: &ReplicaSet| -> i64 {
-            rs.annotations()
-                .get("deployment.kubernetes.io/revision")
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0)
-        };
-        let newest = self
-            .objects
-            .values()
-            .filter_map(|s| match s {
-                Seen::ReplicaSet(rs) if owned_by(rs.meta(), uid) => Some(rs),
-                _ => None,
-            })
-            .max_by_key(|rs| (revision(rs), rs.metadata.creation_timestamp.clone()));
-        match newest.and_then(|rs| rs.metadata.uid.as_deref()) {
+        let current = &d.spec.template;
+        let new = self.objects.values().find_map(|s| match s {
+            Seen::ReplicaSet(rs) if owned_by(rs.meta(), uid) && same_template(rs, current) => {
+                Some(rs)
+            }
+            _ => None,
+        });
+        match new.and_then(|rs| rs.metadata.uid.as_deref()) {
             Some(rs_uid) => self.pods_owned_by(rs_uid),
             None => Vec::new(),
         }
@@ -195,6 +191,18 @@ impl View {
             Seen::ReplicaSet(_) => Readiness::Ready,
         }
     }
+}
+
+/// Whether the ReplicaSet runs `template`, ignoring the `pod-template-hash` label the
+/// controller adds to its copy.
+fn same_template(rs: &ReplicaSet, template: &PodTemplateSpec) -> bool {
+    let Some(mut theirs) = rs.spec.template.clone() else {
+        return false;
+    };
+    if let Some(labels) = theirs.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove("pod-template-hash");
+    }
+    &theirs == template
 }
 
 fn owned_by(meta: &kube::api::ObjectMeta, uid: &str) -> bool {
@@ -456,5 +464,26 @@ mod tests {
             last_observed(&[&bff, &svc, &nats], &last),
             "Deployment/bff: 0 of 1 updated replicas are available; StatefulSet/nats: no state observed"
         );
+    }
+
+    #[test]
+    fn the_new_replica_set_is_the_one_running_the_deployments_template() {
+        let template: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "nats"}},
+            "spec": {"containers": [{"name": "main", "image": "fluo/nats:dev"}]}
+        }))
+        .unwrap();
+        let rs = |image: &str| -> ReplicaSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "nats-1"},
+                "spec": {"selector": {}, "template": {
+                    "metadata": {"labels": {"app": "nats", "pod-template-hash": "abc"}},
+                    "spec": {"containers": [{"name": "main", "image": image}]}
+                }}
+            }))
+            .unwrap()
+        };
+        assert!(same_template(&rs("fluo/nats:dev"), &template));
+        assert!(!same_template(&rs("fluo/nats:crashloop"), &template));
     }
 }
