@@ -90,7 +90,7 @@ async fn the_sop_rehearsal_passes_every_step_and_writes_its_report() {
     let planned = step("planned-rollback");
     for want in [
         "before the shutdown: 50 accepted",
-        "across the redeploy: 50 accepted",
+        "across the shutdown and redeploy: 50 accepted",
         "50 completed",
         "none lost or failed",
     ] {
