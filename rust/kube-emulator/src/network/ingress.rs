@@ -1,7 +1,9 @@
 //! The Ingress listener: an HTTP/1.1 reverse proxy that routes by Host and path
 //! ([`IngressTable`](super::ingress_routes::IngressTable)) straight to the ready endpoints of the
 //! backend Service (round robin), as ingress-nginx does. 404 when no rule matches, 503 when the
-//! Service has no ready endpoint (or does not exist), 502 when no endpoint accepts.
+//! Service has no ready endpoint (or does not exist), 502 when no endpoint accepts. A rule with
+//! a canary Ingress sends the share its annotations say to the canary Service (while that has
+//! ready endpoints).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::ingress_routes::Backend;
 use super::services::connect_any;
 use super::view::ClusterView;
 
@@ -75,16 +78,31 @@ async fn proxy(
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
     let view = shared.view.borrow().clone();
-    let Some(backend) = view.ingress.route(&host, req.uri().path()) else {
+    let Some(matched) = view.ingress.matched(&host, req.uri().path()) else {
         return text(
             StatusCode::NOT_FOUND,
             "404 Not Found: no Ingress rule matches this host and path",
         );
     };
-    let endpoints = view
-        .service_port(&backend.namespace, &backend.service, &backend.port)
-        .map(|p| p.backends.clone())
-        .unwrap_or_default();
+    let endpoints_of = |b: &Backend| {
+        view.service_port(&b.namespace, &b.service, &b.port)
+            .map(|p| p.backends.clone())
+            .unwrap_or_default()
+    };
+    let mut backend = matched.backend;
+    let mut endpoints = endpoints_of(backend);
+    if let Some(canary) = matched.canary {
+        let header = canary
+            .header
+            .as_deref()
+            .and_then(|h| req.headers().get(h))
+            .and_then(|v| v.to_str().ok());
+        let canary_endpoints = endpoints_of(&canary.backend);
+        if !canary_endpoints.is_empty() && canary.takes(header, roll(canary.total)) {
+            backend = &canary.backend;
+            endpoints = canary_endpoints;
+        }
+    }
     if endpoints.is_empty() {
         let msg = format!(
             "503 Service Unavailable: service {}/{} has no ready endpoint",
@@ -151,6 +169,13 @@ async fn proxy(
         }
         Err(e) => text(StatusCode::BAD_GATEWAY, &format!("502 Bad Gateway: {e}")),
     }
+}
+
+/// A uniform random number in `1..=total` (the random bytes of a v4 UUID).
+fn roll(total: u32) -> u32 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let random = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    random % total.max(1) + 1
 }
 
 /// Binds the Ingress listener (port 0: a free port).
