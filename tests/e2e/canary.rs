@@ -2,7 +2,9 @@
 //! Prometheus. A revision with the fault switch on answers real traffic with real 5xx; the
 //! analysis sees the canary pods' 5xx ratio over the threshold and aborts: the canary is
 //! removed, the stable pods keep their UIDs and images, the record says `aborted` with the
-//! evidence. Then a good revision goes through every step and is promoted.
+//! evidence. Then a good revision goes through every step and is promoted. Then the BFF turns
+//! blue-green: a green with the fault switch on fails its checks through the preview Service and
+//! is removed; production traffic (through the ingress) never reaches it, blue keeps its pods.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +34,15 @@ max = 0.05
 [[strategy.components.bff.analysis.checks]]
 metric = "http-p99-seconds"
 max = 0.5
+"#;
+
+/// The BFF as blue-green from a rolling (canary-promoted) revision: green is checked by the
+/// post-deploy checks through its preview before any switch.
+const BLUE_GREEN: &str = r#"
+[strategy.components.bff]
+kind = "blue-green"
+pause = "0s"
+keep_blue = "60s"
 "#;
 
 /// Stable BFF pods (not the canary's): name -> (uid, image).
@@ -183,6 +194,61 @@ async fn a_canary_making_real_5xx_is_aborted_by_the_real_prometheus_then_a_good_
     // The bad canary answered real traffic with real 500s.
     assert!(answers.get("500").copied().unwrap_or(0) > 0, "{answers:?}");
     println!("canary: bad aborted ({analysis}); good promoted; traffic answers {answers:?}");
+
+    let text = std::fs::read_to_string(&env).expect("the rehearsal environment");
+    std::fs::write(&env, text.replace(CANARY, BLUE_GREEN)).expect("writing blue-green");
+    let blue = stable_pods(&stack).await;
+    let traffic = Traffic::start(stack.api(), Duration::from_millis(20));
+    let green = {
+        let _fault = Edited::with_env(bff_deployment(&stack), "FLUO_BFF_FAULT_5XX_RATIO", "0.25")
+            .unwrap_or_else(|e| fail("editing the BFF manifest", e));
+        let mut args = vec![
+            "deploy",
+            "bff",
+            "--image",
+            "fluo-bff=fluo/fluo-bff:green-bad",
+        ];
+        args.extend(steps::DEPLOY_SKIPS);
+        stack.run("fluo-deploy", &args).await
+    };
+    let answers = traffic.stop().await;
+    green
+        .expect(1)
+        .unwrap_or_else(|e| fail("the faulty green", e));
+    for want in [
+        "pinned to the stable pods",
+        "green: health and smoke checks through fluo-bff-preview",
+        "checks through the preview failed",
+        "green aborted",
+    ] {
+        assert!(green.stderr.contains(want), "{want} missing: {green}");
+    }
+    assert_eq!(
+        answers.get("500"),
+        None,
+        "production reached green: {answers:?}"
+    );
+    assert!(answers.get("202").copied().unwrap_or(0) > 0, "{answers:?}");
+    assert_eq!(stable_pods(&stack).await, blue, "blue's pods untouched");
+    assert!(
+        !deployment_exists(&stack, "fluo-bff-blue").await,
+        "green removed"
+    );
+    let svc = stack
+        .run(
+            "kubectl",
+            &["get", "service", "fluo-bff", "-n", "fluo", "-o", "json"],
+        )
+        .await
+        .expect(0)
+        .and_then(|r| r.json())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        svc["spec"]["selector"],
+        serde_json::json!({"app.kubernetes.io/name": "fluo-bff"}),
+        "blue's selector, unpinned"
+    );
+    println!("blue-green: faulty green aborted before any switch; traffic answers {answers:?}");
 }
 
 fn tail(text: &str) -> String {

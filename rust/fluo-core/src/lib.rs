@@ -6,6 +6,7 @@
 pub mod config;
 pub mod manifest;
 pub mod plan;
+pub mod routing;
 
 /// Namespace holding release records and the deploy lock.
 pub const SYSTEM_NAMESPACE: &str = "fluo-system";

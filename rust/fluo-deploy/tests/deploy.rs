@@ -42,6 +42,8 @@ mod post_checks;
 mod preflight;
 #[path = "deploy/progressive.rs"]
 mod progressive;
+#[path = "deploy/progressive_traffic.rs"]
+mod progressive_traffic;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]

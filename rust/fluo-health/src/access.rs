@@ -90,6 +90,9 @@ pub struct Resolver {
     environment_file: String,
     cluster: Option<Cluster>,
     forwards: BTreeMap<String, OnceCell<Arc<PortForward>>>,
+    /// Endpoints reached through a port-forward to another Service whatever the access mode
+    /// (a blue-green preview: [`Resolver::through_previews`]).
+    previewed: Vec<String>,
 }
 
 impl Resolver {
@@ -132,7 +135,21 @@ impl Resolver {
                 .iter()
                 .map(|(name, _)| ((*name).to_owned(), OnceCell::new()))
                 .collect(),
+            previewed: Vec::new(),
         }
+    }
+
+    /// Reaches every endpoint whose Service is listed in `previews` (service, preview) through
+    /// a port-forward to the preview instead, whatever `[access]` says (URLs and the ingress
+    /// lead to what serves production). Returns the endpoints so redirected.
+    pub fn through_previews(&mut self, previews: &[(String, String)]) -> Vec<String> {
+        for (name, target) in &mut self.services {
+            if let Some((_, preview)) = previews.iter().find(|(s, _)| *s == target.service) {
+                target.service = preview.clone();
+                self.previewed.push(name.clone());
+            }
+        }
+        self.previewed.clone()
     }
 
     pub fn mode(&self) -> AccessMode {
@@ -155,6 +172,11 @@ impl Resolver {
     fn route(&self, name: &str) -> Result<Route<'_>> {
         if !self.forwards.contains_key(name) {
             return Err(Error::Unknown(name.to_owned()));
+        }
+        if self.previewed.iter().any(|p| p == name)
+            && let (Some(target), Some(cluster)) = (self.services.get(name), &self.cluster)
+        {
+            return Ok(Route::Forward(target, cluster));
         }
         if let Some(url) = self.urls.get(name) {
             return Ok(Route::Direct(url));

@@ -71,6 +71,31 @@ impl CheckName {
         )
     }
 
+    /// The endpoints ([`access`] names) the check reaches; empty for the cluster checks.
+    pub fn endpoints(self) -> &'static [&'static str] {
+        match self {
+            // The workers check submits its job through the BFF.
+            CheckName::Bff | CheckName::ApiAuth | CheckName::Workers => &[access::BFF],
+            CheckName::Nats => &[access::NATS_MONITOR],
+            CheckName::NatsAuth | CheckName::NatsTls => &[access::NATS],
+            CheckName::Grafana => &[access::GRAFANA],
+            CheckName::Prometheus => &[access::PROMETHEUS],
+            CheckName::Pods | CheckName::Logs | CheckName::Rbac | CheckName::PodEnv => &[],
+        }
+    }
+
+    /// The checks that reach any of `endpoints`.
+    pub fn reaching(endpoints: &[String]) -> BTreeSet<CheckName> {
+        CheckName::ALL
+            .into_iter()
+            .filter(|c| {
+                c.endpoints()
+                    .iter()
+                    .any(|e| endpoints.iter().any(|x| x == e))
+            })
+            .collect()
+    }
+
     /// Checks that connect to the NATS client port (`access.urls.nats` or a port-forward).
     pub fn needs_nats_client(self) -> bool {
         matches!(self, CheckName::NatsAuth | CheckName::NatsTls)
@@ -356,6 +381,15 @@ mod tests {
             "natz".parse::<CheckName>(),
             Err("unknown check \"natz\" (known: pods, bff, nats, workers, grafana, prometheus, logs, api-auth, nats-auth, nats-tls, rbac, pod-env)".into())
         );
+    }
+
+    #[test]
+    fn the_checks_reaching_the_bff_are_those_through_its_api() {
+        assert_eq!(
+            CheckName::reaching(&["bff".to_string()]),
+            BTreeSet::from([CheckName::Bff, CheckName::Workers, CheckName::ApiAuth])
+        );
+        assert!(CheckName::reaching(&["worker".to_string()]).is_empty());
     }
 
     #[test]

@@ -71,6 +71,18 @@ impl Hooks for Checks {
         Some(Box::pin(self.run_post_checks(config, namespace)))
     }
 
+    fn preview_checks<'a>(
+        &'a self,
+        config: &'a Config,
+        namespace: &'a str,
+        component: &'a str,
+        previews: &'a [(String, String)],
+    ) -> Option<BoxFuture<'a, Result<String, String>>> {
+        Some(Box::pin(
+            self.run_preview_checks(config, namespace, component, previews),
+        ))
+    }
+
     fn metrics<'a>(
         &'a self,
         config: &'a Config,
@@ -188,24 +200,76 @@ impl Checks {
         .await;
         let smoke =
             fluo_smoke::run_for(config, cluster, POST_CHECK_TIMEOUT, token_file.as_deref()).await;
-        let failed: Vec<String> = [&health, &smoke]
-            .into_iter()
-            .filter(|report| !report.passed)
-            .flat_map(|report| {
-                report
-                    .checks
+        verdict(&[health, smoke]).map(|_| ())
+    }
+
+    /// The health checks and smoke tests that reach `component`'s Services, each reached
+    /// through its preview (`previews`: service, preview), whatever `[access]` says.
+    async fn run_preview_checks(
+        &self,
+        config: &Config,
+        namespace: &str,
+        component: &str,
+        previews: &[(String, String)],
+    ) -> Result<String, String> {
+        use fluo_health::{access, health};
+        let cluster = access::Cluster {
+            client: self.client.clone(),
+            namespace: namespace.to_string(),
+        };
+        let mut resolver = access::Resolver::from_config(config, Some(cluster.clone()));
+        let previewed = resolver.through_previews(previews);
+        let resolver = std::sync::Arc::new(resolver);
+        let mut options = health::Options::new(POST_CHECK_TIMEOUT);
+        let only = health::CheckName::reaching(&previewed);
+        if only.is_empty() {
+            let names: Vec<&str> = previews.iter().map(|(s, _)| s.as_str()).collect();
+            return Ok(format!(
+                "no check reaches a Service of {component} ({}: no checked endpoint's [[health]] entry names it)",
+                names.join(", ")
+            ));
+        }
+        let token_file =
+            std::env::var_os(fluo_health::api_token::TOKEN_FILE_ENV).map(std::path::PathBuf::from);
+        options.api_token_file.clone_from(&token_file);
+        options.only = Some(only);
+        let mut reports = vec![health::run(config, resolver.clone(), &options).await];
+        if previewed.iter().any(|e| e == access::BFF) {
+            let environment = &config.environment.environment.name;
+            let token = fluo_health::api_token::find(token_file.as_deref(), Some(&cluster)).await?;
+            reports.push(fluo_smoke::run(&resolver, environment, POST_CHECK_TIMEOUT, token).await);
+        }
+        verdict(&reports)
+    }
+}
+
+/// Ok (the checks that passed) when every report passed; else Err naming each failed check.
+fn verdict(reports: &[fluo_health::report::Report]) -> Result<String, String> {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|report| !report.passed)
+        .flat_map(|report| {
+            report
+                .checks
+                .iter()
+                .filter(|c| c.verdict != fluo_health::check::Verdict::Pass)
+                .map(move |c| format!("{} {}: {}", report.kind, c.name, c.evidence))
+        })
+        .collect();
+    if reports.iter().all(|r| r.passed) {
+        let passed: Vec<String> = reports
+            .iter()
+            .flat_map(|r| {
+                r.checks
                     .iter()
-                    .filter(|c| c.verdict != fluo_health::check::Verdict::Pass)
-                    .map(move |c| format!("{} {}: {}", report.kind, c.name, c.evidence))
+                    .map(move |c| format!("{} {}", r.kind, c.name))
             })
             .collect();
-        if health.passed && smoke.passed {
-            Ok(())
-        } else if failed.is_empty() {
-            Err("health or smoke report did not pass".to_string())
-        } else {
-            Err(failed.join("; "))
-        }
+        Ok(passed.join(", "))
+    } else if failed.is_empty() {
+        Err("health or smoke report did not pass".to_string())
+    } else {
+        Err(failed.join("; "))
     }
 }
 

@@ -71,6 +71,18 @@ impl Kind {
     }
 }
 
+/// How a canary gets its share of the requests.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Traffic {
+    /// The canary's pods join the stable Service: the share follows the replica counts.
+    #[default]
+    Replicas,
+    /// A canary Service and an ingress-nginx canary Ingress weighted at the step's percentage;
+    /// the stable Services are pinned to the stable pods meanwhile.
+    Ingress,
+}
+
 /// One component's strategy.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +98,9 @@ pub struct ComponentStrategy {
     /// Canary: steps that wait for `fluo-deploy promote <c>` after their analysis passed.
     #[serde(default)]
     pub gates: Vec<u32>,
+    /// Canary: how requests reach the canary (`replicas`, the default, or `ingress`).
+    #[serde(default)]
+    pub traffic: Traffic,
     /// Blue-green: wait for `fluo-deploy promote <c>` before switching the Service to green.
     #[serde(default)]
     pub manual_switch: bool,
@@ -231,6 +246,13 @@ pub(super) fn check(
                 reason: format!("unknown component (known: {})", known.join(", ")),
             });
         }
+        if s.traffic == Traffic::Ingress && s.kind != Kind::Canary {
+            return Err(invalid(
+                "traffic",
+                &"ingress",
+                "is for kind = \"canary\" (weights split a canary's requests)",
+            ));
+        }
         if s.kind == Kind::Rolling {
             continue;
         }
@@ -247,6 +269,11 @@ pub(super) fn check(
                 ));
             }
             _ => {}
+        }
+        if s.traffic == Traffic::Ingress
+            && let Some(reason) = component.and_then(unweighable)
+        {
+            return Err(invalid("traffic", &"ingress", &reason));
         }
         if s.kind == Kind::Canary && s.manual_switch {
             return Err(invalid(
@@ -417,6 +444,39 @@ fn unbalanced(q: &str) -> Option<String> {
         (None, Some(o)) => Some(format!("unclosed '{o}'")),
         (None, None) => None,
     }
+}
+
+/// Why `component`'s canary cannot be weighed at its Ingress (None when it can).
+fn unweighable(component: &Component) -> Option<String> {
+    let objects: Vec<serde_json::Value> = component
+        .manifests
+        .iter()
+        .map(|d| d.object.clone())
+        .collect();
+    if !crate::routing::weighable_ingresses(&objects).is_empty() {
+        return None;
+    }
+    let ingresses: Vec<String> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Ingress")
+        .map(|i| {
+            format!(
+                "{} (class {})",
+                i["metadata"]["name"].as_str().unwrap_or("?"),
+                i["spec"]["ingressClassName"].as_str().unwrap_or("default")
+            )
+        })
+        .collect();
+    Some(format!(
+        "component {} needs an Ingress of class \"{}\" (ingress-nginx, whose canary-weight annotation weighs the canary) with a path to a Service of its Deployment; it declares {}",
+        component.name(),
+        crate::routing::WEIGHING_CLASS,
+        if ingresses.is_empty() {
+            "no Ingress".to_string()
+        } else {
+            ingresses.join(", ")
+        }
+    ))
 }
 
 /// Why `component` cannot run a progressive strategy (None when it can): it needs exactly one

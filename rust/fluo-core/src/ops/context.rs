@@ -53,6 +53,19 @@ pub trait Hooks: Send + Sync {
         namespace: &'a str,
         components: &'a [String],
     ) -> Option<BoxFuture<'a, std::result::Result<(), String>>>;
+    /// The checks of a blue-green green before its switch: those of the post-deploy checks that
+    /// reach `component`'s endpoints, each Service of `previews` (service, preview Service)
+    /// reached through its preview. None: no such checks here. Ok: what passed; Err: what
+    /// failed.
+    fn preview_checks<'a>(
+        &'a self,
+        _config: &'a Config,
+        _namespace: &'a str,
+        _component: &'a str,
+        _previews: &'a [(String, String)],
+    ) -> Option<BoxFuture<'a, std::result::Result<String, String>>> {
+        None
+    }
     /// The Prometheus queries of progressive rollouts' analyses (None: no analysis possible;
     /// a rollout whose strategy configures one then aborts).
     fn metrics<'a>(&'a self, _config: &'a Config) -> Option<Box<dyn Metrics + 'a>> {

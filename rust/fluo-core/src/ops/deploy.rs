@@ -227,6 +227,8 @@ async fn deploy_locked(
         })
         .collect();
     let metrics = hooks.metrics(&ctx.config);
+    // The post-deploy checks also check a blue-green green before its switch.
+    let green_checks = runs_post_checks(&ctx.config, request).then_some(hooks);
     let components = schedule::run_graph(
         ctx,
         &prepared.components,
@@ -235,7 +237,9 @@ async fn deploy_locked(
         |c| {
             let planned = &planned;
             let metrics = metrics.as_deref();
-            async move { progressive::roll_out_or_back(ctx, &planned[&c], info, metrics).await }
+            async move {
+                progressive::roll_out_or_back(ctx, &planned[&c], info, metrics, green_checks).await
+            }
         },
     )
     .await;

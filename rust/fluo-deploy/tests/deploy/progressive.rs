@@ -51,7 +51,7 @@ max = 0.05
 "#;
 
 /// The local fixture environment with `strategy` and the stand's Prometheus.
-fn environment(stand: &Stand, strategy: &str) -> String {
+pub fn environment(stand: &Stand, strategy: &str) -> String {
     let env = LOCAL_ENV.replace(
         r#"prometheus = "http://127.0.0.1:9""#,
         &format!(r#"prometheus = "{}""#, stand.prometheus_url),
@@ -68,7 +68,7 @@ async fn world(strategy: &str) -> (World, Stand) {
 }
 
 /// BFF pods: name -> (uid, image).
-async fn bff_pods(client: &kube::Client) -> BTreeMap<String, (String, String)> {
+pub async fn bff_pods(client: &kube::Client) -> BTreeMap<String, (String, String)> {
     let api: Api<Pod> = Api::namespaced(client.clone(), "fluo");
     let pods = api
         .list(&ListParams::default().labels("app=bff"))
@@ -87,7 +87,7 @@ async fn bff_pods(client: &kube::Client) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-async fn deployment_exists(client: &kube::Client, name: &str) -> bool {
+pub async fn deployment_exists(client: &kube::Client, name: &str) -> bool {
     let api: Api<Deployment> = Api::namespaced(client.clone(), "fluo");
     api.get_opt(name).await.expect("get deployment").is_some()
 }
@@ -100,7 +100,7 @@ async fn selected_slot(client: &kube::Client) -> Option<String> {
 }
 
 /// Polls `check` every 50 ms for up to `secs` seconds.
-async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -350,5 +350,34 @@ async fn bad_strategy_config_is_refused_and_nothing_changes() {
             "environments/local.toml: `strategy.components.bff.analysis.checks[2].query` = ",
         )
         .stderr_has("must select the sampled pods with {pods}");
+    assert_untouched(&w.client).await;
+    // An unknown traffic mode, and Ingress weights for a component without an Ingress.
+    let with_traffic = |traffic: &str| {
+        format!(
+            "{LOCAL_ENV}{}",
+            CANARY.replace(
+                "kind = \"canary\"",
+                &format!("kind = \"canary\"\ntraffic = \"{traffic}\"")
+            )
+        )
+    };
+    w.infra
+        .write("environments/local.toml", &with_traffic("weights"));
+    w.cmd(["deploy", "--all"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("environments/local.toml")
+        .stderr_has("traffic")
+        .stderr_has("unknown variant `weights`");
+    assert_untouched(&w.client).await;
+    w.infra
+        .write("environments/local.toml", &with_traffic("ingress"));
+    w.cmd(["deploy", "--all"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("environments/local.toml: `strategy.components.bff.traffic` = \"ingress\": component bff needs an Ingress of class \"nginx\"")
+        .stderr_has("it declares no Ingress");
     assert_untouched(&w.client).await;
 }

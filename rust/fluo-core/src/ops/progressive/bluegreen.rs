@@ -1,14 +1,18 @@
 //! Blue-green: the new revision (green) runs in full in the slot not serving, reachable through
-//! `<service>-preview`; after readiness and the analysis of green (against blue as baseline)
-//! and, if configured, a manual gate, the converge switches the Services' slot selector to
-//! green. Blue stays scaled for `keep_blue`, so `rollback` within it re-applies blue's record:
-//! a selector switch, no new pods; then it is pruned (`gate::retire`).
+//! `<service>-preview`; after readiness, the post-deploy checks that reach the component
+//! (through the previews: green takes no production request before its switch), the analysis
+//! of green (against blue as baseline) and, if configured, a manual gate, the converge switches
+//! the Services' slot selector to green. Any failure deletes green and leaves blue serving.
+//! Blue stays scaled for `keep_blue`, so `rollback` within it re-applies blue's record:
+//! a selector switch, no new pods; then it is pruned (`gate::retire`). A blue from a rolling
+//! revision has no slot, so green would share its Services' selector: they are pinned to
+//! blue's pods until the switch (`split::pin`).
 
 use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::state::Blue;
-use super::{Run, aborted, gate, workload};
+use super::{Run, aborted, gate, split, workload};
 use crate::history;
 use crate::ops::context::RunInfo;
 use crate::ops::outcome::ComponentResult;
@@ -28,10 +32,14 @@ pub async fn roll_out_or_back(run: &Run<'_>, planned: &Planned, info: &RunInfo) 
     let slot = workload::next_slot(current.and_then(|r| workload::live_slot(&r.release.manifests)));
     let mut planned = planned.clone();
     planned.manifests = workload::slotted(&planned.manifests, slot);
+    let unslotted = current
+        .filter(|r| workload::live_slot(&r.release.manifests).is_none())
+        .map(|r| r.release.manifests.clone());
     let phase = BlueGreen {
         run,
         slot,
         blue: blue.clone(),
+        unslotted,
     };
     let result = recover::roll_out_or_back_phased(ctx, &planned, info, Some(&phase)).await;
     if let (ComponentResult::Deployed { revision, .. }, Some(blue), Some(current)) =
@@ -69,6 +77,8 @@ struct BlueGreen<'a> {
     slot: &'static str,
     /// The serving revision's Deployment (None: first install).
     blue: Option<Value>,
+    /// The serving revision's objects when they have no slot (a rolling revision before).
+    unslotted: Option<Vec<Value>>,
 }
 
 impl Phase for BlueGreen<'_> {
@@ -107,13 +117,34 @@ impl BlueGreen<'_> {
         ))
         .await;
         let mut steps = vec![format!("green: v{revision} in slot {slot}")];
+        let pinned = match (&self.unslotted, &self.blue) {
+            (Some(serving), Some(blue)) => match split::pin(run, serving, blue).await {
+                Ok(unpin) => unpin,
+                Err(e) => {
+                    let reason = format!("pinning the Services to blue: {e}");
+                    return Err(self.abort(&[], &[], reason, steps).await);
+                }
+            },
+            _ => vec![],
+        };
+        let abort =
+            |reason: String, steps: Vec<String>| self.abort(&created, &pinned, reason, steps);
         if let Err(e) = run.apply_and_wait(&created).await {
-            return Err(self
-                .abort(&created, format!("green not ready: {e}"), steps)
-                .await);
+            return Err(abort(format!("green not ready: {e}"), steps).await);
         }
         if let Some(reason) = run.pause(run.strategy.pause).await {
-            return Err(self.abort(&created, reason, steps).await);
+            return Err(abort(reason, steps).await);
+        }
+        match self.check_through_previews(manifests).await {
+            Ok(Some(passed)) => steps.push(format!(
+                "green: checks through the preview passed: {passed}"
+            )),
+            Ok(None) => {}
+            Err(failed) => {
+                let reason = format!("green: checks through the preview failed: {failed}");
+                steps.push(reason.clone());
+                return Err(abort(reason, steps).await);
+            }
         }
         let new = run.pods_of(green, None).await.unwrap_or_default();
         let baseline = match &self.blue {
@@ -128,13 +159,13 @@ impl BlueGreen<'_> {
                     evidence.last().cloned().unwrap_or_default()
                 );
                 steps.extend(evidence.into_iter().map(|e| format!("green: {e}")));
-                return Err(self.abort(&created, reason, steps).await);
+                return Err(abort(reason, steps).await);
             }
         }
         if run.strategy.manual_switch
             && let Some(reason) = run.gate("green ready").await
         {
-            return Err(self.abort(&created, reason, steps).await);
+            return Err(abort(reason, steps).await);
         }
         if let Err(e) = run.remove(&previews).await {
             run.say(Level::Warn, &format!("removing the preview Service: {e}"));
@@ -145,12 +176,57 @@ impl BlueGreen<'_> {
         Ok(steps)
     }
 
-    /// Deletes green and its previews (blue keeps serving) and returns the abort error.
-    async fn abort(&self, created: &[Value], reason: String, steps: Vec<String>) -> rollout::Error {
+    /// The post-deploy checks that reach this component, through its preview Services (None:
+    /// no checks in this run, or none reach the component).
+    async fn check_through_previews(&self, manifests: &[Value]) -> Result<Option<String>, String> {
+        let run = self.run;
+        let Some(checks) = run.checks else {
+            return Ok(None);
+        };
+        let previews = workload::preview_pairs(manifests);
+        let ctx = run.ctx;
+        let Some(running) =
+            checks.preview_checks(&ctx.config, &ctx.namespace, &run.component, &previews)
+        else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = previews.iter().map(|(_, p)| p.as_str()).collect();
+        run.phase(&format!(
+            "green: health and smoke checks through {}",
+            names.join(", ")
+        ))
+        .await;
+        let result = running.await;
+        let level = if result.is_ok() {
+            Level::Ok
+        } else {
+            Level::Error
+        };
+        let line = match &result {
+            Ok(passed) => format!("checks through the preview passed: {passed}"),
+            Err(failed) => format!("checks through the preview failed: {failed}"),
+        };
+        run.say(level, &line);
+        run.set(|l| l.analysis.push(line.clone())).await;
+        result.map(Some)
+    }
+
+    /// Deletes green and its previews, unpins blue's Services (blue keeps serving throughout)
+    /// and returns the abort error.
+    async fn abort(
+        &self,
+        created: &[Value],
+        pinned: &[Value],
+        reason: String,
+        steps: Vec<String>,
+    ) -> rollout::Error {
         let run = self.run;
         run.say(Level::Error, &format!("green aborted: {reason}"));
         if let Err(e) = run.remove(created).await {
             run.say(Level::Error, &format!("removing green: {e}"));
+        }
+        if !pinned.is_empty() {
+            split::unpin(run, pinned).await;
         }
         run.set(|l| {
             l.phase = format!("aborted: {reason}");

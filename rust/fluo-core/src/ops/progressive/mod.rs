@@ -6,12 +6,14 @@
 //! - `workload`: pure transforms (canary Deployment, slots, Service selectors, previews);
 //! - `analysis`: the samples and their verdicts (`Metrics` is implemented by the wiring crate);
 //! - `state`: the live state record `status` shows and `promote`/`abort` write;
-//! - `canary`, `bluegreen`: the two phases; `gate`: promote, abort and blue's retirement.
+//! - `canary`, `bluegreen`: the two phases; `gate`: promote, abort and blue's retirement;
+//! - `split`: keeping requests off new pods (stable Services pinned, Ingress weights).
 
 pub mod analysis;
 pub mod bluegreen;
 pub mod canary;
 pub mod gate;
+pub mod split;
 pub mod state;
 pub mod workload;
 
@@ -21,7 +23,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
-use super::context::{Ctx, RunInfo};
+use super::context::{Ctx, Hooks, RunInfo};
 use super::outcome::ComponentResult;
 use super::recover;
 use super::rollout::{self, Planned};
@@ -32,12 +34,14 @@ use analysis::Metrics;
 use state::{Live, Request};
 
 /// Rolls `planned` out with its component's strategy; a failure is rolled back (rolling) or
-/// aborted with the stable revision untouched (canary, blue-green).
+/// aborted with the stable revision untouched (canary, blue-green). `checks`: the post-deploy
+/// checks of this run (None when they are off), which also check a green before its switch.
 pub async fn roll_out_or_back(
     ctx: &Ctx,
     planned: &Planned,
     info: &RunInfo,
     metrics: Option<&dyn Metrics>,
+    checks: Option<&dyn Hooks>,
 ) -> ComponentResult {
     let strategy = ctx.config.environment.strategy.of(&planned.component);
     let run = Run {
@@ -45,6 +49,7 @@ pub async fn roll_out_or_back(
         component: planned.component.clone(),
         strategy,
         metrics,
+        checks,
         deploy_id: info.deploy_id.clone(),
     };
     let result = match run.strategy.kind {
@@ -80,6 +85,7 @@ pub struct Run<'a> {
     pub component: String,
     pub strategy: ComponentStrategy,
     pub metrics: Option<&'a dyn Metrics>,
+    pub checks: Option<&'a dyn Hooks>,
     pub deploy_id: String,
 }
 
@@ -256,6 +262,17 @@ impl Run<'_> {
         Ok(applied)
     }
 
+    /// Applies `objects` (Services, Ingresses: nothing to wait for).
+    async fn apply(&self, objects: &[Value]) -> apply::Result<()> {
+        let ctx = self.ctx;
+        apply::apply_all(&ctx.cluster, objects, &ctx.namespace, |o| {
+            ctx.reporter
+                .progress(&self.component, Level::Info, &format!("applied {o}"));
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Deletes `objects` (those that exist) and waits until they are gone.
     async fn remove(&self, objects: &[Value]) -> rollout::Result<()> {
         let mut refs = Vec::new();
@@ -280,11 +297,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The PromQL matcher of the running pods of `deployment` (by its selector), leaving out
-    /// pods that carry `exclude` (the stable Deployment's selector also matches the canary's).
-    async fn pods_of(&self, deployment: &Value, exclude: Option<&str>) -> Option<String> {
+    /// The running pods of `deployment` (by its selector), leaving out pods that carry
+    /// `exclude` (the stable Deployment's selector also matches the canary's).
+    async fn live_pods(
+        &self,
+        deployment: &Value,
+        exclude: Option<&str>,
+    ) -> Result<Vec<Pod>, String> {
         let selector = deployment["spec"]["selector"]["matchLabels"]
-            .as_object()?
+            .as_object()
+            .ok_or_else(|| format!("{} has no matchLabels", workload::name_of(deployment)))?
             .iter()
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
             .collect::<Vec<_>>()
@@ -293,10 +315,10 @@ impl Run<'_> {
         let pods = api
             .list(&ListParams::default().labels(&selector))
             .await
-            .ok()?;
-        let ips: Vec<String> = pods
+            .map_err(|e| format!("listing the pods of {}: {e}", workload::name_of(deployment)))?;
+        Ok(pods
             .items
-            .iter()
+            .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .filter(|p| {
                 exclude.is_none_or(|label| {
@@ -306,6 +328,14 @@ impl Run<'_> {
                         .is_none_or(|l| !l.contains_key(label))
                 })
             })
+            .collect())
+    }
+
+    /// The PromQL matcher of the running pods of `deployment` (see `live_pods`).
+    async fn pods_of(&self, deployment: &Value, exclude: Option<&str>) -> Option<String> {
+        let pods = self.live_pods(deployment, exclude).await.ok()?;
+        let ips: Vec<String> = pods
+            .iter()
             .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
             .collect();
         (!ips.is_empty()).then(|| workload::instance_matcher(&ips))

@@ -4,16 +4,14 @@
 
 use serde_json::{Value, json};
 
+pub use crate::routing::deployment;
+use crate::routing::{self, routes_to, services_of_deployment};
+
 /// Pod label of the canary's pods (the stable pods do not carry it).
 pub const TRACK_LABEL: &str = "fluo.dev/track";
 /// Pod label of a blue-green slot; the component's Services select one slot.
 pub const SLOT_LABEL: &str = "fluo.dev/slot";
 pub const SLOTS: [&str; 2] = ["blue", "green"];
-
-/// The one Deployment among `objects` (config checks that a progressive component has one).
-pub fn deployment(objects: &[Value]) -> Option<&Value> {
-    objects.iter().find(|o| o["kind"] == "Deployment")
-}
 
 pub fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or_default()
@@ -73,17 +71,6 @@ pub fn next_slot(live: Option<&str>) -> &'static str {
     }
 }
 
-/// Whether `service` routes to the Deployment's pods (a selector the pod labels satisfy) and
-/// has a virtual IP (headless Services, e.g. for scraping, keep selecting every pod).
-fn routes_to(service: &Value, pod_labels: &Value) -> bool {
-    if service["kind"] != "Service" || service["spec"]["clusterIP"] == "None" {
-        return false;
-    }
-    service["spec"]["selector"]
-        .as_object()
-        .is_some_and(|sel| !sel.is_empty() && sel.iter().all(|(k, v)| pod_labels[k] == *v))
-}
-
 /// `objects` (the new revision as rendered) for slot `slot`: the Deployment named
 /// `<name>-<slot>` with pods labelled `fluo.dev/slot=<slot>`, and every Service routing to it
 /// selecting that slot only. What the revision's record holds.
@@ -106,28 +93,110 @@ pub fn slotted(objects: &[Value], slot: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The Services of `objects` that route to its Deployment's pods.
-fn services_of_deployment(objects: &[Value]) -> impl Iterator<Item = &Value> {
-    let pod_labels = deployment(objects)
-        .map(|d| d["spec"]["template"]["metadata"]["labels"].clone())
-        .unwrap_or(Value::Null);
-    objects.iter().filter(move |o| routes_to(o, &pod_labels))
+/// `service` renamed `<name>-<suffix>`, without its cluster IP (the copy gets its own).
+fn service_copy(service: &Value, suffix: &str) -> Value {
+    let mut p = service.clone();
+    p["metadata"]["name"] = json!(format!("{}-{suffix}", name_of(service)));
+    if let Some(spec) = p["spec"].as_object_mut() {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    p
 }
 
 /// Preview Services of slotted `objects`: `<service>-preview` for each Service routing to the
 /// Deployment, selecting the same slot (so green is reachable before the switch).
 pub fn previews(objects: &[Value]) -> Vec<Value> {
     services_of_deployment(objects)
+        .map(|s| service_copy(s, "preview"))
+        .collect()
+}
+
+/// (Service, its preview) for each preview of [`previews`].
+pub fn preview_pairs(objects: &[Value]) -> Vec<(String, String)> {
+    services_of_deployment(objects)
+        .map(|s| (name_of(s).to_string(), format!("{}-preview", name_of(s))))
+        .collect()
+}
+
+/// The Services routing to the Deployment of `objects`, each also selecting `pod-template-hash
+/// = hash`: what pins them to one ReplicaSet's pods (the stable ones) while a canary or green
+/// carries the same labels.
+pub fn pinned_services(objects: &[Value], hash: &str) -> Vec<Value> {
+    services_of_deployment(objects)
         .map(|s| {
-            let mut p = s.clone();
-            p["metadata"]["name"] = json!(format!("{}-preview", name_of(s)));
-            if let Some(spec) = p["spec"].as_object_mut() {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-            }
-            p
+            let mut s = s.clone();
+            s["spec"]["selector"][HASH_LABEL] = json!(hash);
+            s
         })
         .collect()
+}
+
+/// The Services routing to the Deployment of `objects`, as declared (what unpins them).
+pub fn routing_services(objects: &[Value]) -> Vec<Value> {
+    services_of_deployment(objects).cloned().collect()
+}
+
+/// Label the deployment controller puts on a ReplicaSet's pods.
+pub const HASH_LABEL: &str = "pod-template-hash";
+
+/// Annotations of ingress-nginx's canary Ingress.
+const CANARY_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary";
+const WEIGHT_ANNOTATION: &str = "nginx.ingress.kubernetes.io/canary-weight";
+
+/// The canary Services of `objects` (the new revision as rendered): `<service>-canary` for each
+/// Service routing to the Deployment, selecting the canary's pods only.
+pub fn canary_services(objects: &[Value]) -> Vec<Value> {
+    services_of_deployment(objects)
+        .map(|s| {
+            let mut c = service_copy(s, "canary");
+            c["spec"]["selector"][TRACK_LABEL] = json!("canary");
+            c
+        })
+        .collect()
+}
+
+/// The canary Ingresses of `objects`: `<ingress>-canary` for each Ingress that can weigh
+/// ([`routing::weighable_ingresses`]), with only its paths to routed Services, each pointing at
+/// that Service's canary, and ingress-nginx's canary annotations sending `percent`% of the
+/// requests there.
+pub fn canary_ingresses(objects: &[Value], percent: u32) -> Vec<Value> {
+    let routed = routing::routed_service_names(objects);
+    routing::weighable_ingresses(objects)
+        .into_iter()
+        .map(|i| {
+            let mut c = i.clone();
+            c["metadata"]["name"] = json!(format!("{}-canary", name_of(i)));
+            // ingress-nginx takes every other setting from the main Ingress.
+            c["metadata"]["annotations"] = json!({
+                CANARY_ANNOTATION: "true",
+                WEIGHT_ANNOTATION: percent.to_string(),
+            });
+            if let Some(spec) = c["spec"].as_object_mut() {
+                spec.remove("defaultBackend");
+            }
+            for rule in c["spec"]["rules"].as_array_mut().into_iter().flatten() {
+                if let Some(paths) = rule["http"]["paths"].as_array_mut() {
+                    paths.retain(|p| {
+                        routing::backend_service(p).is_some_and(|s| routed.iter().any(|r| r == s))
+                    });
+                    for p in paths {
+                        let name = format!("{}-canary", routing::backend_service(p).unwrap_or(""));
+                        p["backend"]["service"]["name"] = json!(name);
+                    }
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// The canary weight an Ingress's annotations set (None: not a canary Ingress of ours).
+pub fn canary_weight(ingress: &Value) -> Option<u32> {
+    ingress["metadata"]["annotations"][WEIGHT_ANNOTATION]
+        .as_str()?
+        .parse()
+        .ok()
 }
 
 /// The Services of `objects` that route to its Deployment, as (name, slot selected).
@@ -216,6 +285,51 @@ mod tests {
         assert_eq!(previews.len(), 1);
         assert_eq!(previews[0]["metadata"]["name"], "fluo-bff-preview");
         assert_eq!(previews[0]["spec"]["selector"][SLOT_LABEL], "green");
+    }
+
+    #[test]
+    fn ingress_canary_objects_select_the_canary_and_carry_the_weight() {
+        let mut objects = objects();
+        objects.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "api", "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}},
+            "spec": {"ingressClassName": "nginx", "defaultBackend": {"service": {"name": "fluo-bff", "port": {"number": 8080}}},
+                "rules": [{"host": "h", "http": {"paths": [
+                    {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "fluo-bff", "port": {"number": 8080}}}},
+                    {"path": "/docs", "pathType": "Prefix", "backend": {"service": {"name": "other", "port": {"number": 80}}}}]}}]}}));
+        let services = canary_services(&objects);
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0]["metadata"]["name"], "fluo-bff-canary");
+        assert_eq!(
+            services[0]["spec"]["selector"],
+            json!({"app": "bff", TRACK_LABEL: "canary"})
+        );
+        let ingresses = canary_ingresses(&objects, 10);
+        assert_eq!(ingresses.len(), 1);
+        let c = &ingresses[0];
+        assert_eq!(c["metadata"]["name"], "api-canary");
+        assert_eq!(
+            c["metadata"]["annotations"],
+            json!({"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "10"})
+        );
+        assert_eq!(canary_weight(c), Some(10));
+        assert!(c["spec"].get("defaultBackend").is_none());
+        let paths = &c["spec"]["rules"][0]["http"]["paths"];
+        assert_eq!(
+            paths.as_array().unwrap().len(),
+            1,
+            "only the routed path: {paths}"
+        );
+        assert_eq!(paths[0]["backend"]["service"]["name"], "fluo-bff-canary");
+        let pinned = pinned_services(&objects, "abc");
+        assert_eq!(pinned.len(), 1);
+        assert_eq!(
+            pinned[0]["spec"]["selector"],
+            json!({"app": "bff", HASH_LABEL: "abc"})
+        );
+        assert_eq!(
+            routing_services(&objects)[0]["spec"]["selector"],
+            json!({"app": "bff"})
+        );
     }
 
     #[test]
