@@ -262,14 +262,16 @@ spec:
           service: {name: bff, port: {number: 8080}}
 "#;
 
-/// Watches the canary Ingress's weight until stopped: each weight seen, in order.
+/// Watches the canary Ingress's weight until stopped: each weight seen, in order, and the
+/// canary pods seen behind the stable Service while the weight was below 100 (at 100 the
+/// promotion's converge unpins the Service while the canary still runs).
 fn watch_weights(
     client: kube::Client,
     stop: Arc<AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<String>> {
+) -> tokio::task::JoinHandle<(Vec<String>, Vec<String>)> {
     tokio::spawn(async move {
-        let api: Api<Ingress> = Api::namespaced(client, "fluo");
-        let mut weights: Vec<String> = Vec::new();
+        let api: Api<Ingress> = Api::namespaced(client.clone(), "fluo");
+        let (mut weights, mut leaked): (Vec<String>, Vec<String>) = (vec![], vec![]);
         for _ in 0..9000 {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -278,13 +280,21 @@ fn watch_weights(
                 let w = i.metadata.annotations.unwrap_or_default()
                     ["nginx.ingress.kubernetes.io/canary-weight"]
                     .clone();
+                if w != "100" {
+                    leaked.extend(
+                        endpoint_pods(&client)
+                            .await
+                            .into_iter()
+                            .filter(|p| p.starts_with("bff-canary-")),
+                    );
+                }
                 if weights.last() != Some(&w) {
                     weights.push(w);
                 }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        weights
+        (weights, leaked)
     })
 }
 
@@ -313,13 +323,12 @@ async fn an_ingress_weighted_canary_sets_the_weight_per_step_and_its_abort_remov
 
     let stop = Arc::new(AtomicBool::new(false));
     let weights = watch_weights(w.client.clone(), stop.clone());
-    let watch = EndpointWatch::start(w.client.clone());
     let good = w
         .cmd(["deploy", "bff", "--image", "fluo-bff=fluo/fluo-bff:2"])
         .run()
         .await;
     stop.store(true, Ordering::Relaxed);
-    let (weights, served) = (weights.await.unwrap(), watch.stop().await);
+    let (weights, leaked) = weights.await.unwrap();
     good.code(0)
         .stderr_has("pinned to the stable pods")
         .stderr_has(
@@ -330,8 +339,8 @@ async fn an_ingress_weighted_canary_sets_the_weight_per_step_and_its_abort_remov
         .stderr_has("promoting");
     assert_eq!(weights, ["50", "100"], "the weight per step");
     assert!(
-        served.iter().all(|p| !p.starts_with("bff-canary-")),
-        "the stable Service never selected a canary pod: {served:?}"
+        leaked.is_empty(),
+        "the stable Service selected canary pods at weight 50: {leaked:?}"
     );
     assert_eq!(canary_objects_exist(&w.client).await, (false, false));
     assert!(!deployment_exists(&w.client, "bff-canary").await);
@@ -345,10 +354,17 @@ async fn an_ingress_weighted_canary_sets_the_weight_per_step_and_its_abort_remov
     // A failing canary: aborted at its first weight, everything of it removed, stable untouched.
     let stable = bff_pods(&w.client).await;
     stand.fault("fluo/fluo-bff:bad");
-    w.cmd(["deploy", "bff", "--image", "fluo-bff=fluo/fluo-bff:bad"])
+    let watch = EndpointWatch::start(w.client.clone());
+    let bad = w
+        .cmd(["deploy", "bff", "--image", "fluo-bff=fluo/fluo-bff:bad"])
         .run()
-        .await
-        .code(1)
+        .await;
+    let served = watch.stop().await;
+    assert!(
+        served.iter().all(|p| stable.contains_key(p)),
+        "only the stable pods were ever behind the stable Service: {served:?}"
+    );
+    bad.code(1)
         .stderr_has("canary-weight 50 on Ingress bff-canary")
         .stderr_has("http-5xx-ratio 0.5000 (max 0.0500) FAILS")
         .stderr_has("canary aborted")
