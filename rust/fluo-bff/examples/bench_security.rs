@@ -88,10 +88,7 @@ async fn latencies(
         .map(|n| {
             let sides = [open.clone(), authed.clone()];
             tokio::spawn(async move {
-                let mut times = [
-                    Vec::with_capacity(requests),
-                    Vec::with_capacity(requests),
-                ];
+                let mut times = [Vec::with_capacity(requests), Vec::with_capacity(requests)];
                 for i in 0..2 * requests {
                     let side = (i + n) % 2;
                     let started = Instant::now();

@@ -52,7 +52,8 @@ impl TokenStore {
             path: self.path.clone(),
             reason,
         })?;
-        *self.current.write().expect("tokens lock poisoned") = (text, Arc::new(Verifier::from(&file)));
+        *self.current.write().expect("tokens lock poisoned") =
+            (text, Arc::new(Verifier::from(&file)));
         Ok(true)
     }
 }

@@ -252,7 +252,10 @@ mod tests {
         assert_eq!(verifier.len(), 2);
         assert_eq!(verifier.verify(&first).unwrap().name, "smoke");
         let grant = verifier.verify(&second).unwrap();
-        assert_eq!((grant.name.as_str(), &grant.scopes[..]), ("ci", &Scope::ALL[..]));
+        assert_eq!(
+            (grant.name.as_str(), &grant.scopes[..]),
+            ("ci", &Scope::ALL[..])
+        );
         assert_eq!(verifier.verify(&mint()), None);
         assert_eq!(verifier.verify(&second[..second.len() - 1]), None);
         assert_eq!(verifier.verify(""), None);
