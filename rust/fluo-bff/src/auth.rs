@@ -103,7 +103,8 @@ pub async fn require(
             .inc();
         return Refusal::Limited(seconds).response();
     }
-    let refusal = match bearer(&request).map(|t| store.tokens().verify(t)) {
+    let tokens = store.tokens();
+    let refusal = match bearer(&request).map(|t| tokens.verify(t)) {
         None => Refusal::Missing,
         Some(None) => Refusal::Invalid,
         Some(Some(grant)) if grant.scopes.contains(&scope) => {

@@ -1,7 +1,7 @@
 //! The BFF's side of NATS: the connection, keeping the stream and bucket provisioned, and the
 //! two job operations (submit, read).
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
@@ -41,7 +41,8 @@ pub struct Backend {
     url: String,
     client: Client,
     js: jetstream::Context,
-    bucket: RwLock<Option<kv::Store>>,
+    /// Shared, not cloned per request: a `kv::Store` holds several strings.
+    bucket: RwLock<Option<Arc<kv::Store>>>,
 }
 
 impl Backend {
@@ -71,7 +72,7 @@ impl Backend {
     pub async fn provision(&self) -> std::result::Result<(), provision::Error> {
         provision::ensure_stream(&self.js).await?;
         let store = provision::ensure_bucket(&self.js).await?;
-        *self.bucket.write().expect("bucket lock poisoned") = Some(store);
+        *self.bucket.write().expect("bucket lock poisoned") = Some(Arc::new(store));
         Ok(())
     }
 
@@ -186,7 +187,7 @@ impl Backend {
         }
     }
 
-    fn store(&self) -> Result<kv::Store> {
+    fn store(&self) -> Result<Arc<kv::Store>> {
         if !self.is_connected() {
             return Err(Error::Disconnected {
                 url: self.url.clone(),

@@ -11,26 +11,22 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Counts every request and observes its latency, labelled by route template (so
-/// `/api/jobs/{id}` is one series, not one per job).
+/// `/api/jobs/{id}` is one series, not one per job). Allocates nothing per request.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     state
         .metrics
         .requests
-        .with_label_values(&[&route, &method, &status])
+        .with_label_values(&[route, method.as_str(), response.status().as_str()])
         .inc();
     state
         .metrics
         .latency
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[route, method.as_str()])
         .observe(started.elapsed().as_secs_f64());
     response
 }

@@ -1,11 +1,12 @@
 //! The API tokens in force: the tokens file (`fluo_jobs::tokens`, SHA-256 hashes and scopes),
-//! re-read when the mounted Secret changes so a rotation needs no restart.
+//! re-read when the mounted Secret changes so a rotation needs no restart. Requests check
+//! against a [`Verifier`] made once per version of the file.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use fluo_jobs::tokens::{self, TokensFile};
+use fluo_jobs::tokens::{self, TokensFile, Verifier};
 
 /// How often the tokens file is checked for a new version (the kubelet updates a mounted
 /// Secret within about a minute; this adds at most a few seconds).
@@ -14,7 +15,7 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 /// The tokens in force and where they come from.
 pub struct TokenStore {
     path: PathBuf,
-    current: RwLock<(String, Arc<TokensFile>)>,
+    current: RwLock<(String, Arc<Verifier>)>,
 }
 
 impl TokenStore {
@@ -27,7 +28,7 @@ impl TokenStore {
         })?;
         Ok(TokenStore {
             path,
-            current: RwLock::new((text, Arc::new(file))),
+            current: RwLock::new((text, Arc::new(Verifier::from(&file)))),
         })
     }
 
@@ -35,7 +36,8 @@ impl TokenStore {
         &self.path
     }
 
-    pub fn tokens(&self) -> Arc<TokensFile> {
+    /// What requests are checked against.
+    pub fn tokens(&self) -> Arc<Verifier> {
         self.current.read().expect("tokens lock poisoned").1.clone()
     }
 
@@ -50,7 +52,8 @@ impl TokenStore {
             path: self.path.clone(),
             reason,
         })?;
-        *self.current.write().expect("tokens lock poisoned") = (text, Arc::new(file));
+        *self.current.write().expect("tokens lock poisoned") =
+            (text, Arc::new(Verifier::from(&file)));
         Ok(true)
     }
 }
@@ -69,7 +72,7 @@ pub async fn keep_reloading(store: Arc<TokenStore>) {
         match store.reload() {
             Ok(true) => tracing::info!(
                 file = %store.path().display(),
-                tokens = store.tokens().tokens.len(),
+                tokens = store.tokens().len(),
                 "API tokens reloaded"
             ),
             Ok(false) => {}

@@ -155,20 +155,57 @@ impl TokensFile {
         toml::to_string(self).expect("a tokens file always serializes")
     }
 
-    /// The grant of `token`, if its hash is in the file. Every entry is compared, each in
-    /// constant time, so the time taken does not depend on which entry (if any) matched.
+    /// The grant of `token`, if its hash is in the file (see [`Verifier::verify`]). A service
+    /// checking many requests keeps a [`Verifier`] instead.
     pub fn verify(&self, token: &str) -> Option<Grant> {
-        let presented = Sha256::digest(token.as_bytes());
-        let mut found = None;
-        for entry in &self.tokens {
-            let Ok(stored) = hex::decode(&entry.sha256) else {
-                continue;
-            };
-            if bool::from(stored.as_slice().ct_eq(presented.as_slice())) && found.is_none() {
-                found = Some(Grant {
+        Verifier::from(self).verify(token).cloned()
+    }
+}
+
+/// The tokens of a file ready for checking requests: each hash decoded once, so a check is
+/// one SHA-256 and a constant-time comparison with every entry, with no allocation.
+#[derive(Debug, Clone, Default)]
+pub struct Verifier {
+    entries: Vec<([u8; 32], Grant)>,
+}
+
+impl From<&TokensFile> for Verifier {
+    fn from(file: &TokensFile) -> Self {
+        let entries = file
+            .tokens
+            .iter()
+            .filter_map(|entry| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&entry.sha256, &mut hash).ok()?;
+                let grant = Grant {
                     name: entry.name.clone(),
                     scopes: entry.scopes.clone(),
-                });
+                };
+                Some((hash, grant))
+            })
+            .collect();
+        Verifier { entries }
+    }
+}
+
+impl Verifier {
+    /// How many tokens it knows.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The grant of `token`, if its hash is in the file. Every entry is compared, each in
+    /// constant time, so the time taken does not depend on which entry (if any) matched.
+    pub fn verify(&self, token: &str) -> Option<&Grant> {
+        let presented = Sha256::digest(token.as_bytes());
+        let mut found = None;
+        for (stored, grant) in &self.entries {
+            if bool::from(stored[..].ct_eq(presented.as_slice())) && found.is_none() {
+                found = Some(grant);
             }
         }
         found
@@ -200,6 +237,29 @@ mod tests {
         assert_eq!(file.verify(&mint()), None);
         assert_eq!(file.verify(""), None);
         assert_eq!(file.verify(&token[..token.len() - 1]), None);
+    }
+
+    #[test]
+    fn the_verifier_grants_what_the_file_grants() {
+        let (first, second) = (mint(), mint());
+        let mut file = file_with(&first, &[Scope::JobsRead]);
+        file.tokens.push(Entry {
+            name: "ci".into(),
+            sha256: hash(&second),
+            scopes: Scope::ALL.to_vec(),
+        });
+        let verifier = Verifier::from(&file);
+        assert_eq!(verifier.len(), 2);
+        assert_eq!(verifier.verify(&first).unwrap().name, "smoke");
+        let grant = verifier.verify(&second).unwrap();
+        assert_eq!(
+            (grant.name.as_str(), &grant.scopes[..]),
+            ("ci", &Scope::ALL[..])
+        );
+        assert_eq!(verifier.verify(&mint()), None);
+        assert_eq!(verifier.verify(&second[..second.len() - 1]), None);
+        assert_eq!(verifier.verify(""), None);
+        assert!(Verifier::from(&TokensFile::default()).is_empty());
     }
 
     #[test]
