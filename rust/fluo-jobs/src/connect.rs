@@ -260,6 +260,7 @@ mod tests {
                 && err.ends_with("\"bff 2\" is not a user name (letters, digits, '-', '_', '.')"),
             "{err}"
         );
+        std::fs::write(&user_file, "bff-2\n").unwrap();
         let no_password = NatsArgs {
             nats_password_file: None,
             ..args

@@ -210,6 +210,9 @@ mod tests {
         ] {
             std::fs::remove_file(dir.path().join(f)).unwrap();
         }
+        let old = nats_users::read_current(dir.path()).unwrap();
+        assert_eq!(old.len(), 3);
+        std::fs::write(dir.path().join(AUTH_CONF), nats_users::render(&old)).unwrap();
         let changes = begin(dir.path()).unwrap();
         assert_eq!(changes[3].old, None);
         assert_eq!(changes[3].new, "backup");
