@@ -181,14 +181,22 @@ async fn a_nats_change_is_backed_up_first_and_restore_brings_the_streams_back() 
     let after = records(&w.client).await;
     let new: Vec<_> = after.iter().filter(|r| !recorded.contains(r)).collect();
     assert_eq!(new.len(), 1, "{new:?}");
-    let revision = new[0].strip_prefix("fluo.release.nats.v").expect("a nats record");
+    let revision = new[0]
+        .strip_prefix("fluo.release.nats.v")
+        .expect("a nats record");
     run.stdout_has(&format!("(recorded as nats v{revision})"));
     let record = payload(&w, new[0]).await;
     let id = dir.file_name().unwrap().to_str().unwrap();
-    assert_eq!(record["action"], serde_json::json!({"type": "restore", "backup": id}));
+    assert_eq!(
+        record["action"],
+        serde_json::json!({"type": "restore", "backup": id})
+    );
     assert_eq!(record["reason"], "lost ORDERS");
     assert_eq!(record["outcome"], "succeeded");
-    assert!(!record["user"].as_str().unwrap_or("").is_empty(), "{record}");
+    assert!(
+        !record["user"].as_str().unwrap_or("").is_empty(),
+        "{record}"
+    );
     w.cmd(["history", "nats"])
         .run()
         .await
@@ -323,7 +331,8 @@ async fn the_secured_nats_is_backed_up_and_restored_as_the_backup_user_from_the_
 
     // The Secrets as the operator makes them from fluo-secrets' files.
     let file = |name: &str| std::fs::read_to_string(secured.dir.join(name)).unwrap();
-    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(w.client.clone(), "fluo");
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(w.client.clone(), "fluo");
     for (name, data) in [
         (
             "nats-credentials",
