@@ -14,12 +14,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("unknown step `{0}` (steps: tests, flake-check, build, manifests, policy, status)")]
+    UnknownStep(String),
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("unknown step `{0}` (steps: tests, flake-check, build, manifests, policy, status)")]
-    UnknownStep(String),
 }
 
 /// One checklist step, in the order the gate runs them.
