@@ -100,6 +100,10 @@ pub enum Action {
     },
     /// `shutdown`: the component's workloads were scaled to zero.
     Shutdown,
+    /// `restore`: the JetStream state (component nats) was put back from `backup` (its id).
+    Restore {
+        backup: String,
+    },
 }
 
 impl Action {
@@ -127,6 +131,7 @@ impl std::fmt::Display for Action {
                 removed_through, ..
             } => write!(f, "purge v1..v{removed_through}"),
             Action::Shutdown => f.write_str("shutdown"),
+            Action::Restore { backup } => write!(f, "restore from backup {backup}"),
         }
     }
 }

@@ -38,8 +38,8 @@ pub struct Teardown {
 }
 
 /// Reason, policy (windows, approvals, purge permission) and confirmation, in that order:
-/// nothing has changed when one refuses.
-fn gate(ctx: &Ctx, request: &Teardown, what: &str, purge: bool) -> Result<()> {
+/// nothing has changed when one refuses. Also `restore`'s gate.
+pub fn gate(ctx: &Ctx, request: &Teardown, what: &str, purge: bool) -> Result<()> {
     if request
         .reason
         .as_deref()
@@ -63,7 +63,7 @@ fn gate(ctx: &Ctx, request: &Teardown, what: &str, purge: bool) -> Result<()> {
 }
 
 /// A record of an operation on `component` (no manifests), chained after `records`.
-fn operation_record(
+pub fn operation_record(
     ctx: &Ctx,
     component: &str,
     action: Action,

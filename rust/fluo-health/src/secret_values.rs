@@ -29,8 +29,9 @@ impl std::fmt::Debug for Known {
 impl Known {
     pub fn new(secret: &str, key: &str, value: &str) -> Option<Self> {
         let value = value.trim();
-        // Certificates are public; short values are not distinctive.
-        (value.len() >= MIN_LEN && !key.ends_with(".crt")).then(|| Known {
+        // Certificates and NATS user names are public; short values are not distinctive.
+        let public = key.ends_with(".crt") || key.ends_with(".user");
+        (value.len() >= MIN_LEN && !public).then(|| Known {
             secret: secret.to_owned(),
             key: key.to_owned(),
             value: value.to_owned(),

@@ -1,6 +1,9 @@
 //! How both services connect to NATS: the same retry and reconnect behaviour, and the same
 //! credentials, each read from a mounted file (never from a flag value or the environment):
 //! a user and its password file, and the CA file that the server's certificate must chain to.
+//! The user may come from a file too (`--nats-user-file`): then the user name travels with the
+//! password in the mounted Secret, and a credential rotation can move a service to a new user
+//! (`bff` -> `bff-2`) without a manifest change (docs/security.md).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,8 +14,13 @@ use async_nats::{Client, ConnectOptions};
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NatsArgs {
     /// NATS user this service connects as (its password comes from --nats-password-file).
-    #[arg(long, env = "NATS_USER")]
+    #[arg(long, env = "NATS_USER", conflicts_with = "nats_user_file")]
     pub nats_user: Option<String>,
+
+    /// File holding the NATS user name (a mounted Secret key, beside the password file), read
+    /// at every connect like the password.
+    #[arg(long, env = "NATS_USER_FILE")]
+    pub nats_user_file: Option<PathBuf>,
 
     /// File holding the NATS user's password (a mounted Secret key).
     #[arg(long, env = "NATS_PASSWORD_FILE")]
@@ -31,14 +39,19 @@ pub struct NatsArgs {
 /// Validated NATS credentials: which user, where its password is, which CA to trust.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NatsAuth {
+    /// The user (as read at start when it comes from `user_file`) and its password file.
     pub user: Option<(String, PathBuf)>,
+    /// Where the user name is read at every connect, when it is not a fixed value.
+    pub user_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
 }
 
 /// A NATS credential flag that cannot be used; names the flag and the file, never a password.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("--nats-user (NATS_USER) and --nats-password-file (NATS_PASSWORD_FILE) go together")]
+    #[error(
+        "--nats-user (NATS_USER) or --nats-user-file (NATS_USER_FILE) and --nats-password-file (NATS_PASSWORD_FILE) go together"
+    )]
     Half,
     #[error("{flag} {path}: {reason}")]
     File {
@@ -52,7 +65,13 @@ impl TryFrom<NatsArgs> for NatsAuth {
     type Error = AuthError;
 
     fn try_from(args: NatsArgs) -> Result<Self, AuthError> {
-        let user = match (args.nats_user, args.nats_password_file) {
+        let name = match (args.nats_user, &args.nats_user_file) {
+            (Some(user), _) => Some(user),
+            (None, Some(_)) if args.skip_files => Some(String::new()),
+            (None, Some(file)) => Some(read_user(file)?),
+            (None, None) => None,
+        };
+        let user = match (name, args.nats_password_file) {
             (Some(user), Some(file)) => {
                 if !args.skip_files {
                     read_password(&file)?;
@@ -67,6 +86,7 @@ impl TryFrom<NatsArgs> for NatsAuth {
         }
         Ok(NatsAuth {
             user,
+            user_file: args.nats_user_file,
             ca_file: args.nats_ca_file,
         })
     }
@@ -84,6 +104,30 @@ fn read_password(path: &PathBuf) -> Result<String, AuthError> {
         return Err(err("is empty".into()));
     }
     Ok(password)
+}
+
+/// A user name from a file: one line of letters, digits, `-`, `_` or `.` (a subject token,
+/// since it names the user's inbox prefix).
+pub fn read_user(path: &PathBuf) -> Result<String, AuthError> {
+    let err = |reason: String| AuthError::File {
+        flag: "--nats-user-file (NATS_USER_FILE)",
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let user = text.trim_end_matches(['\n', '\r']);
+    if user.is_empty() {
+        return Err(err("is empty".into()));
+    }
+    if !user
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(err(format!(
+            "{user:?} is not a user name (letters, digits, '-', '_', '.')"
+        )));
+    }
+    Ok(user.to_owned())
 }
 
 fn check_ca(path: &PathBuf) -> Result<(), AuthError> {
@@ -122,10 +166,13 @@ pub fn options(name: String, auth: &NatsAuth) -> Result<ConnectOptions, async_na
             Duration::from_millis((attempts as u64 * 100).min(1000))
         });
     if let Some((user, file)) = &auth.user {
-        // Re-read at connect so a rotated password file is picked up by a restart.
-        let password = read_password(file).map_err(|e| {
-            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e)
-        })?;
+        let io = |e| async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Io, e);
+        // Re-read at connect so a rotated credential is picked up by a restart.
+        let user = match &auth.user_file {
+            Some(user_file) => read_user(user_file).map_err(io)?,
+            None => user.clone(),
+        };
+        let password = read_password(file).map_err(io)?;
         // Replies come back on the user's own inbox prefix: the only subjects its NATS
         // permissions let it subscribe to (fluo-secrets nats-users).
         options = options
@@ -186,9 +233,42 @@ mod tests {
             nats_password_file: Some(dir.path().join("nope")),
             nats_ca_file: Some(dir.path().join("ca.pem")),
             skip_files: true,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(later.ca_file, Some(dir.path().join("ca.pem")));
+    }
+
+    #[test]
+    fn the_user_may_come_from_a_file_that_holds_one_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user_file, password) = (dir.path().join("user"), dir.path().join("password"));
+        std::fs::write(&password, "pw\n").unwrap();
+        std::fs::write(&user_file, "bff-2\n").unwrap();
+        let args = NatsArgs {
+            nats_user_file: Some(user_file.clone()),
+            nats_password_file: Some(password.clone()),
+            ..Default::default()
+        };
+        let auth = NatsAuth::try_from(args.clone()).unwrap();
+        assert_eq!(auth.user, Some(("bff-2".into(), password.clone())));
+        assert_eq!(describe(&auth), "user bff-2, plaintext");
+        std::fs::write(&user_file, "bff 2\n").unwrap();
+        let err = NatsAuth::try_from(args.clone()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--nats-user-file (NATS_USER_FILE) ")
+                && err.ends_with("\"bff 2\" is not a user name (letters, digits, '-', '_', '.')"),
+            "{err}"
+        );
+        std::fs::write(&user_file, "bff-2\n").unwrap();
+        let no_password = NatsArgs {
+            nats_password_file: None,
+            ..args
+        };
+        assert!(matches!(
+            NatsAuth::try_from(no_password),
+            Err(AuthError::Half)
+        ));
     }
 
     #[test]

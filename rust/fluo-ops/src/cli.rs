@@ -59,14 +59,12 @@ pub enum Command {
     /// Restore the JetStream state from a backup (`[backup]`; one is taken before every deploy
     /// that changes the NATS StatefulSet): each stream in it is emptied and refilled with its
     /// messages and consumers. BACKUP is a backup directory or id (default: the newest).
+    /// Gated like a deploy (windows, approvals, --reason, confirmation), under the deploy lock,
+    /// and recorded in the nats component's history (who, reason, which backup, outcome).
     Restore {
         backup: Option<String>,
-        /// Why (required; printed with the result).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Remove a held deploy lock first.
-        #[arg(long)]
-        force_unlock: bool,
+        #[command(flatten)]
+        teardown: TeardownArgs,
     },
     /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
     /// rollout running and blue kept after a switch, remove blue now.

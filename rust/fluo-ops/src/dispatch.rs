@@ -72,11 +72,10 @@ pub async fn dispatch(
             Ok(Exit::Ok)
         }
         Command::Drill { list, force_unlock } => crate::drill::run(ctx, list, force_unlock).await,
-        Command::Restore {
-            backup,
-            reason,
-            force_unlock,
-        } => crate::restore::run(ctx, backup.as_deref(), reason, force_unlock).await,
+        Command::Restore { backup, teardown } => {
+            let request = crate::trust::teardown_of(&teardown, deployer);
+            crate::restore::run(ctx, backup.as_deref(), &request).await
+        }
         Command::Promote { component } => {
             let done = progressive::gate::promote(ctx, &component).await?;
             ctx.reporter

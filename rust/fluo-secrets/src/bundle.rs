@@ -36,10 +36,7 @@ pub type Secret = (&'static str, BTreeMap<String, String>);
 /// BFF's tokens file.
 pub fn local(namespace: &str) -> Result<Vec<Secret>, tls::Error> {
     let bundle = tls::generate("fluo-local-ca", &tls::service_names(namespace))?;
-    let passwords: Vec<(String, String)> = nats_users::USERS
-        .iter()
-        .map(|user| ((*user).to_owned(), nats_users::random_password()))
-        .collect();
+    let users = nats_users::fresh();
     let smoke = tokens::mint();
     let reader = tokens::mint();
     let file = TokensFile {
@@ -67,10 +64,7 @@ pub fn local(namespace: &str) -> Result<Vec<Secret>, tls::Error> {
         ),
         (
             NATS_AUTH,
-            data(vec![(
-                nats_users::AUTH_CONF,
-                nats_users::render(&passwords),
-            )]),
+            data(vec![(nats_users::AUTH_CONF, nats_users::render(&users))]),
         ),
         (
             NATS_TLS,
@@ -82,9 +76,12 @@ pub fn local(namespace: &str) -> Result<Vec<Secret>, tls::Error> {
         ),
         (
             NATS_CREDENTIALS,
-            passwords
+            users
                 .into_iter()
-                .map(|(user, password)| (format!("{user}.password"), password))
+                .flat_map(|u| {
+                    let [user_key, password_key] = nats_users::credential_files(u.service);
+                    [(user_key, u.name), (password_key, u.password)]
+                })
                 .collect(),
         ),
     ])
@@ -114,9 +111,11 @@ mod tests {
             [Scope::JobsRead]
         );
         let auth = get(NATS_AUTH, nats_users::AUTH_CONF);
-        for user in nats_users::USERS {
-            let password = get(NATS_CREDENTIALS, &format!("{user}.password"));
-            assert!(auth.contains(&format!("password: \"{password}\"")));
+        for service in nats_users::SERVICES {
+            let password = get(NATS_CREDENTIALS, &format!("{service}.password"));
+            let user = get(NATS_CREDENTIALS, &format!("{service}.user"));
+            assert_eq!(user, service);
+            assert!(auth.contains(&format!("user: \"{user}\"\n      password: \"{password}\"")));
         }
         assert!(get(NATS_TLS, "ca.crt").starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(

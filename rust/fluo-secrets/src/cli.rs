@@ -8,7 +8,7 @@ use fluo_cli::docs::DocsCommand;
 use fluo_cli::exit::Exit;
 use fluo_jobs::tokens::Scope;
 
-use crate::{api_tokens, files, nats_users, tls};
+use crate::{api_tokens, files, nats_users, rotation, tls};
 
 /// Make the FLUO platform's credentials as files (mode 0600) for Kubernetes Secrets.
 /// See docs/security.md for the Secrets they go into and how to rotate them.
@@ -37,10 +37,21 @@ pub enum Command {
         #[arg(long = "name")]
         names: Vec<String>,
     },
-    /// NATS users bff, worker and monitor: authorization.conf and <user>.password files.
+    /// NATS users bff, worker, monitor and backup: authorization.conf and, per service,
+    /// <service>.user and <service>.password.
     NatsUsers {
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Rotate the NATS credentials in --dir (docs/security.md): adds a new user per service
+    /// beside the current one (<service>.user/.password then hold the new one); with --finish,
+    /// removes the old users from authorization.conf once every service uses the new ones.
+    NatsRotate {
+        /// The credentials directory (nats-users' --out, or the Secrets' keys fetched back).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        finish: bool,
     },
     /// BFF API tokens in a tokens file (tokens.toml of the Secret fluo-bff-api-tokens).
     #[command(subcommand)]
@@ -98,11 +109,31 @@ pub fn run(command: Command) -> anyhow::Result<Vec<String>> {
         Command::NatsUsers { out } => {
             nats_users::write(&out)?;
             vec![format!(
-                "wrote {} and {} password files in {}",
+                "wrote {} and the user and password files of {} in {}",
                 nats_users::AUTH_CONF,
-                nats_users::USERS.join(", "),
+                nats_users::SERVICES.join(", "),
                 out.display()
             )]
+        }
+        Command::NatsRotate { dir, finish } => {
+            let step = if finish {
+                rotation::finish
+            } else {
+                rotation::begin
+            };
+            step(&dir)?
+                .into_iter()
+                .map(|c| match (finish, c.old) {
+                    (false, Some(old)) => {
+                        format!("{}: added user {} beside {old}", c.service, c.new)
+                    }
+                    (false, None) => format!("{}: added user {}", c.service, c.new),
+                    (true, Some(old)) => {
+                        format!("{}: removed user {old}, {} stays", c.service, c.new)
+                    }
+                    (true, None) => format!("{}: user {} (nothing to remove)", c.service, c.new),
+                })
+                .collect()
         }
         Command::Token(TokenCommand::Add {
             file,
@@ -169,6 +200,14 @@ pub fn exit_of(err: &anyhow::Error) -> Exit {
         return match e {
             tls::Error::File(e) => file(e),
             tls::Error::Certificate(_) => Exit::Failed,
+        };
+    }
+    if let Some(e) = err.downcast_ref::<nats_users::Error>() {
+        // An unreadable or refused credentials directory (a rotation in progress, a conf
+        // without the current users) wrote nothing.
+        return match e {
+            nats_users::Error::Files(e) => file(e),
+            nats_users::Error::Read { .. } | nats_users::Error::Invalid { .. } => Exit::Usage,
         };
     }
     match err.downcast_ref::<api_tokens::Error>() {

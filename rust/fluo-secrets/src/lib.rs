@@ -2,7 +2,8 @@
 //! - [`api_tokens`]: add and remove BFF API tokens in a tokens file (only hashes are stored;
 //!   the token itself is written once, to a file the operator hands to the client);
 //! - [`nats_users`]: one NATS user per service with the subjects it needs and nothing more,
-//!   rendered as nats-server's `authorization` block, plus each service's password file;
+//!   rendered as nats-server's `authorization` block, plus each service's user and password
+//!   files; [`rotation`] replaces them without downtime;
 //! - [`tls`]: a local CA and the NATS server certificate it signs, for local and rehearsal
 //!   environments (production uses the operator's CA).
 //!
@@ -13,4 +14,5 @@ pub mod bundle;
 pub mod cli;
 pub mod files;
 pub mod nats_users;
+pub mod rotation;
 pub mod tls;

@@ -157,3 +157,41 @@ fn completions_and_the_man_page_come_from_the_flags() {
         .expect("bash (apt-get install bash)");
     assert!(parsed.status.success(), "{}", stderr(&parsed));
 }
+
+#[test]
+fn nats_rotate_prints_user_names_only_and_refuses_out_of_order_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_string_lossy().into_owned();
+    let made = fluo_secrets(&["nats-users", "--out", &d]);
+    assert_eq!(code(&made), Some(0), "{}", stderr(&made));
+    // Finishing before a rotation started: refused, nothing written.
+    let before = snapshot(dir.path());
+    let early = fluo_secrets(&["nats-rotate", "--dir", &d, "--finish"]);
+    assert_eq!(code(&early), Some(2), "{}", stderr(&early));
+    assert!(stderr(&early).contains("no rotation is in progress"));
+    assert_eq!(snapshot(dir.path()), before);
+
+    let started = fluo_secrets(&["nats-rotate", "--dir", &d]);
+    assert_eq!(code(&started), Some(0), "{}", stderr(&started));
+    let out = String::from_utf8_lossy(&started.stdout).into_owned();
+    assert!(out.contains("bff: added user bff-2 beside bff"), "{out}");
+    for service in ["bff", "worker", "monitor", "backup"] {
+        let password = std::fs::read_to_string(dir.path().join(format!("{service}.password")));
+        assert!(
+            !out.contains(password.unwrap().trim()),
+            "a password was printed"
+        );
+    }
+    let before = snapshot(dir.path());
+    let again = fluo_secrets(&["nats-rotate", "--dir", &d]);
+    assert_eq!(code(&again), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("a rotation is in progress"));
+    assert_eq!(snapshot(dir.path()), before);
+
+    let finished = fluo_secrets(&["nats-rotate", "--dir", &d, "--finish"]);
+    assert_eq!(code(&finished), Some(0), "{}", stderr(&finished));
+    assert!(
+        String::from_utf8_lossy(&finished.stdout)
+            .contains("worker: removed user worker, worker-2 stays")
+    );
+}

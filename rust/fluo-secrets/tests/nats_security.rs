@@ -52,8 +52,8 @@ async fn anonymous_and_wrong_passwords_are_refused() {
     let stack = secured_nats().await;
     let secured = stack.secured().unwrap();
     let anonymous = NatsAuth {
-        user: None,
         ca_file: secured.nats_auth("bff").ca_file,
+        ..Default::default()
     };
     let err = connect_as(&stack, &anonymous).await.unwrap_err();
     assert_eq!(

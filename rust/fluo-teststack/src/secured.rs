@@ -71,22 +71,27 @@ impl Secured {
         )
     }
 
-    /// What a service running as `user` connects with.
-    pub fn nats_auth(&self, user: &str) -> NatsAuth {
+    /// What `service` connects with: its current user and password, as in the manifests
+    /// (user and password from files, read at every connect).
+    pub fn nats_auth(&self, service: &str) -> NatsAuth {
+        let user_file = self.dir.join(format!("{service}.user"));
+        let name = fluo_jobs::connect::read_user(&user_file)
+            .unwrap_or_else(|e| panic!("the user of {service}: {e}"));
         NatsAuth {
-            user: Some((user.to_owned(), self.dir.join(format!("{user}.password")))),
+            user: Some((name, self.dir.join(format!("{service}.password")))),
+            user_file: Some(user_file),
             ca_file: Some(self.dir.join("ca.crt")),
         }
     }
 
-    /// The environment of a service running as NATS user `user`.
-    pub fn service_env(&self, user: &str) -> Vec<(String, String)> {
+    /// The environment of `service` (bff, worker, ...): its NATS user, password and CA files.
+    pub fn service_env(&self, service: &str) -> Vec<(String, String)> {
         let file = |name: String| self.dir.join(name).display().to_string();
         vec![
-            ("NATS_USER".into(), user.into()),
+            ("NATS_USER_FILE".into(), file(format!("{service}.user"))),
             (
                 "NATS_PASSWORD_FILE".into(),
-                file(format!("{user}.password")),
+                file(format!("{service}.password")),
             ),
             ("NATS_CA_FILE".into(), file("ca.crt".into())),
         ]

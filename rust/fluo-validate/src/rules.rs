@@ -32,7 +32,7 @@ rules! {
         "remove the field or fix its spelling/indentation";
     // Staging and production: authentication and TLS (docs/security.md).
     SECURITY_NATS_CLIENT = "security.nats-client",
-        "in staging and production every NATS client container sets NATS_USER, NATS_PASSWORD_FILE and NATS_CA_FILE",
+        "in staging and production every NATS client container sets NATS_USER_FILE (or NATS_USER), NATS_PASSWORD_FILE and NATS_CA_FILE",
         "mount the nats-credentials and nats-tls Secrets and set the three variables (see the BFF and worker manifests)";
     SECURITY_BFF_AUTH = "security.bff-auth",
         "in staging and production the BFF names its API tokens file and nothing sets FLUO_BFF_INSECURE_NO_AUTH",

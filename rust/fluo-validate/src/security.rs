@@ -17,7 +17,13 @@ pub fn required_in(environment: &str) -> bool {
     matches!(environment, "staging" | "production")
 }
 
-const NATS_CLIENT_VARS: [&str; 3] = ["NATS_USER", "NATS_PASSWORD_FILE", "NATS_CA_FILE"];
+/// What a NATS client needs: a user (a fixed name, or the file it travels in with the
+/// password, which a credential rotation needs), the password file and the CA file.
+const NATS_CLIENT_VARS: [&[&str]; 3] = [
+    &["NATS_USER_FILE", "NATS_USER"],
+    &["NATS_PASSWORD_FILE"],
+    &["NATS_CA_FILE"],
+];
 
 /// Every security-settings finding of the set.
 pub fn check(set: &ManifestSet) -> Vec<Finding> {
@@ -36,8 +42,8 @@ pub fn check(set: &ManifestSet) -> Vec<Finding> {
                 if names.contains(&"NATS_URL") {
                     let missing: Vec<_> = NATS_CLIENT_VARS
                         .iter()
-                        .filter(|v| !names.contains(v))
-                        .copied()
+                        .filter(|any| !any.iter().any(|v| names.contains(v)))
+                        .map(|any| any.join(" or "))
                         .collect();
                     if !missing.is_empty() {
                         out.push(rules::SECURITY_NATS_CLIENT.at(
@@ -118,13 +124,17 @@ mod tests {
             .collect()
     }
 
-    const SECURED: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fluo-bff\nspec:\n  template:\n    spec:\n      containers:\n        - name: fluo-bff\n          image: fluo/fluo-bff:1\n          env:\n            - {name: NATS_URL, value: tls://nats:4222}\n            - {name: NATS_USER, value: bff}\n            - {name: NATS_PASSWORD_FILE, value: /p}\n            - {name: NATS_CA_FILE, value: /ca}\n            - {name: FLUO_BFF_AUTH_TOKENS_FILE, value: /t}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nats-config\ndata:\n  nats.conf: |\n    include \"../nats-auth/authorization.conf\"\n    tls {\n      cert_file: /c\n    }\n";
+    const SECURED: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: fluo-bff\nspec:\n  template:\n    spec:\n      containers:\n        - name: fluo-bff\n          image: fluo/fluo-bff:1\n          env:\n            - {name: NATS_URL, value: tls://nats:4222}\n            - {name: NATS_USER_FILE, value: /u}\n            - {name: NATS_PASSWORD_FILE, value: /p}\n            - {name: NATS_CA_FILE, value: /ca}\n            - {name: FLUO_BFF_AUTH_TOKENS_FILE, value: /t}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nats-config\ndata:\n  nats.conf: |\n    include \"../nats-auth/authorization.conf\"\n    tls {\n      cert_file: /c\n    }\n";
 
     #[test]
     fn the_secured_settings_pass_and_each_missing_one_is_named() {
         assert_eq!(findings(SECURED), Vec::<String>::new());
+        // A fixed user name is accepted too.
+        let fixed = SECURED.replace("NATS_USER_FILE, value: /u", "NATS_USER, value: bff");
+        assert_eq!(findings(&fixed), Vec::<String>::new());
         let open = SECURED
             .replace("            - {name: NATS_CA_FILE, value: /ca}\n", "")
+            .replace("            - {name: NATS_USER_FILE, value: /u}\n", "")
             .replace(
                 "{name: FLUO_BFF_AUTH_TOKENS_FILE, value: /t}",
                 "{name: FLUO_BFF_INSECURE_NO_AUTH, value: \"true\"}",
@@ -133,7 +143,7 @@ mod tests {
         assert_eq!(
             findings(&open),
             vec![
-                "security.nats-client: container fluo-bff connects to NATS without NATS_CA_FILE",
+                "security.nats-client: container fluo-bff connects to NATS without NATS_USER_FILE or NATS_USER, NATS_CA_FILE",
                 "security.bff-auth: container fluo-bff sets FLUO_BFF_INSECURE_NO_AUTH",
                 "security.bff-auth: container fluo-bff (fluo/fluo-bff:1) has no FLUO_BFF_AUTH_TOKENS_FILE",
                 "security.nats-server: nats.conf has no tls block",

@@ -10,6 +10,7 @@ async fn fluo_bff(args: &[&str]) -> Ran {
         "FLUO_BFF_INSECURE_NO_AUTH",
         "FLUO_BFF_METRICS_LISTEN",
         "NATS_USER",
+        "NATS_USER_FILE",
         "NATS_PASSWORD_FILE",
         "NATS_CA_FILE",
     ];
@@ -42,8 +43,18 @@ async fn bad_flags_exit_2_naming_the_flag_and_value() {
         .await
         .code(2)
         .stderr_has(
-            "--nats-user (NATS_USER) and --nats-password-file (NATS_PASSWORD_FILE) go together",
+            "--nats-user (NATS_USER) or --nats-user-file (NATS_USER_FILE) and --nats-password-file (NATS_PASSWORD_FILE) go together",
         );
+    fluo_bff(&[
+        "--insecure-no-auth",
+        "--nats-user-file",
+        "/nonexistent/user",
+        "--nats-password-file",
+        "/nonexistent/pw",
+    ])
+    .await
+    .code(2)
+    .stderr_has("--nats-user-file (NATS_USER_FILE) /nonexistent/user");
     fluo_bff(&["--no-such-flag"])
         .await
         .code(2)

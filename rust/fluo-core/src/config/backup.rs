@@ -26,6 +26,12 @@ pub struct Backup {
     /// PEM CA the NATS server certificate must chain to (TLS then required).
     #[serde(default)]
     pub nats_ca_file: Option<PathBuf>,
+    /// The secured environments: connect as the NATS user `backup` that `fluo-secrets` makes,
+    /// reading its user name and password from the Secret `nats-credentials` (keys
+    /// `backup.user`, `backup.password`) and the CA from `nats-tls` (`ca.crt`) in the app
+    /// namespace, with the deployer's credentials. Instead of the three fields above.
+    #[serde(default)]
+    pub credentials_from_secrets: bool,
 }
 
 /// The first bad field: `(key, value, reason)`.
@@ -44,6 +50,21 @@ pub fn check(backup: &Backup) -> Result<(), (String, String, String)> {
         && !(url.starts_with("nats://") || url.starts_with("tls://"))
     {
         return bad("nats_url", url, "must start with nats:// or tls://");
+    }
+    if backup.credentials_from_secrets {
+        for (key, set) in [
+            ("nats_user", backup.nats_user.is_some()),
+            ("nats_password_file", backup.nats_password_file.is_some()),
+            ("nats_ca_file", backup.nats_ca_file.is_some()),
+        ] {
+            if set {
+                return bad(
+                    key,
+                    &true,
+                    "credentials_from_secrets reads the user, password and CA from the Secrets; leave this out",
+                );
+            }
+        }
     }
     match (&backup.nats_user, &backup.nats_password_file) {
         (Some(_), None) | (None, Some(_)) => {
@@ -102,6 +123,10 @@ mod tests {
             )
         );
         assert_eq!(check(&backup("dir = \"\"")).unwrap_err().0, "backup.dir");
+        let secrets = "dir = \"b\"\ncredentials_from_secrets = true";
+        assert_eq!(check(&backup(secrets)), Ok(()));
+        let both = check(&backup(&format!("{secrets}\nnats_ca_file = \"/ca\""))).unwrap_err();
+        assert_eq!(both.0, "backup.nats_ca_file");
         assert!(toml::from_str::<Backup>("dir = \"b\"\nurl = \"x\"").is_err());
     }
 }

@@ -142,8 +142,11 @@ pub fn figures(
                         }
                     }
                 }
-                // Teardown records change no revision's outcome and are not deploys.
-                Action::Delete | Action::Purge { .. } | Action::Shutdown => {}
+                // Teardown and restore records change no revision's outcome and are not deploys.
+                Action::Delete
+                | Action::Purge { .. }
+                | Action::Shutdown
+                | Action::Restore { .. } => {}
             }
         }
         f.change_failures += failures.len();

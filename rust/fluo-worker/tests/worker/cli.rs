@@ -8,6 +8,7 @@ async fn fluo_worker(args: &[&str]) -> Ran {
         "FLUO_WORKER_CONCURRENCY",
         "FLUO_WORKER_ACK_WAIT_SECS",
         "NATS_USER",
+        "NATS_USER_FILE",
         "NATS_PASSWORD_FILE",
         "NATS_CA_FILE",
     ];
