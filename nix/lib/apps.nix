@@ -27,6 +27,13 @@ let
       // fields
     );
 
+  # The services whose own `--check-config` the gate runs on the rendered containers (rule
+  # `service.config`): every app that runs the gate has them on PATH.
+  serviceBinaries = [
+    "fluo-bff"
+    "fluo-worker"
+  ];
+
   deployTo =
     components: environment:
     fluoDeploy {
@@ -38,6 +45,7 @@ let
         environment
       ];
       images = images.allImages components;
+      path = serviceBinaries;
       inherit environment;
     };
 
@@ -115,6 +123,7 @@ in
         "--all"
       ];
       images = images.allImages components;
+      path = serviceBinaries;
     };
     delete-all = fluoDeploy {
       description = "Delete every component in reverse dependency order, history kept (needs --reason; --yes off a terminal)";
@@ -147,6 +156,7 @@ in
       kind = "binary";
       description = "Run the pre-deployment gate (checklist, manifests, policy, environment rules)";
       binary = "fluo-validate";
+      path = serviceBinaries;
     };
     health = app {
       kind = "script";
@@ -181,6 +191,7 @@ in
           name
         ];
         images = images.imagesOf components [ name ];
+        path = serviceBinaries;
       };
     in
     {

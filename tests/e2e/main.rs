@@ -1,6 +1,7 @@
 //! End-to-end scenarios across the FLUO binaries (one test binary; a module per scenario).
 
 mod canary;
+mod cli_feel;
 mod faults;
 mod process_stack;
 mod rehearsal;

@@ -9,11 +9,12 @@ use std::time::Duration;
 use fluo_rehearse::Run;
 use kube_emulator::{Emulator, Options};
 
-/// The binaries the scenarios run: the stack's and the rehearsal's. Built as one set, the
-/// same `-p` list as `scripts/rehearse` and `scripts/test-all`, so cargo builds them once.
+/// The binaries the scenarios run: the stack's, the rehearsal's and fluo-secrets (the CLI
+/// scenarios). Built as one set, the same `-p` list as `scripts/test-all`, so cargo builds
+/// them once (`scripts/rehearse` builds the same list but fluo-secrets).
 pub fn binary_packages() -> Vec<&'static str> {
     let mut all = fluo_rehearse::BINARIES.to_vec();
-    all.push("fluo-rehearse");
+    all.extend(["fluo-rehearse", "fluo-secrets"]);
     all
 }
 

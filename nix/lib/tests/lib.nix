@@ -438,6 +438,42 @@ builtins.listToAttrs (
     ];
   };
 
+  # The gate runs `fluo-bff`/`fluo-worker --check-config` (rule service.config): every app that
+  # runs the gate has both on PATH, and no other app pulls them in.
+  testGatingAppsHaveTheServiceBinaries = {
+    expr = {
+      root = builtins.filter (name: rootApps.${name}.path == [
+        "fluo-bff"
+        "fluo-worker"
+      ]) (builtins.attrNames rootApps);
+      component = builtins.mapAttrs (
+        name: _: builtins.mapAttrs (_: app: app.path) (fluoLib.componentApps components name)
+      ) { inherit (components) nats; };
+    };
+    expected = {
+      root = [
+        "deploy-all"
+        "deploy-local"
+        "deploy-production"
+        "deploy-staging"
+        "validate"
+      ];
+      component.nats = {
+        default = [
+          "fluo-bff"
+          "fluo-worker"
+        ];
+        deploy = [
+          "fluo-bff"
+          "fluo-worker"
+        ];
+        logs = [ ];
+        rollback = [ ];
+        status = [ ];
+      };
+    };
+  };
+
   testTestAllTools = {
     expr = builtins.all (tool: builtins.elem tool rootApps.test-all.tools) [
       "cargo"

@@ -2,13 +2,12 @@
 //! 0 clean shutdown, 1 runtime failure, 2 bad flags (see `fluo_jobs::service`);
 //! `--check-config` validates and exits.
 
-use std::process::ExitCode;
-
 use clap::Parser;
+use fluo_jobs::service::Exit;
 use fluo_bff::config::Args;
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Exit {
     let args = Args::parse();
     let check = args.check.check_config;
     fluo_jobs::service::main("fluo-bff", args, check, fluo_bff::run).await

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::manifest::{self, Document};
+use crate::read_error::ReadError;
 use crate::plan::{self, Graph};
 
 pub mod backup;
@@ -26,11 +27,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: {message}")]
     Toml { path: PathBuf, message: String },
     #[error("{path}: `{key}` = {value}: {reason}")]
@@ -350,10 +348,7 @@ pub fn default_infra_dir() -> PathBuf {
 /// All `infra/components/*/component.toml`, in SOP order.
 pub fn load_components(infra_dir: &Path) -> Result<Vec<Component>> {
     let root = infra_dir.join("components");
-    let entries = std::fs::read_dir(&root).map_err(|source| Error::Read {
-        path: root.clone(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(&root).map_err(ReadError::of(&root))?;
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("component.toml").is_file())
@@ -661,10 +656,7 @@ fn check_environment(path: &Path, env: &Environment, components: &[Component]) -
 }
 
 fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(ReadError::of(path))?;
     toml::from_str(&text).map_err(|e| Error::Toml {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),

@@ -13,7 +13,8 @@ pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod durable;
-pub mod exit;
+/// The exit-code table every binary shares (lives in fluo-cli, below this crate).
+pub use fluo_cli::exit;
 pub mod history;
 pub mod identity;
 pub mod image_ref;
@@ -24,6 +25,7 @@ pub mod notify;
 pub mod ops;
 pub mod policy;
 pub mod portforward;
+pub mod read_error;
 pub mod readiness;
 pub mod registry;
 pub mod release;

@@ -5,15 +5,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::read_error::ReadError;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}:{line}: invalid YAML: {message}")]
     Yaml {
         path: PathBuf,
@@ -90,10 +89,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Document>> {
             .collect::<Vec<_>>(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(Error::Read {
-                path: dir.to_path_buf(),
-                source,
-            });
+            return Err(ReadError::of(dir)(source).into());
         }
     };
     files.sort();
@@ -106,10 +102,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Document>> {
 
 /// Every document of one file.
 pub fn load_file(path: &Path) -> Result<Vec<Document>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(ReadError::of(path))?;
     parse_str(path, &text)
 }
 

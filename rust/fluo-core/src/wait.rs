@@ -311,78 +311,42 @@ pub async fn until_ready(
     let selector = component_selector(component);
     let has = |k: &str| awaited.iter().any(|o| o.kind == k);
     let mut streams: Vec<std::pin::Pin<Box<dyn Stream<Item = Update> + Send>>> = Vec::new();
+    // One watch per awaited kind; each is another resource type, hence a macro, not a loop.
+    macro_rules! watch {
+        ($seen:ident, $kind:literal) => {
+            streams.push(Box::pin(watch_kind(
+                client,
+                namespace,
+                &selector,
+                Seen::$seen,
+                $kind,
+            )))
+        };
+    }
     if has("Deployment") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::Deployment,
-            "Deployment",
-        )));
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::ReplicaSet,
-            "ReplicaSet",
-        )));
+        watch!(Deployment, "Deployment");
+        watch!(ReplicaSet, "ReplicaSet");
     }
     if has("StatefulSet") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::StatefulSet,
-            "StatefulSet",
-        )));
+        watch!(StatefulSet, "StatefulSet");
     }
     if has("DaemonSet") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::DaemonSet,
-            "DaemonSet",
-        )));
+        watch!(DaemonSet, "DaemonSet");
     }
     if has("Job") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::Job,
-            "Job",
-        )));
+        watch!(Job, "Job");
     }
     if has("PersistentVolumeClaim") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::Pvc,
-            "PersistentVolumeClaim",
-        )));
+        watch!(Pvc, "PersistentVolumeClaim");
     }
     if has("Service") {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::Service,
-            "Service",
-        )));
+        watch!(Service, "Service");
     }
     if ["Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"]
         .iter()
         .any(|k| has(k))
     {
-        streams.push(Box::pin(watch_kind(
-            client,
-            namespace,
-            &selector,
-            Seen::Pod,
-            "Pod",
-        )));
+        watch!(Pod, "Pod");
     }
     let mut updates = stream::select_all(streams);
     let mut view = View::default();

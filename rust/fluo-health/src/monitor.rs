@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use fluo_core::config::Monitoring;
@@ -323,17 +322,13 @@ fn report(verdict: Verdict, samples: Vec<Sample>) -> Report {
 }
 
 /// [`run`], then on a breach call `rollback` once with it and record what it said.
-pub async fn run_with_rollback<F, Fut>(
+pub async fn run_with_rollback(
     config: &Config,
     prometheus: &Endpoint,
     cluster: Option<&Cluster>,
     progress: impl FnMut(&Sample),
-    rollback: F,
-) -> Report
-where
-    F: FnOnce(Breach) -> Fut,
-    Fut: Future<Output = Result<String, String>>,
-{
+    rollback: impl AsyncFnOnce(Breach) -> Result<String, String>,
+) -> Report {
     let mut report = run(config, prometheus, cluster, progress).await;
     if let Verdict::Breached { breach } = &report.verdict {
         let outcome = rollback(breach.clone()).await;
@@ -348,17 +343,13 @@ where
 /// The watch for an environment as configured: `watch` (usually
 /// [`Config::from_environment`] of its `[monitoring]`), Prometheus reached the way `[access]`
 /// says. This is the entry point for `fluo-deploy monitor`: on a breach `rollback` runs once.
-pub async fn run_for<F, Fut>(
+pub async fn run_for(
     config: &fluo_core::config::Config,
     cluster: Option<Cluster>,
     watch: &Config,
     progress: impl FnMut(&Sample),
-    rollback: F,
-) -> Report
-where
-    F: FnOnce(Breach) -> Fut,
-    Fut: Future<Output = Result<String, String>>,
-{
+    rollback: impl AsyncFnOnce(Breach) -> Result<String, String>,
+) -> Report {
     let resolver = crate::access::Resolver::from_config(config, cluster.clone());
     match resolver.endpoint(crate::access::PROMETHEUS).await {
         Ok(prometheus) => {

@@ -3,7 +3,9 @@
 //! 1 runtime failure, 2 bad flags). `--check-config` stops after the validation.
 
 use std::fmt::Display;
-use std::process::ExitCode;
+
+/// The exit status of the services' `main` (the table every fluo binary shares).
+pub use fluo_cli::exit::Exit;
 
 /// How much `--check-config` validates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +37,7 @@ impl CheckArgs {
 /// The body of a service's `main`: `args` (parsed by clap) become the service's config or the
 /// process exits 2 naming the bad flag; with `check` set it then exits 0, else logging starts
 /// and `run` runs. `name` prefixes the messages.
-pub async fn main<A, C, F, Fut>(name: &str, args: A, check: Option<CheckMode>, run: F) -> ExitCode
+pub async fn main<A, C, F, Fut>(name: &str, args: A, check: Option<CheckMode>, run: F) -> Exit
 where
     C: TryFrom<A>,
     C::Error: Display,
@@ -46,7 +48,7 @@ where
         Ok(config) => config,
         Err(err) => {
             eprintln!("{name}: {err}");
-            return ExitCode::from(2);
+            return Exit::Usage;
         }
     };
     if let Some(mode) = check {
@@ -55,14 +57,14 @@ where
             CheckMode::Values => "flags and environment; files not read",
         };
         println!("{name}: configuration is valid ({what})");
-        return ExitCode::SUCCESS;
+        return Exit::Ok;
     }
     crate::telemetry::init();
     match run(config).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "{name} failed");
-            ExitCode::from(1)
+            Exit::Failed
         }
     }
 }
@@ -106,7 +108,7 @@ mod tests {
             Ok(())
         })
         .await;
-        assert_eq!(code, ExitCode::from(2));
+        assert_eq!(code, Exit::Usage);
         assert!(!ran.load(Ordering::SeqCst));
     }
 
@@ -118,7 +120,7 @@ mod tests {
             async { Ok(()) }
         })
         .await;
-        assert_eq!(code, ExitCode::SUCCESS);
+        assert_eq!(code, Exit::Ok);
         assert_eq!(*seen.lock().unwrap(), Some(8080));
     }
 
@@ -131,11 +133,11 @@ mod tests {
         };
         assert_eq!(
             main("svc", "8080", Some(CheckMode::Full), run).await,
-            ExitCode::SUCCESS
+            Exit::Ok
         );
         assert_eq!(
             main("svc", "x", Some(CheckMode::Values), run).await,
-            ExitCode::from(2)
+            Exit::Usage
         );
         assert!(!ran.load(Ordering::SeqCst));
     }
@@ -146,6 +148,6 @@ mod tests {
             Err(anyhow::anyhow!("NATS went away"))
         })
         .await;
-        assert_eq!(code, ExitCode::from(1));
+        assert_eq!(code, Exit::Failed);
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use fluo_core::cli::docs::Shell;
+use fluo_core::cli::docs::DocsCommand;
 use fluo_core::cli::{Global, duration};
 use fluo_core::exit::EXIT_CODES;
 
@@ -145,10 +145,8 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
-    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
-    Completions { shell: Shell },
-    /// Print the man page (roff), e.g. `fluo-deploy man > fluo-deploy.1`.
-    Man,
+    #[command(flatten)]
+    Docs(DocsCommand),
 }
 
 // What both rollbacks take (a plain comment: a doc comment would become their help text).

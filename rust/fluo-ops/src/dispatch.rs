@@ -162,7 +162,7 @@ pub async fn dispatch(
         Command::Announce(args) => Ok(crate::change::announce(ctx, args).await),
         Command::Incident { action } => Ok(crate::change::incident(ctx, action).await),
         // Printed before connecting (run::print_docs).
-        Command::Completions { .. } | Command::Man => Ok(Exit::Ok),
+        Command::Docs(_) => Ok(Exit::Ok),
         Command::Logs {
             component,
             since,

@@ -3,7 +3,6 @@
 //! flags, the configuration and the deploy request have been checked.
 
 use anyhow::Context as _;
-use fluo_core::cli::docs;
 use fluo_core::config::Config;
 use fluo_core::exit::Exit;
 use fluo_core::ops::deploy;
@@ -124,19 +123,8 @@ async fn graph_from_records(ctx: &mut Ctx) -> Result<(), ops::Error> {
 
 /// `completions` and `man` need no configuration.
 fn print_docs(command: &Command) -> Option<Exit> {
-    let mut stdout = std::io::stdout().lock();
     match command {
-        Command::Completions { shell } => {
-            docs::completions::<Cli>(*shell, &mut stdout);
-            Some(Exit::Ok)
-        }
-        Command::Man => Some(match docs::man::<Cli>(&mut stdout) {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                eprintln!("error: writing the man page: {e}");
-                Exit::Failed
-            }
-        }),
+        Command::Docs(docs) => Some(docs.print::<Cli>()),
         _ => None,
     }
 }

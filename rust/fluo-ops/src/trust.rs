@@ -58,8 +58,7 @@ pub fn writes_records(command: &Command) -> bool {
         | Command::Announce(_)
         | Command::Incident { .. }
         | Command::Logs { .. }
-        | Command::Completions { .. }
-        | Command::Man => false,
+        | Command::Docs(_) => false,
     }
 }
 

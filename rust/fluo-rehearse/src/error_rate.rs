@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use fluo_core::exit::Exit;
+
 use crate::checks::{self, StepResult};
 use crate::failure::{Edited, bff_deployment, bff_image};
 use crate::load::Traffic;
@@ -61,7 +63,7 @@ pub async fn error_rate_release(stack: &Stack) -> StepResult {
         .run("fluo-deploy", &["monitor", "--duration", WATCH])
         .await;
     let answers = traffic.stop().await;
-    watched.expect(1)?;
+    watched.expect(Exit::Failed)?;
     let output = format!("{}{}", watched.stdout, watched.stderr);
     let breach = output
         .lines()

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use fluo_core::exit::Exit;
 use serde_yaml::Value;
 
 use crate::checks::{self, StepResult};
@@ -72,7 +73,7 @@ pub async fn bad_release(stack: &Stack) -> StepResult {
         args.extend(checks::DEPLOY_SKIPS);
         stack.run("fluo-deploy", &args).await
     };
-    failed.expect(1)?;
+    failed.expect(Exit::Failed)?;
     let output = format!("{}{}", failed.stdout, failed.stderr);
     let why = ["CrashLoopBackOff", "Error", "exited"]
         .into_iter()

@@ -80,6 +80,22 @@ pub fn own_dir() -> Option<std::path::PathBuf> {
         .map(std::path::Path::to_path_buf)
 }
 
+/// [`main`] as an exit status: 0 every step passed, 1 a step failed, 2 the stack could not start
+/// (a missing prerequisite; nothing was rehearsed) or a report could not be written.
+pub async fn run(
+    options: StackOptions,
+    json: Option<std::path::PathBuf>,
+    markdown: Option<std::path::PathBuf>,
+) -> fluo_core::exit::Exit {
+    match main(options, json, markdown).await {
+        Ok(passed) => fluo_core::exit::Exit::passed(passed),
+        Err(e) => {
+            eprintln!("fluo-rehearse: {e:#}");
+            fluo_core::exit::Exit::Usage
+        }
+    }
+}
+
 /// The whole rehearsal: start the stack, run every step, print the report (and write it where
 /// asked). Ok(passed); Err when the stack could not start or a report could not be written.
 pub async fn main(

@@ -3,9 +3,10 @@
 //! prerequisite (nothing started).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Parser;
+use fluo_core::cli::docs::DocsFlags;
+use fluo_core::exit::Exit;
 
 /// Rehearse SOP-002 on kube-emulator's process runtime: gate, deploy-all, health, smoke,
 /// monitor, a bad release rolled back automatically, emergency and component rollback,
@@ -25,27 +26,24 @@ struct Cli {
     /// Also write the report as Markdown (for a change record) to this file.
     #[arg(long, value_name = "FILE")]
     report_md: Option<PathBuf>,
+    #[command(flatten)]
+    docs: DocsFlags,
 }
 
-fn main() -> ExitCode {
+fn main() -> Exit {
     let cli = Cli::parse();
-    let bin_dir = cli.bin_dir.clone().or_else(fluo_rehearse::own_dir);
-    let Some(bin_dir) = bin_dir else {
+    if let Some(exit) = cli.docs.print::<Cli>() {
+        return exit;
+    }
+    let Some(bin_dir) = cli.bin_dir.clone().or_else(fluo_rehearse::own_dir) else {
         eprintln!("fluo-rehearse: cannot tell where the binaries are; give --bin-dir");
-        return ExitCode::from(2);
+        return Exit::Usage;
     };
     let options = fluo_rehearse::StackOptions {
         repo: cli.repo.clone(),
         bin_dir,
         emulator_args: Vec::new(),
     };
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    match runtime.block_on(fluo_rehearse::main(options, cli.report_json, cli.report_md)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("fluo-rehearse: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let run = fluo_rehearse::run(options, cli.report_json, cli.report_md);
+    fluo_core::cli::main(0, run)
 }

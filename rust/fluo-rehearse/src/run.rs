@@ -100,8 +100,10 @@ pub struct Run {
 }
 
 impl Run {
-    /// Ok when it exited `want`, else an error with both streams (for the report and the test).
-    pub fn expect(&self, want: i32) -> Result<&Run, String> {
+    /// Ok when it exited `want` (a code, or a fluo command's `Exit`), else an error with both
+    /// streams (for the report and the test).
+    pub fn expect(&self, want: impl Into<i32>) -> Result<&Run, String> {
+        let want = want.into();
         if self.code == Some(want) {
             Ok(self)
         } else {

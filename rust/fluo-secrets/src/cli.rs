@@ -4,14 +4,18 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use fluo_cli::docs::DocsCommand;
+use fluo_cli::exit::Exit;
 use fluo_jobs::tokens::Scope;
 
-use crate::{api_tokens, nats_users, tls};
+use crate::{api_tokens, files, nats_users, tls};
 
 /// Make the FLUO platform's credentials as files (mode 0600) for Kubernetes Secrets.
 /// See docs/security.md for the Secrets they go into and how to rotate them.
 ///
-/// Exit codes: 0 done, 1 failed (nothing written), 2 usage error.
+/// Exit codes (the table all fluo commands share): 0 done; 1 writing or making a certificate
+/// failed; 2 usage error or refused input (a file that exists, an unknown token id, a tokens
+/// file that does not load, a missing --out directory), nothing written.
 #[derive(Debug, Parser)]
 #[command(name = "fluo-secrets", version)]
 pub struct Cli {
@@ -41,6 +45,8 @@ pub enum Command {
     /// BFF API tokens in a tokens file (tokens.toml of the Secret fluo-bff-api-tokens).
     #[command(subcommand)]
     Token(TokenCommand),
+    #[command(flatten)]
+    Docs(DocsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,5 +127,53 @@ pub fn run(command: Command) -> anyhow::Result<Vec<String>> {
             )]
         }
         Command::Token(TokenCommand::List { file }) => api_tokens::list(&file)?,
+        // Printed by `main` itself: it writes no file.
+        Command::Docs(_) => Vec::new(),
     })
+}
+
+/// The body of `main`: runs the command, prints its lines (paths, never contents) or the error,
+/// and returns the exit status of the shared table.
+pub fn main(cli: Cli) -> Exit {
+    if let Command::Docs(docs) = &cli.command {
+        return docs.print::<Cli>();
+    }
+    match run(cli.command) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            Exit::Ok
+        }
+        Err(err) => {
+            eprintln!("fluo-secrets: {err:#}");
+            exit_of(&err)
+        }
+    }
+}
+
+/// A refusal of the input (the command wrote nothing) is a usage error (2); a write or a
+/// certificate that failed is 1.
+pub fn exit_of(err: &anyhow::Error) -> Exit {
+    let file = |e: &files::Error| match e {
+        files::Error::Exists { .. } => Exit::Usage,
+        files::Error::Write { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Exit::Usage
+        }
+        files::Error::Write { .. } => Exit::Failed,
+    };
+    if let Some(e) = err.downcast_ref::<files::Error>() {
+        return file(e);
+    }
+    if let Some(e) = err.downcast_ref::<tls::Error>() {
+        return match e {
+            tls::Error::File(e) => file(e),
+            tls::Error::Certificate(_) => Exit::Failed,
+        };
+    }
+    match err.downcast_ref::<api_tokens::Error>() {
+        Some(api_tokens::Error::File(e)) => file(e),
+        Some(_) => Exit::Usage,
+        None => Exit::Failed,
+    }
 }

@@ -1,22 +1,10 @@
-//! fluo-secrets: make the platform's credentials (docs/security.md).
-
-use std::process::ExitCode;
+//! fluo-secrets: make the platform's credentials (docs/security.md). Flags are parsed here; the
+//! work and the exit status are `fluo_secrets::cli`'s.
 
 use clap::Parser;
-use fluo_secrets::cli::{Cli, run};
+use fluo_cli::exit::Exit;
+use fluo_secrets::cli::{self, Cli};
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(lines) => {
-            for line in lines {
-                println!("{line}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("fluo-secrets: {err:#}");
-            ExitCode::from(1)
-        }
-    }
+fn main() -> Exit {
+    cli::main(Cli::parse())
 }

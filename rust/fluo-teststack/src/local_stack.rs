@@ -1,11 +1,10 @@
 //! `fluo-local-stack`: starts the local FLUO stack for developers, prints the URLs and tears it
 //! down on Ctrl-C (the binary is a thin main over [`main`]).
 
-use std::process::ExitCode;
-
 use crate::{Component, Stack};
 use anyhow::Context;
 use clap::Parser;
+use fluo_cli::exit::Exit;
 
 /// Run nats-server (JetStream), the FLUO BFF, a worker and Prometheus on loopback.
 #[derive(Debug, Parser)]
@@ -20,13 +19,13 @@ struct Args {
 }
 
 /// Parses the command line and runs the stack until Ctrl-C.
-pub async fn main() -> ExitCode {
+pub async fn main() -> Exit {
     let args = Args::parse();
     match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok,
         Err(err) => {
             eprintln!("fluo-local-stack: {err:#}");
-            ExitCode::from(1)
+            Exit::Failed
         }
     }
 }

@@ -7,17 +7,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use fluo_core::read_error::ReadError;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("unknown step `{0}` (steps: tests, flake-check, build, manifests, policy, status)")]
@@ -140,7 +138,7 @@ impl Checklist {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(checklist),
-            Err(source) => return Err(Error::Read { path, source }),
+            Err(source) => return Err(ReadError::of(&path)(source).into()),
         };
         let invalid = |message: String| Error::Invalid {
             path: path.clone(),

@@ -25,7 +25,7 @@ pub fn manifest_error_finding(error: &config::Error) -> Option<Finding> {
             line,
             message,
         } => (path, *line, message.clone()),
-        manifest::Error::Read { .. } => return None,
+        manifest::Error::Read(_) => return None,
     };
     let location = Location {
         file: path.clone(),

@@ -4,14 +4,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::kubelet::process::{ImageMap, ProcessOptions};
 use crate::network::IngressListen;
-use crate::{Emulator, Faults, Options, Runtime, kubelet::simulated::parse_duration};
+use crate::{Emulator, Faults, Options, Runtime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fluo_cli::docs::DocsCommand;
+use fluo_cli::duration::parse as duration;
+use fluo_cli::exit::Exit;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +30,8 @@ struct Cli {
 enum Command {
     /// Serve the API, print the bound address, write a kubeconfig, run until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Docs(DocsCommand),
 }
 
 #[derive(clap::Args)]
@@ -96,10 +100,6 @@ enum RuntimeKind {
     Process,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("invalid duration {s:?}: use e.g. 250ms, 2s, 1m"))
-}
-
 impl ServeArgs {
     fn options(&self) -> anyhow::Result<Options> {
         let faults = Faults {
@@ -163,8 +163,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Parses the command line and runs it.
-pub fn main() -> ExitCode {
+pub fn main() -> Exit {
     let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Docs(docs) => return docs.print::<Cli>(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -175,24 +179,18 @@ pub fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(1);
+            return Exit::Failed;
         }
     };
-    let result = match cli.command {
-        Command::Serve(args) => {
-            let bad_config = args.options().err();
-            if let Some(e) = bad_config {
-                eprintln!("error: {e:#}");
-                return ExitCode::from(2);
-            }
-            runtime.block_on(serve(args))
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    if let Err(e) = args.options() {
+        eprintln!("error: {e:#}");
+        return Exit::Usage;
+    }
+    match runtime.block_on(serve(args)) {
+        Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            Exit::Failed
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `kube-emulator`: see `kube_emulator::cli`.
 
-fn main() -> std::process::ExitCode {
+fn main() -> fluo_cli::exit::Exit {
     kube_emulator::cli::main()
 }

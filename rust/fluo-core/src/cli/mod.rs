@@ -7,9 +7,10 @@
 //! - [`docs`]: completions and man pages from the clap definitions;
 //! - [`main`]: TLS provider, logging, runtime, exit status.
 
-pub mod docs;
-pub mod duration;
 pub mod global;
+
+// Below fluo-core so that every binary can share them (docs/adr/0004).
+pub use fluo_cli::{docs, duration};
 
 use std::future::Future;
 

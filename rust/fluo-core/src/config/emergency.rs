@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::{Component, Config, Environment, Error, Result, environment_path, load_environment};
 use crate::plan::Graph;
+use crate::read_error::ReadError;
 
 /// A config for an emergency command and what had to be left out.
 pub struct EmergencyConfig {
@@ -109,10 +110,7 @@ impl Config {
 /// The component files (no manifests) and their graph.
 fn component_files(infra_dir: &Path) -> Result<(Vec<Component>, Option<Graph>)> {
     let root = infra_dir.join("components");
-    let entries = std::fs::read_dir(&root).map_err(|source| Error::Read {
-        path: root.clone(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(&root).map_err(ReadError::of(&root))?;
     let mut dirs: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("component.toml").is_file())

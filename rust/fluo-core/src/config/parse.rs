@@ -4,13 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+/// The one duration syntax of flags and files (`fluo_core::cli::duration`), zero allowed.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); use e.g. \"30s\", \"5m\""
-        ))
-    })
+    fluo_cli::duration::parse(&text).map_err(serde::de::Error::custom)
 }
 
 pub(super) fn time_of_day<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {

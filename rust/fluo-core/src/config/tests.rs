@@ -115,7 +115,7 @@ fn wrong_types_and_values_name_the_key() {
             "components/bff/component.toml",
             "timeout = \"90s\"",
             "timeout = \"soon\"",
-            "invalid duration \"soon\"",
+            "`soon` is not a duration",
         ),
         (
             "components/bff/component.toml",

@@ -105,14 +105,106 @@ async fn completions_and_the_man_page_come_from_the_flags() {
         .stdout_has("Exit codes: 0 ok");
 }
 
+/// `cmd` run with its stdout and stderr on a terminal: a pty from util-linux `script`, whose
+/// output is what the terminal showed.
+async fn on_a_terminal(cmd: &Cmd) -> (Option<i32>, String) {
+    let inner = cmd.command();
+    let inner = inner.as_std();
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = quote(inner.get_program());
+    for arg in inner.get_args() {
+        line.push(' ');
+        line.push_str(&quote(arg));
+    }
+    let mut script = tokio::process::Command::new("script");
+    script
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), script.output())
+        .await
+        .expect("the deploy finishes within 180s")
+        .expect("util-linux `script` runs (apt-get install util-linux)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_a_deploy_draws_one_row_per_component_updated_in_place() {
+    let w = World::start().await;
+    let (code, screen) = on_a_terminal(&w.cmd(["deploy", "nats", "prometheus"])).await;
+    assert_eq!(code, Some(0), "{screen}");
+    // Rows are redrawn in place: the cursor moves up and lines are cleared.
+    assert!(
+        screen.contains("\x1b[1A") || screen.contains("\x1b[2K"),
+        "no in-place redraw: {screen:?}"
+    );
+    let plain = strip_escapes(&screen);
+    for component in ["nats", "prometheus"] {
+        let row = format!("{component:<12} done ");
+        assert!(plain.contains(&row), "no `{row}` row: {plain}");
+    }
+    // The plain line log of the same deploy off a terminal has no such sequences.
+    let piped = w.cmd(["deploy", "nats", "prometheus"]).run().await;
+    piped.code(0);
+    assert!(!piped.stderr.contains(ESC), "{:?}", piped.stderr);
+    assert!(!piped.stderr.contains("done     "), "{}", piped.stderr);
+}
+
+/// The text of a terminal transcript without its control sequences.
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ESC {
+            // CSI: ESC [ parameters, then a final byte in @..~.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[test]
 fn every_binary_main_is_under_60_lines() {
+    // Every main of the workspace: <crate>/src/main.rs and <crate>/src/bin/*.rs.
     let rust = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for binary in ["fluo-deploy", "fluo-validate", "fluo-health", "fluo-smoke"] {
-        let main = rust.join(binary).join("src/main.rs");
+    let mut mains = Vec::new();
+    for krate in std::fs::read_dir(&rust).expect("reading rust/") {
+        let src = krate.expect("entry").path().join("src");
+        mains.push(src.join("main.rs"));
+        if let Ok(bins) = std::fs::read_dir(src.join("bin")) {
+            mains.extend(bins.map(|b| b.expect("entry").path()));
+        }
+    }
+    mains.retain(|m| m.is_file());
+    assert!(mains.len() >= 10, "too few mains found: {mains:?}");
+    for main in mains {
         let text = std::fs::read_to_string(&main)
             .unwrap_or_else(|e| panic!("reading {}: {e}", main.display()));
         let lines = text.lines().count();
         assert!(lines < 60, "{} has {lines} lines", main.display());
+        assert!(
+            text.contains("-> Exit") || text.contains("::Exit {"),
+            "{}: main must return the shared Exit (fluo_cli::exit)",
+            main.display()
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `fluo-local-stack`: see `fluo_teststack::local_stack`.
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> fluo_cli::exit::Exit {
     fluo_teststack::local_stack::main().await
 }

@@ -108,13 +108,7 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
         }
         if let Ok(p) = super::create(state, pod_def, pod) {
             let message = format!("create Pod {pod_name} in StatefulSet {name} successful");
-            events::normal(
-                state,
-                STATEFULSET_CONTROLLER,
-                sts,
-                "SuccessfulCreate",
-                message,
-            );
+            record(state, sts, "SuccessfulCreate", message);
             pods.push(p);
             pods.sort_by_key(|p| ordinal(p, &name).unwrap_or(i64::MAX));
         }
@@ -164,6 +158,11 @@ pub fn reconcile(state: &mut State, sts: &Value) -> Requeue {
     None
 }
 
+/// A Normal event of the StatefulSet controller about `sts`.
+fn record(state: &mut State, sts: &Value, reason: &str, message: String) {
+    events::normal(state, STATEFULSET_CONTROLLER, sts, reason, message);
+}
+
 /// Deletes one of the set's pods and records it like the StatefulSet pod control does.
 fn delete_pod(state: &mut State, sts: &Value, pod_name: &str) {
     let ns = meta_str(sts, "namespace");
@@ -172,13 +171,7 @@ fn delete_pod(state: &mut State, sts: &Value, pod_name: &str) {
             "delete Pod {pod_name} in StatefulSet {} successful",
             meta_str(sts, "name")
         );
-        events::normal(
-            state,
-            STATEFULSET_CONTROLLER,
-            sts,
-            "SuccessfulDelete",
-            message,
-        );
+        record(state, sts, "SuccessfulDelete", message);
     }
 }
 
@@ -197,12 +190,6 @@ fn ensure_claim(state: &mut State, sts: &Value, claim: &Value, pod_name: &str, c
             "create Claim {claim_name} Pod {pod_name} in StatefulSet {} success",
             meta_str(sts, "name")
         );
-        events::normal(
-            state,
-            STATEFULSET_CONTROLLER,
-            sts,
-            "SuccessfulCreate",
-            message,
-        );
+        record(state, sts, "SuccessfulCreate", message);
     }
 }

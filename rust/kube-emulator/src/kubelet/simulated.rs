@@ -28,21 +28,10 @@ pub const ANN_LOG_CONTAINER_PREFIX: &str = "kube-emulator.fluo.dev/log.";
 /// Annotation: port-forward targets (`8222=127.0.0.1:40000,...` or one `host:port` for all ports).
 pub const ANN_PORT_FORWARD: &str = "kube-emulator.fluo.dev/port-forward";
 
-/// Parses `250ms`, `2s`, `1m`, `1h` or a bare number of seconds.
+/// An annotation's duration in the syntax of every fluo flag and file (`250ms`, `2s`, `1m`;
+/// `fluo_cli::duration`); None when it is not one.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    (secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    fluo_cli::duration::parse(s).ok()
 }
 
 pub fn is_crashloop_image(image: &str) -> bool {
@@ -626,7 +615,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_duration("3"), None, "a unit is required");
         assert_eq!(parse_duration("abc"), None);
         assert!(is_crashloop_image("registry.local:5000/app:crashloop"));
         assert!(!is_crashloop_image("registry.local:5000/crashloop:1"));

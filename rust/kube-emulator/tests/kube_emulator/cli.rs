@@ -119,6 +119,6 @@ fn bad_flags_are_usage_errors_and_write_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid duration \"soon\""));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`soon` is not a duration"));
     assert!(!kc.exists());
 }

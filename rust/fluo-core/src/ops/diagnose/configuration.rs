@@ -5,6 +5,8 @@
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
+use crate::exit::Exit;
+
 use super::snapshot::Snapshot;
 use super::{Family, Finding};
 
@@ -77,7 +79,7 @@ fn rejected(snapshot: &Snapshot) -> Vec<Finding> {
                 .into_iter()
                 .flatten()
                 .filter_map(|s| s.terminated.as_ref())
-                .any(|t| t.exit_code == 2);
+                .any(|t| t.exit_code == Exit::Usage.code());
             if !exited_2 {
                 continue;
             }

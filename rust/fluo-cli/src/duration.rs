@@ -54,6 +54,8 @@ mod tests {
         assert_eq!(positive("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(positive("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("0s"), Ok(Duration::ZERO));
+        // A bare zero needs no unit (kube-emulator's `--latency 0`).
+        assert_eq!(parse("0"), Ok(Duration::ZERO));
     }
 
     #[test]

@@ -36,6 +36,13 @@ impl Exit {
     }
 }
 
+/// The process status code, to compare with what a child process exited with.
+impl From<Exit> for i32 {
+    fn from(exit: Exit) -> i32 {
+        exit.code()
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
         ExitCode::from(exit as u8)

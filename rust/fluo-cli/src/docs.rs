@@ -1,10 +1,11 @@
 //! Shell completions and man pages, generated from a binary's clap definition so they never
-//! drift from the flags. `fluo-deploy completions <SHELL>` / `fluo-deploy man`; the binaries
-//! without subcommands take `--completions <SHELL>` / `--man` ([`DocsFlags`]).
+//! drift from the flags. The binaries with subcommands have `completions <SHELL>` and `man`
+//! ([`DocsCommand`], e.g. `fluo-deploy man`); those without take `--completions <SHELL>` /
+//! `--man` ([`DocsFlags`]).
 
 use std::io::Write;
 
-use clap::{Args, CommandFactory};
+use clap::{Args, CommandFactory, Subcommand};
 pub use clap_complete::Shell;
 
 use crate::exit::Exit;
@@ -19,6 +20,22 @@ pub fn completions<C: CommandFactory>(shell: Shell, out: &mut dyn Write) {
 /// Writes the man page (roff) of the command `C`; subcommands are listed in it.
 pub fn man<C: CommandFactory>(out: &mut dyn Write) -> std::io::Result<()> {
     clap_mangen::Man::new(C::command()).render(out)
+}
+
+/// Prints what was asked for on stdout: the completions of `C` for `shell`, else its man page.
+fn print<C: CommandFactory>(shell: Option<Shell>) -> Exit {
+    let mut stdout = std::io::stdout().lock();
+    if let Some(shell) = shell {
+        completions::<C>(shell, &mut stdout);
+        return Exit::Ok;
+    }
+    match man::<C>(&mut stdout) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: writing the man page: {e}");
+            Exit::Failed
+        }
+    }
 }
 
 /// `--completions <SHELL>` and `--man` for binaries without subcommands.
@@ -36,18 +53,27 @@ impl DocsFlags {
     /// When asked for, prints the completions or the man page of `C` on stdout and returns the
     /// exit status; None when neither was asked for.
     pub fn print<C: CommandFactory>(&self) -> Option<Exit> {
-        let mut stdout = std::io::stdout().lock();
-        if let Some(shell) = self.completions {
-            completions::<C>(shell, &mut stdout);
-            return Some(Exit::Ok);
+        (self.completions.is_some() || self.man).then(|| print::<C>(self.completions))
+    }
+}
+
+/// The `completions` and `man` subcommands, flattened into a binary's subcommand enum with
+/// `#[command(flatten)] Docs(DocsCommand)`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum DocsCommand {
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: Shell },
+    /// Print the man page (roff), e.g. `<command> man > <command>.1`.
+    Man,
+}
+
+impl DocsCommand {
+    /// Prints the completions or the man page of `C` on stdout; the exit status.
+    pub fn print<C: CommandFactory>(&self) -> Exit {
+        match self {
+            DocsCommand::Completions { shell } => print::<C>(Some(*shell)),
+            DocsCommand::Man => print::<C>(None),
         }
-        self.man.then(|| match man::<C>(&mut stdout) {
-            Ok(()) => Exit::Ok,
-            Err(e) => {
-                eprintln!("error: writing the man page: {e}");
-                Exit::Failed
-            }
-        })
     }
 }
 
@@ -61,8 +87,12 @@ mod tests {
     #[derive(Parser)]
     #[command(name = "fluo-probe", about = "Probe command")]
     struct Probe {
-        #[command(flatten)]
-        global: crate::cli::Global,
+        /// Kubeconfig file.
+        #[arg(long, global = true)]
+        kubeconfig: Option<String>,
+        /// Namespace.
+        #[arg(short = 'n', long, global = true)]
+        namespace: Option<String>,
         #[command(subcommand)]
         command: Sub,
     }
