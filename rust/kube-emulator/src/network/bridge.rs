@@ -397,7 +397,14 @@ impl ClusterNetwork {
             tracing::warn!(error = %e, "removing a pod veth");
         }
         // The host's neighbour entry would keep the removed pod's MAC for this address.
-        let _ = ip(&["neigh", "flush", "to", &pod.ip.to_string(), "dev", &self.bridge_name()]);
+        let _ = ip(&[
+            "neigh",
+            "flush",
+            "to",
+            &pod.ip.to_string(),
+            "dev",
+            &self.bridge_name(),
+        ]);
         self.pods
             .lock()
             .unwrap_or_else(|p| p.into_inner())
