@@ -15,11 +15,23 @@ enum Docs {
 /// Each operator binary with what its man page and completions must name (subcommands, or
 /// flags where it has none).
 const OPERATOR_BINARIES: [(&str, Docs, &[&str]); 7] = [
-    ("fluo-deploy", Docs::Subcommands, &["deploy", "rollback", "history"]),
-    ("fluo-validate", Docs::Flags, &["only", "skip", "kubeconfig"]),
+    (
+        "fluo-deploy",
+        Docs::Subcommands,
+        &["deploy", "rollback", "history"],
+    ),
+    (
+        "fluo-validate",
+        Docs::Flags,
+        &["only", "skip", "kubeconfig"],
+    ),
     ("fluo-health", Docs::Flags, &["kubeconfig", "timeout"]),
     ("fluo-smoke", Docs::Flags, &["api-token-file", "kubeconfig"]),
-    ("fluo-secrets", Docs::Subcommands, &["tls", "nats-users", "token"]),
+    (
+        "fluo-secrets",
+        Docs::Subcommands,
+        &["tls", "nats-users", "token"],
+    ),
     ("fluo-rehearse", Docs::Flags, &["report-json", "bin-dir"]),
     ("kube-emulator", Docs::Subcommands, &["serve"]),
 ];
@@ -58,7 +70,10 @@ fn every_operator_binary_prints_completions_and_a_man_page_from_its_flags() {
             // roff escapes the hyphen.
             let roff = wanted.replace('-', "\\-");
             assert!(page.contains(&roff), "{name}: man page without {wanted}");
-            assert!(script.contains(wanted), "{name}: completions without {wanted}");
+            assert!(
+                script.contains(wanted),
+                "{name}: completions without {wanted}"
+            );
         }
         let file = dir.path().join(format!("{name}.bash"));
         std::fs::write(&file, &script).expect("writing the script");

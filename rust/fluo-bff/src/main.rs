@@ -3,8 +3,8 @@
 //! `--check-config` validates and exits.
 
 use clap::Parser;
-use fluo_jobs::service::Exit;
 use fluo_bff::config::Args;
+use fluo_jobs::service::Exit;
 
 #[tokio::main]
 async fn main() -> Exit {

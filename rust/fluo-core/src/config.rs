@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::manifest::{self, Document};
-use crate::read_error::ReadError;
 use crate::plan::{self, Graph};
+use crate::read_error::ReadError;
 
 pub mod backup;
 mod change;

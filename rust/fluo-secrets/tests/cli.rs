@@ -108,7 +108,10 @@ fn only_failures_that_are_not_the_input_exit_1() {
         source: std::io::Error::from(kind),
     };
     let cases: Vec<(anyhow::Error, Exit)> = vec![
-        (write(std::io::ErrorKind::PermissionDenied).into(), Exit::Failed),
+        (
+            write(std::io::ErrorKind::PermissionDenied).into(),
+            Exit::Failed,
+        ),
         (write(std::io::ErrorKind::NotFound).into(), Exit::Usage),
         (
             tls::Error::File(files::Error::Exists {

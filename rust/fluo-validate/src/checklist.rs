@@ -6,20 +6,20 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use fluo_core::read_error::ReadError;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("unknown step `{0}` (steps: tests, flake-check, build, manifests, policy, status)")]
+    UnknownStep(String),
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("unknown step `{0}` (steps: tests, flake-check, build, manifests, policy, status)")]
-    UnknownStep(String),
 }
 
 /// One checklist step, in the order the gate runs them.

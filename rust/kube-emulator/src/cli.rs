@@ -27,6 +27,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing would only move it"
+)]
 enum Command {
     /// Serve the API, print the bound address, write a kubeconfig, run until SIGINT/SIGTERM.
     Serve(ServeArgs),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// The one duration syntax of flags and files (`fluo_core::cli::duration`), zero allowed.
+/// The one duration syntax of flags and files (`fluo_cli::duration`), zero allowed.
 pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     fluo_cli::duration::parse(&text).map_err(serde::de::Error::custom)
