@@ -146,16 +146,15 @@ impl Checks {
         options.skip = skip;
         options.cluster = Cluster::Online(self.client.clone());
         options.context = Some(self.context.clone());
-        let mut config = config.clone();
-        config.environment.environment.namespace = self.namespace.clone();
-        // The gate checks the objects as rendered for this deploy: the bytes that are applied.
+        // The gate checks the objects as rendered for this deploy (the bytes that are applied)
+        // in this run's namespace; given the set, the gate reads no namespace from the config.
         options.rendered = Some(
-            fluo_validate::gate::rendered_set(&config, cluster, rendered)
+            fluo_validate::gate::rendered_set_in(config, &self.namespace, cluster, rendered)
                 .map_err(|e| usage(e.to_string()))?,
         );
         // The dry run covers what this deploy applies, not the components it leaves alone.
         options.applied = Some(rendered.keys().cloned().collect());
-        let gate = Gate::new(&config, options).map_err(|e| (e.exit(), e.to_string()))?;
+        let gate = Gate::new(config, options).map_err(|e| (e.exit(), e.to_string()))?;
         let report = gate
             .run()
             .await

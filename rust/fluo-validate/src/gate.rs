@@ -130,6 +130,18 @@ pub fn rendered_set(
     cluster: &Rendered,
     selected: &BTreeMap<String, Rendered>,
 ) -> Result<ManifestSet, render::Error> {
+    let namespace = &config.environment.environment.namespace;
+    rendered_set_in(config, namespace, cluster, selected)
+}
+
+/// [`rendered_set`] for the app namespace `namespace` (a deploy's `-n`), without a copy of
+/// the config to change its namespace (a copy held every loaded manifest a second time).
+pub fn rendered_set_in(
+    config: &Config,
+    namespace: &str,
+    cluster: &Rendered,
+    selected: &BTreeMap<String, Rendered>,
+) -> Result<ManifestSet, render::Error> {
     let mut components = vec![(CLUSTER_COMPONENT.to_string(), cluster.documents.clone())];
     for component in &config.components {
         let name = component.name();
@@ -142,10 +154,7 @@ pub fn rendered_set(
         };
         components.push((name.to_string(), documents));
     }
-    Ok(ManifestSet::new(
-        &config.environment.environment.namespace,
-        components,
-    ))
+    Ok(ManifestSet::new(namespace, components))
 }
 
 pub struct Gate<'a> {

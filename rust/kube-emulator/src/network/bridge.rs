@@ -145,7 +145,7 @@ pub struct ClusterNetwork {
     dir: PathBuf,
     /// Held for the instance's life: the slot's ownership.
     _lock: File,
-    pods: Mutex<BTreeSet<u8>>,
+    pods: Mutex<super::pod_ips::PodIps>,
     /// Pod networks created ahead of need (see [`ClusterNetwork::fill_pool`]).
     pool: Mutex<Vec<PodNetwork>>,
     local_addresses: Mutex<BTreeSet<Ipv4Addr>>,
@@ -183,7 +183,7 @@ impl ClusterNetwork {
             slot,
             dir: slot_dir(slot),
             _lock: lock,
-            pods: Mutex::new(BTreeSet::new()),
+            pods: Mutex::new(Default::default()),
             pool: Mutex::new(Vec::new()),
             local_addresses: Mutex::new(BTreeSet::new()),
             shut: Mutex::new(false),
@@ -303,7 +303,12 @@ impl ClusterNetwork {
         if let Some(ready) = self.take_pooled() {
             return Ok(ready);
         }
-        self.create_pod_network()
+        // A refill in flight holds `shut`: wait for its network rather than make a second one.
+        let _shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
+        match self.take_pooled() {
+            Some(ready) => Ok(ready),
+            None => self.create_pod_network(),
+        }
     }
 
     /// A pod network from the warm pool, if one is ready (never blocks on `ip`).
@@ -321,26 +326,23 @@ impl ClusterNetwork {
             if *shut {
                 return;
             }
-            let created = self.create_pod_network();
-            drop(shut);
-            match created {
+            match self.create_pod_network() {
+                // Pushed before `shut` is released, for `add_pod` waiting on it.
                 Ok(n) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(n),
                 Err(e) => {
                     tracing::warn!(error = %e, "pre-creating a pod network failed");
                     return;
                 }
             }
+            drop(shut);
         }
     }
 
     fn create_pod_network(&self) -> Result<PodNetwork> {
         let octet = {
-            let mut used = self.pods.lock().unwrap_or_else(|p| p.into_inner());
-            let free = (2..=254u8)
-                .find(|o| !used.contains(o))
-                .ok_or_else(|| Error::PodCidrFull(format!("10.244.{}", self.slot)))?;
-            used.insert(free);
-            free
+            let mut ips = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            ips.take()
+                .ok_or_else(|| Error::PodCidrFull(format!("10.244.{}", self.slot)))?
         };
         let pod = PodNetwork {
             netns: format!("kemu{}-{octet}", self.slot),
@@ -394,11 +396,19 @@ impl ClusterNetwork {
         {
             tracing::warn!(error = %e, "removing a pod veth");
         }
-        let octet = pod.ip.octets()[3];
+        // The host's neighbour entry would keep the removed pod's MAC for this address.
+        let _ = ip(&[
+            "neigh",
+            "flush",
+            "to",
+            &pod.ip.to_string(),
+            "dev",
+            &self.bridge_name(),
+        ]);
         self.pods
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&octet);
+            .release(pod.ip.octets()[3]);
     }
 
     /// Removes everything of this instance (also done on drop). Idempotent.
@@ -654,7 +664,7 @@ mod tests {
             slot: 7,
             dir: PathBuf::from("/nonexistent"),
             _lock: lock,
-            pods: Mutex::new(BTreeSet::new()),
+            pods: Mutex::new(Default::default()),
             pool: Mutex::new(Vec::new()),
             local_addresses: Mutex::new(BTreeSet::new()),
             shut: Mutex::new(true),

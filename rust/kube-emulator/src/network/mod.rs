@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod dns;
 pub mod ingress;
 pub mod ingress_routes;
+pub mod pod_ips;
 pub mod serve;
 pub mod services;
 pub mod view;

@@ -59,12 +59,10 @@ fn keep_command_visible(l: &mut Launch<'_>) {
     l.argv[0] = visible.to_string_lossy().into_owned();
 }
 
-/// Makes sure every mount target exists on the host (created ones are recorded for cleanup).
+/// Makes sure every mount target exists on the host; created ones (also those another
+/// emulator created) are recorded, so that they stay while any emulator needs them.
 fn prepare_targets(l: &Launch<'_>) -> std::io::Result<()> {
     for m in &l.mounts {
-        if m.target.exists() {
-            continue;
-        }
         created_paths::create(l.slot_dir, &m.target, m.source.is_file())?;
     }
     Ok(())

@@ -39,8 +39,9 @@ use crate::wire::portforward_spdy::Resolve;
 pub use cgroup::Cgroups;
 pub use images::ImageMap;
 
-/// Pod networks kept ready ahead of need.
-const NETWORK_POOL: usize = 4;
+/// Pod networks kept ready ahead of need: enough for a Deployment's pods created back to back
+/// (with 4 the pool ran empty within a burst and the next pods made theirs on their start).
+const NETWORK_POOL: usize = 8;
 
 /// How the process runtime runs pods.
 #[derive(Debug, Clone)]
