@@ -10,7 +10,7 @@
 //!
 //! A service's user is `<service>` or, after rotations, `<service>-<generation>` (`bff-2`):
 //! nats-server refuses a user listed twice, so old and new password of a rotation belong to
-//! two users with the same permissions ([`crate::rotation`]). The name is written beside the
+//! two users with the same permissions (see the rotation module). The name is written beside the
 //! password (`<service>.user`, `<service>.password`) and the services read both from the
 //! mounted Secret. Each user receives replies only on its own inbox prefix `_INBOX_<user>.>`,
 //! so no service can read another's replies (fluo_jobs::connect sets the prefix).
