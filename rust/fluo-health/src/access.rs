@@ -207,7 +207,12 @@ impl Resolver {
     /// Checks, without connecting, that every endpoint the post-deploy checks and the monitor
     /// reach ([`CHECKED_ENDPOINTS`]) can be resolved as configured; Err names each that cannot.
     pub fn unresolvable(&self) -> std::result::Result<(), String> {
-        let problems: Vec<String> = CHECKED_ENDPOINTS
+        self.unresolvable_of(&CHECKED_ENDPOINTS)
+    }
+
+    /// As [`Resolver::unresolvable`], for the endpoints `names` only.
+    pub fn unresolvable_of(&self, names: &[&str]) -> std::result::Result<(), String> {
+        let problems: Vec<String> = names
             .iter()
             .filter_map(|name| self.route(name).err().map(|e| e.to_string()))
             .collect();

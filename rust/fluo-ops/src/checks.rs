@@ -13,6 +13,7 @@ use fluo_core::config::{AccessMode, Config};
 use fluo_core::exit::Exit;
 use fluo_core::ops::Hooks;
 use fluo_core::render::Rendered;
+use fluo_health::access;
 use fluo_validate::environment::GitState;
 use fluo_validate::{Checklist, Cluster, Gate, GateOptions, Skip, Step};
 use futures::future::BoxFuture;
@@ -53,13 +54,11 @@ impl Hooks for Checks {
     }
 
     fn post_checks_usable(&self, config: &Config, _components: &[String]) -> Result<(), String> {
-        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
-            fluo_health::access::Cluster {
-                client: self.client.clone(),
-                namespace: self.namespace.clone(),
-            }
-        });
-        fluo_health::access::Resolver::from_config(config, cluster).unresolvable()
+        self.resolver(config).unresolvable()
+    }
+
+    fn analysis_usable(&self, config: &Config) -> Result<(), String> {
+        self.resolver(config).unresolvable_of(&[access::PROMETHEUS])
     }
 
     fn post_checks<'a>(
@@ -177,16 +176,24 @@ impl Checks {
 }
 
 impl Checks {
+    /// The cluster the checks port-forward through; none in direct access mode, where they
+    /// reach URLs only (fluo-health's contract).
+    fn access_cluster(&self, config: &Config, namespace: &str) -> Option<access::Cluster> {
+        (config.environment.access.mode != AccessMode::Direct).then(|| access::Cluster {
+            client: self.client.clone(),
+            namespace: namespace.to_string(),
+        })
+    }
+
+    /// How the checks would reach each endpoint in this run's namespace (nothing connected).
+    fn resolver(&self, config: &Config) -> access::Resolver {
+        access::Resolver::from_config(config, self.access_cluster(config, &self.namespace))
+    }
+
     /// fluo-health's checks, then fluo-smoke's tests, for the environment as configured
     /// (endpoints reached the way its [access] says). Err names every failed check.
     async fn run_post_checks(&self, config: &Config, namespace: &str) -> Result<(), String> {
-        // In direct access mode the checks reach URLs only (fluo-health's contract).
-        let cluster = (config.environment.access.mode != AccessMode::Direct).then(|| {
-            fluo_health::access::Cluster {
-                client: self.client.clone(),
-                namespace: namespace.to_string(),
-            }
-        });
+        let cluster = self.access_cluster(config, namespace);
         // The operator's token file when given, else the cluster's smoke token Secret.
         let token_file =
             std::env::var_os(fluo_health::api_token::TOKEN_FILE_ENV).map(std::path::PathBuf::from);
@@ -211,7 +218,7 @@ impl Checks {
         component: &str,
         previews: &[(String, String)],
     ) -> Result<String, String> {
-        use fluo_health::{access, health};
+        use fluo_health::health;
         let cluster = access::Cluster {
             client: self.client.clone(),
             namespace: namespace.to_string(),

@@ -45,6 +45,12 @@ pub trait Hooks: Send + Sync {
         config: &Config,
         components: &[String],
     ) -> std::result::Result<(), String>;
+    /// Checks, without connecting, that the canary or blue-green analysis can reach its
+    /// metrics source (Prometheus) as configured: called before the first apply when the
+    /// post-deploy checks, which cover it, are off. Err names the problem.
+    fn analysis_usable(&self, _config: &Config) -> std::result::Result<(), String> {
+        Ok(())
+    }
     /// Post-deploy checks of the deployed components (None: no checks available); Err carries
     /// what failed.
     fn post_checks<'a>(

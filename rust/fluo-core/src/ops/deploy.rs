@@ -18,6 +18,7 @@ use super::schedule::{self, Halt};
 use super::{announce, events, progressive};
 use super::{local_secret, local_security};
 use crate::apply;
+use crate::config::strategy::Kind;
 use crate::config::{Component, Config, Order};
 use crate::policy::{self, Approval};
 use crate::release::Action;
@@ -111,6 +112,14 @@ fn runs_post_checks(config: &Config, request: &Request) -> bool {
     request.post_checks && config.environment.strategy.post_deploy_checks
 }
 
+/// The first of `components` whose canary or blue-green rollout runs a Prometheus analysis.
+fn analysed<'a>(config: &Config, components: &'a [String]) -> Option<&'a str> {
+    components.iter().map(String::as_str).find(|c| {
+        let strategy = config.environment.strategy.of(c);
+        strategy.kind != Kind::Rolling && strategy.analysis.is_some()
+    })
+}
+
 /// A full deploy of `prepared` (from `prepare`): post-check preflight, gate, lock, cluster
 /// objects, components, post checks. A failure of the post checks, a signal or the loss of the
 /// lock rolls back what the run deployed (`recover::roll_back_run`).
@@ -130,6 +139,17 @@ pub async fn deploy(
                     ctx.config.environment_file.display()
                 ))
             })?;
+    }
+    if !runs_post_checks(&ctx.config, request)
+        && let Some(component) = analysed(&ctx.config, &prepared.components)
+    {
+        hooks.analysis_usable(&ctx.config).map_err(|problem| {
+            Error::Refused(format!(
+                "the analysis of {component}'s {} rollout cannot reach Prometheus as configured (nothing changed; fix {}): {problem}",
+                ctx.config.environment.strategy.of(component).kind.as_str(),
+                ctx.config.environment_file.display()
+            ))
+        })?;
     }
     announce::check_notice(ctx, &prepared.components, request.emergency, Utc::now()).await?;
     super::drill_records::check_gate(ctx, Utc::now()).await?;

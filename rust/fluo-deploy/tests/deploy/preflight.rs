@@ -29,6 +29,29 @@ async fn an_access_url_the_post_checks_need_is_missing_exit_2_before_anything_is
     assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_analysis_without_a_prometheus_url_exit_2_before_anything_is_applied() {
+    let w = World::start().await;
+    // Post-deploy checks off (they would check every URL): the analysis still needs Prometheus.
+    let env = format!(
+        "{}\n[strategy.components.bff]\nkind = \"canary\"\nsteps = [50, 100]\n\
+         [strategy.components.bff.analysis]\ninterval = \"1s\"\nsamples = 1\n\
+         [[strategy.components.bff.analysis.checks]]\nmetric = \"http-5xx-ratio\"\nmax = 0.05\n",
+        LOCAL_ENV.replace(", prometheus = \"http://127.0.0.1:9\"", "")
+    );
+    w.infra.write("environments/local.toml", &env);
+    w.cmd(["deploy", "--all"])
+        .run()
+        .await
+        .code(2)
+        .stderr_has("the analysis of bff's canary rollout cannot reach Prometheus as configured (nothing changed")
+        .stderr_has("access.urls.prometheus is not set in");
+    assert_untouched(&w.client).await;
+    // A rolling deploy of the same environment needs no Prometheus.
+    w.cmd(["deploy", "nats"]).run().await.code(0);
+    assert_eq!(records(&w.client).await, ["fluo.release.nats.v1"]);
+}
+
 /// prometheus's Deployment declares the external Secret grafana-admin (as grafana's does).
 fn declare_grafana_admin(w: &World) {
     let manifest = workload("prometheus", "fluo/prometheus:2.53").replace(
