@@ -252,7 +252,9 @@ fn render_documents(documents: &[Document], settings: &Settings) -> Result<Vec<D
         .map(|doc| {
             Ok(Document {
                 object: render_object(doc, settings)?,
-                ..doc.clone()
+                file: doc.file.clone(),
+                line: doc.line,
+                text: doc.text.clone(),
             })
         })
         .collect::<Result<Vec<_>>>()?;

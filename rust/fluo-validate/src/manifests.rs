@@ -1,6 +1,8 @@
 //! The set of objects one deploy would apply: every document of every component (and of the
 //! cluster-wide pseudo component), each with the namespace it will land in.
 
+use std::borrow::Cow;
+
 use crate::Document;
 use crate::schema;
 
@@ -9,15 +11,17 @@ pub const CLUSTER_COMPONENT: &str = "cluster";
 
 /// One object to be applied.
 #[derive(Debug, Clone)]
-pub struct Object {
-    pub doc: Document,
+pub struct Object<'a> {
+    /// Borrowed where the caller keeps the documents anyway (a deploy's rendered documents, the
+    /// loaded config): a copy of a 2,000-object tree's documents was megabytes.
+    pub doc: Cow<'a, Document>,
     pub component: String,
     /// The namespace it lands in: its own `metadata.namespace`, else the environment's
     /// namespace; `None` for cluster-scoped kinds.
     pub namespace: Option<String>,
 }
 
-impl Object {
+impl Object<'_> {
     pub fn is(&self, api_version: &str, kind: &str) -> bool {
         self.doc.api_version() == api_version && self.doc.kind() == kind
     }
@@ -25,16 +29,28 @@ impl Object {
 
 /// Every object of a deploy, in apply order of the components given.
 #[derive(Debug, Clone, Default)]
-pub struct ManifestSet {
-    pub objects: Vec<Object>,
+pub struct ManifestSet<'a> {
+    pub objects: Vec<Object<'a>>,
     /// The environment's namespace (where namespaced objects without a namespace land).
     pub app_namespace: String,
 }
 
-impl ManifestSet {
-    /// Builds the set from `(component, documents)` pairs. Kinds the gate does not know are
-    /// treated as namespaced (the schema check reports them anyway).
+impl ManifestSet<'static> {
+    /// Builds the set from `(component, documents)` pairs it owns.
     pub fn new(app_namespace: &str, components: Vec<(String, Vec<Document>)>) -> Self {
+        let components = components
+            .into_iter()
+            .map(|(component, docs)| (component, docs.into_iter().map(Cow::Owned).collect()))
+            .collect();
+        ManifestSet::of(app_namespace, components)
+    }
+}
+
+impl<'a> ManifestSet<'a> {
+    /// Builds the set from `(component, documents)` pairs, each document borrowed or owned.
+    /// Kinds the gate does not know are treated as namespaced (the schema check reports them
+    /// anyway).
+    pub fn of(app_namespace: &str, components: Vec<(String, Vec<Cow<'a, Document>>)>) -> Self {
         let objects = components
             .into_iter()
             .flat_map(|(component, docs)| {
@@ -62,11 +78,11 @@ impl ManifestSet {
     }
 
     /// Objects of `kind` (any apiVersion) in `namespace`.
-    pub fn in_namespace<'a>(
-        &'a self,
-        kind: &'a str,
-        namespace: &'a str,
-    ) -> impl Iterator<Item = &'a Object> + 'a {
+    pub fn in_namespace<'s>(
+        &'s self,
+        kind: &'s str,
+        namespace: &'s str,
+    ) -> impl Iterator<Item = &'s Object<'a>> + 's {
         self.objects
             .iter()
             .filter(move |o| o.doc.kind() == kind && o.namespace.as_deref() == Some(namespace))

@@ -25,7 +25,7 @@ pub struct PolicySettings {
 pub const SECRETS_ACCESS_ANNOTATION: &str = "fluo.dev/secrets-access";
 
 /// Every policy finding for the whole set.
-pub fn check(set: &ManifestSet, settings: PolicySettings) -> Vec<Finding> {
+pub fn check(set: &ManifestSet<'_>, settings: PolicySettings) -> Vec<Finding> {
     let mut out = Vec::new();
     for object in &set.objects {
         check_object(object, settings, &mut out);
@@ -34,7 +34,7 @@ pub fn check(set: &ManifestSet, settings: PolicySettings) -> Vec<Finding> {
     out
 }
 
-fn check_object(object: &Object, settings: PolicySettings, out: &mut Vec<Finding>) {
+fn check_object(object: &Object<'_>, settings: PolicySettings, out: &mut Vec<Finding>) {
     let doc = &object.doc;
     annotations(doc, &FieldPath::root().key("metadata"), out);
     if let Some(pod) = PodTemplate::of(doc) {
@@ -379,7 +379,7 @@ fn is_default_deny(policy: &Value) -> bool {
     selects_all && denies_ingress && no_ingress_rules
 }
 
-fn default_deny(set: &ManifestSet, out: &mut Vec<Finding>) {
+fn default_deny(set: &ManifestSet<'_>, out: &mut Vec<Finding>) {
     let mut namespaces: BTreeSet<&str> = set
         .objects
         .iter()

@@ -26,7 +26,7 @@ const NATS_CLIENT_VARS: [&[&str]; 3] = [
 ];
 
 /// Every security-settings finding of the set.
-pub fn check(set: &ManifestSet) -> Vec<Finding> {
+pub fn check(set: &ManifestSet<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     for object in &set.objects {
         let doc = &object.doc;

@@ -29,7 +29,7 @@ const SERVICES: [&str; 2] = ["fluo-bff", "fluo-worker"];
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Findings of every service container of `set`, and notes on what could not be checked.
-pub async fn check(set: &ManifestSet, search: &[PathBuf]) -> (Vec<Finding>, Vec<String>) {
+pub async fn check(set: &ManifestSet<'_>, search: &[PathBuf]) -> (Vec<Finding>, Vec<String>) {
     let mut findings = Vec::new();
     let mut notes = Vec::new();
     for object in &set.objects {

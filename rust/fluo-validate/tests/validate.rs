@@ -4,5 +4,6 @@
 mod validate {
     pub mod cli;
     pub mod emulator;
+    pub mod rendered_set;
     pub mod support;
 }
