@@ -334,7 +334,7 @@ mod tests {
             ) && evidence[0].contains("10.0.0.1: 0 scrape(s)"),
             "{evidence:?}"
         );
-        let asked = metrics.0.lock().unwrap();
+        let asked = metrics.0.lock().unwrap().clone();
         assert!(
             asked.iter().all(|q| q.contains("sum_over_time(up")),
             "no check sampled: {asked:?}"
