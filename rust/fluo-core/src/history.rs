@@ -82,6 +82,15 @@ pub struct History {
     written: Arc<Mutex<BTreeMap<String, Anchor>>>,
 }
 
+/// Records grouped by component (order kept).
+fn group(records: Vec<Stored>) -> BTreeMap<String, Vec<Stored>> {
+    let mut map: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
+    for r in records {
+        map.entry(r.release.component.clone()).or_default().push(r);
+    }
+    map
+}
+
 impl History {
     /// Records of an environment that accepts unsigned records, written unsigned.
     pub fn new(client: &Client) -> History {
@@ -145,6 +154,17 @@ impl History {
     /// All records of `component` (or of every component), oldest first per component.
     /// Records whose payload cannot be decoded are returned as errors by `verify` instead.
     pub async fn list(&self, component: Option<&str>) -> Result<Vec<Stored>> {
+        self.list_records(component, true).await
+    }
+
+    /// [`History::by_component`] without the records' manifests, each dropped as soon as its
+    /// record is decoded: for what needs only versions and outcomes (every record's manifests
+    /// at once were a copy of every deployed object, 11 MB at 200 components).
+    pub async fn versions_by_component(&self) -> Result<BTreeMap<String, Vec<Stored>>> {
+        Ok(group(self.list_records(None, false).await?))
+    }
+
+    async fn list_records(&self, component: Option<&str>, manifests: bool) -> Result<Vec<Stored>> {
         let mut selector = format!("{MANAGED_BY_LABEL}=fluo,{REVISION_LABEL}");
         if let Some(c) = component {
             selector.push_str(&format!(",{COMPONENT_LABEL}={c}"));
@@ -163,7 +183,11 @@ impl History {
             if secret.type_.as_deref() != Some(SECRET_TYPE) {
                 continue;
             }
-            records.push(stored(&secret)?);
+            let mut record = stored(&secret)?;
+            if !manifests {
+                record.release.manifests = Vec::new();
+            }
+            records.push(record);
         }
         records.sort_by(|a, b| {
             (&a.release.component, a.release.revision)
@@ -174,11 +198,7 @@ impl History {
 
     /// Records grouped by component.
     pub async fn by_component(&self) -> Result<BTreeMap<String, Vec<Stored>>> {
-        let mut map: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
-        for r in self.list(None).await? {
-            map.entry(r.release.component.clone()).or_default().push(r);
-        }
-        Ok(map)
+        Ok(group(self.list(None).await?))
     }
 
     /// Writes a new record (fails if the revision already exists: two writers never share one).

@@ -156,13 +156,11 @@ pub fn rendered_set_in<'a>(
         let name = component.name();
         let documents = match selected.get(name) {
             Some(r) => borrowed(&r.documents),
-            None => {
-                render::render(component, &config.environment, &ImageOverrides::default())?
-                    .documents
-                    .into_iter()
-                    .map(Cow::Owned)
-                    .collect()
-            }
+            None => render::render(component, &config.environment, &ImageOverrides::default())?
+                .documents
+                .into_iter()
+                .map(Cow::Owned)
+                .collect(),
         };
         components.push((name.to_string(), documents));
     }

@@ -26,10 +26,13 @@ fn version(record: &Stored) -> String {
     format!("v{} ({})", record.release.revision, images.join(", "))
 }
 
-/// Per component, its records (oldest first); empty on a read error (the message then lacks
-/// versions, the command goes on).
+/// Per component, its records (oldest first, without manifests: messages name versions);
+/// empty on a read error (the message then lacks versions, the command goes on).
 async fn records(ctx: &Ctx) -> BTreeMap<String, Vec<Stored>> {
-    ctx.history.by_component().await.unwrap_or_default()
+    ctx.history
+        .versions_by_component()
+        .await
+        .unwrap_or_default()
 }
 
 /// Deploy started (or, with `--emergency`, the immediate emergency notice): the components

@@ -22,7 +22,7 @@ fn the_rendered_set_borrows_the_selected_components_and_renders_the_others() {
     let cluster = render::render_cluster(&config.cluster_manifests).unwrap();
     let set = rendered_set_in(&config, "bench-ns", &cluster, &selected).unwrap();
 
-    let of = |c: &str| set.objects.iter().filter(move |o| o.component == c);
+    let of = |c: &'static str| set.objects.iter().filter(move |o| o.component == c);
     let bff_docs = &selected["bff"].documents;
     assert_eq!(of("bff").count(), bff_docs.len());
     for (object, rendered) in of("bff").zip(bff_docs) {
