@@ -190,7 +190,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    fn set(listen: &str) -> ManifestSet {
+    fn set(listen: &str) -> ManifestSet<'static> {
         let yaml = format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: bff}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: bff\n        image: fluo/fluo-bff:dev\n        env:\n        - {{name: FLUO_BFF_LISTEN, value: {listen}}}\n"
         );
