@@ -300,7 +300,7 @@ impl Supervisor {
             slot_dir: &ctx.slot_dir,
             log_file,
             exe_dir: ctx.dir.join("exe"),
-            cgroup_procs: cgroup.as_ref().map(ContainerCgroup::procs_file),
+            cgroup_join: cgroup.as_ref().map(ContainerCgroup::join_file),
         };
         let spawning = Instant::now();
         let child = launch::spawn(launch)

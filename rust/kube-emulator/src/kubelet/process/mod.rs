@@ -41,7 +41,8 @@ pub use images::ImageMap;
 
 /// Pod networks kept ready ahead of need: enough for a Deployment's pods created back to back
 /// (with 4 the pool ran empty within a burst and the next pods made theirs on their start).
-const NETWORK_POOL: usize = 8;
+/// The emulator fills it before it serves; each pod start refills it in the background.
+pub const NETWORK_POOL: usize = 8;
 
 /// How the process runtime runs pods.
 #[derive(Debug, Clone)]
