@@ -26,7 +26,7 @@
 //!
 //! The bridge, service addresses and cleanup use iproute2's `ip` (spawned, not parsed beyond
 //! names); pod networks, made on every pod start, are plugged over rtnetlink
-//! ([`super::pod_network`], [`super::netlink`]). Every call blocks (a process run or a few
+//! (`pod_network.rs`, `netlink.rs`). Every call blocks (a process run or a few
 //! system calls), so call these from `spawn_blocking` on hot async paths.
 
 use std::collections::BTreeSet;
@@ -100,7 +100,7 @@ pub(super) fn ip_batch(commands: &[String]) -> Result<()> {
     use std::io::Write as _;
     let args = ["-batch", "-"];
     let mut child = Command::new("ip")
-        .args(&args)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -137,7 +137,7 @@ pub struct PodNetwork {
 }
 
 /// One instance's bridge, CIDRs and pod namespaces; see the module docs (pod networks and
-/// their warm pool: [`super::pod_network`]).
+/// their warm pool: `pod_network.rs`).
 pub struct ClusterNetwork {
     pub(super) slot: u8,
     dir: PathBuf,
