@@ -63,6 +63,7 @@ impl Stack {
         let ingress_url = format!("http://127.0.0.1:{ingress}");
         point_environment_at(&infra, &ingress_url)?;
         scrape_often(&infra)?;
+        redeliver_soon(&infra)?;
         let map = work.path().join("image-map.toml");
         write_image_map(options, &map)?;
 
@@ -340,30 +341,56 @@ fn point_environment_at(infra: &Path, ingress_url: &str) -> anyhow::Result<()> {
 }
 
 /// Prometheus' scrape and rule interval in the copy (the checkout's is 15 s).
-pub const SCRAPE_INTERVAL: &str = "5s";
+pub const SCRAPE_INTERVAL: &str = "1s";
 
-/// The copy's Prometheus scrapes every [`SCRAPE_INTERVAL`], so that a rate over a minute has
-/// its samples within seconds of a deploy: the monitor and the canary analysis judge a fresh
-/// revision in seconds, as they would after minutes on a cluster.
+/// How often the copy's Prometheus re-resolves the Services' DNS names for new pods (the
+/// checkout's is 5 s).
+pub const DNS_REFRESH_INTERVAL: &str = "1s";
+
+/// The copy's Prometheus scrapes every [`SCRAPE_INTERVAL`] and finds new pods within
+/// [`DNS_REFRESH_INTERVAL`], so that a rate over a minute has its samples within seconds of a
+/// deploy: the post-deploy checks see a fresh revision's targets up, and the monitor and the
+/// canary analysis judge it, in seconds, as they would after minutes on a cluster.
 fn scrape_often(infra: &Path) -> anyhow::Result<()> {
     let file = infra.join("components/prometheus/manifests/configmap-config.yaml");
-    let text = std::fs::read_to_string(&file)?;
+    let mut text = std::fs::read_to_string(&file)?;
     let wanted = [
-        ("scrape_interval: 15s", "scrape_interval"),
-        ("scrape_timeout: 10s", "scrape_timeout"),
-        ("evaluation_interval: 15s", "evaluation_interval"),
+        ("scrape_interval: 15s", "scrape_interval", SCRAPE_INTERVAL),
+        ("scrape_timeout: 10s", "scrape_timeout", SCRAPE_INTERVAL),
+        (
+            "evaluation_interval: 15s",
+            "evaluation_interval",
+            SCRAPE_INTERVAL,
+        ),
+        (
+            "refresh_interval: 5s",
+            "refresh_interval",
+            DNS_REFRESH_INTERVAL,
+        ),
     ];
-    let mut text = text;
-    for (line, key) in wanted {
+    for (line, key, value) in wanted {
         if !text.contains(line) {
             bail!(
                 "{} no longer says `{line}`: update fluo-rehearse's scrape_often",
                 file.display()
             );
         }
-        text = text.replace(line, &format!("{key}: {SCRAPE_INTERVAL}"));
+        text = text.replace(line, &format!("{key}: {value}"));
     }
     std::fs::write(&file, text)?;
+    Ok(())
+}
+
+/// The workers' ack wait in the copy, in seconds (the checkout's default is 30).
+pub const ACK_WAIT_SECS: &str = "5";
+
+/// The copy's workers get [`ACK_WAIT_SECS`]: a job whose hand-back was lost (a worker stopped
+/// while NATS stopped too, as in the planned rollback's shutdown) is redelivered within
+/// seconds instead of half a minute; every job must still complete exactly once.
+fn redeliver_soon(infra: &Path) -> anyhow::Result<()> {
+    let file = infra.join("components/workers/manifests/deployment.yaml");
+    crate::failure::set_env(&file, "FLUO_WORKER_ACK_WAIT_SECS", ACK_WAIT_SECS)
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
