@@ -442,4 +442,43 @@ mod tests {
         assert_eq!(auth["as-groups"][0].as_str(), Some(DEPLOYER_GROUP));
         assert!(as_deployer("users: 3").is_err());
     }
+
+    #[test]
+    fn the_copy_scrapes_finds_pods_and_redelivers_within_seconds_and_the_checkout_is_unchanged() {
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+        let copy = tempfile::tempdir().unwrap();
+        copy_tree(&checkout, copy.path()).unwrap();
+        scrape_often(copy.path()).unwrap();
+        redeliver_soon(copy.path()).unwrap();
+        let config = "components/prometheus/manifests/configmap-config.yaml";
+        let prometheus = std::fs::read_to_string(copy.path().join(config)).unwrap();
+        for line in [
+            "scrape_interval: 1s",
+            "scrape_timeout: 1s",
+            "evaluation_interval: 1s",
+        ] {
+            assert!(prometheus.contains(line), "{line} missing:\n{prometheus}");
+        }
+        assert_eq!(prometheus.matches("refresh_interval: 1s").count(), 3);
+        assert!(!prometheus.contains("refresh_interval: 5s"), "{prometheus}");
+        let workers = "components/workers/manifests/deployment.yaml";
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(copy.path().join(workers)).unwrap())
+                .unwrap();
+        let env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .unwrap();
+        let ack_wait = env
+            .iter()
+            .find(|e| e["name"] == "FLUO_WORKER_ACK_WAIT_SECS")
+            .expect("the ack wait is set");
+        assert_eq!(ack_wait["value"].as_str(), Some(ACK_WAIT_SECS));
+        let original = std::fs::read_to_string(checkout.join(config)).unwrap();
+        assert!(original.contains("scrape_interval: 15s"), "{original}");
+        let original = std::fs::read_to_string(checkout.join(workers)).unwrap();
+        assert!(
+            !original.contains("FLUO_WORKER_ACK_WAIT_SECS"),
+            "{original}"
+        );
+    }
 }
