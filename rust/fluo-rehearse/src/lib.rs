@@ -11,6 +11,7 @@ pub mod checks;
 pub mod error_rate;
 pub mod failure;
 pub mod load;
+pub mod manifest_env;
 pub mod report;
 pub mod rollback;
 pub mod run;

@@ -389,7 +389,7 @@ pub const ACK_WAIT_SECS: &str = "5";
 /// seconds instead of half a minute; every job must still complete exactly once.
 fn redeliver_soon(infra: &Path) -> anyhow::Result<()> {
     let file = infra.join("components/workers/manifests/deployment.yaml");
-    crate::failure::set_env(&file, "FLUO_WORKER_ACK_WAIT_SECS", ACK_WAIT_SECS)
+    crate::manifest_env::set_env(&file, "FLUO_WORKER_ACK_WAIT_SECS", ACK_WAIT_SECS)
         .map_err(anyhow::Error::msg)?;
     Ok(())
 }
