@@ -119,6 +119,8 @@ async fn nats_users_rotate_under_load_without_a_failed_request_and_the_old_are_r
                 "--reason",
                 "quarterly rotation",
                 "--yes",
+                "--timeout",
+                "90s",
                 "-o",
                 "json",
             ],
@@ -130,6 +132,10 @@ async fn nats_users_rotate_under_load_without_a_failed_request_and_the_old_are_r
     if let Err(e) = rotated.expect(0) {
         fail("rotate nats", e);
     }
+    eprintln!(
+        "answers during the rotation: {answers:?}\n{}",
+        rotated.stderr
+    );
     let total: usize = answers.values().sum();
     assert_eq!(
         answers.keys().collect::<Vec<_>>(),

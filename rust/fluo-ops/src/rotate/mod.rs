@@ -179,21 +179,45 @@ async fn steps(ctx: &Ctx, r: &mut Rotation) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits until no NATS client is connected as an old user (the old pods have ended), so that
-/// dropping them cuts nobody off.
+/// Waits until no NATS client of a live pod is connected as an old user (the old pods have
+/// ended), so that dropping the old users cuts nobody off. A connection from an address no pod
+/// has is a client that is gone without closing it (its pod's network was removed first);
+/// nats-server would close it at its next missed ping, and dropping the user cuts off no one.
 async fn old_clients_gone(ctx: &Ctx, r: &Rotation, timeout: Duration) -> Result<(), String> {
+    let client = &ctx.cluster.client;
     let old = r.plan.old_names();
     let started = Instant::now();
     loop {
-        let connected = r.nats.connected_users(&ctx.cluster.client).await?;
-        let mut still: Vec<String> = connected.into_iter().filter(|u| old.contains(u)).collect();
+        let connected = r.nats.connected_users(client).await?;
+        let live = nats::live_pod_ips(client, &ctx.namespace).await?;
+        let (mut still, gone): (Vec<_>, Vec<_>) = connected
+            .into_iter()
+            .filter(|(user, _)| old.contains(user))
+            .partition(|(_, ip)| live.contains(ip));
         if still.is_empty() {
+            if !gone.is_empty() {
+                let gone: Vec<String> = gone
+                    .iter()
+                    .map(|(u, ip)| format!("{u} from {ip}"))
+                    .collect();
+                say(
+                    ctx,
+                    &format!(
+                        "ignoring connections of clients whose pods are gone: {}",
+                        gone.join(", ")
+                    ),
+                );
+            }
             return Ok(());
         }
         if started.elapsed() > timeout {
             still.dedup();
+            let still: Vec<String> = still
+                .iter()
+                .map(|(u, ip)| format!("{u} from {ip}"))
+                .collect();
             return Err(format!(
-                "after {}s NATS still has clients connected as {}: dropping the old users would cut them off (find them with GET /connz?auth=true on port 8222)",
+                "after {}s NATS still has clients of live pods connected as {}: dropping the old users would cut them off (find them with GET /connz?auth=true on port 8222)",
                 timeout.as_secs(),
                 still.join(", ")
             ));

@@ -7,22 +7,22 @@
 //! the container has: PID 1 of its own on a real node, a host pid on kube-emulator's process
 //! runtime, which has no PID namespaces (where `reload=1` would signal the host's init).
 //!
-//! The probes: a NATS connection as a user (TLS, the CA of nats-tls) through a port-forward
-//! to each NATS pod, or to `[backup] nats_url` when set; accepted, refused (authorization
-//! violation) or an error. A reload only helps once the kubelet has updated the mounted file
-//! (within about a minute on a real node), so callers reload and probe until the probe says
-//! what the new file means ([`Nats::reload_until`]).
+//! The probes: a NATS CONNECT as a user over TLS verified against the CA of nats-tls (or
+//! `[backup] nats_ca_file`) for the name the services use (`nats`), through a port-forward to
+//! each NATS pod, or to `[backup] nats_url` when set (fluo-health's wire client, which says
+//! which answer came, without a client library's retries and logs): accepted, refused
+//! (authorization violation) or an error. A reload only helps once the kubelet has updated
+//! the mounted file (within about a minute on a real node), so callers reload and probe until
+//! the probes say what the new file means ([`Nats::reload_until`]).
 
 use std::time::{Duration, Instant};
 
-use async_nats::{ConnectErrorKind, ConnectOptions};
 use fluo_core::portforward::PortForward;
+use fluo_health::natswire::{self, Answer, Target, TlsFailure};
 use fluo_secrets::nats_users::User;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, AttachParams, ListParams};
 use tokio::io::AsyncReadExt;
-
-use crate::jetstream::CaFile;
 
 /// The NATS pods' label and container, the pid file of nats.conf.
 pub const SELECTOR: &str = "app.kubernetes.io/name=nats";
@@ -39,7 +39,7 @@ pub struct Nats {
     pub names: Vec<String>,
     /// `[backup] nats_url`: probes go there instead of through port-forwards.
     url: Option<String>,
-    ca: CaFile,
+    ca_pem: Vec<u8>,
 }
 
 /// A probe's verdict on one user.
@@ -74,16 +74,17 @@ impl Nats {
                 "no NATS pod ({SELECTOR}) in {namespace}: deploy nats first"
             ));
         }
-        let ca = match backup.and_then(|b| b.nats_ca_file.clone()) {
-            Some(path) => CaFile::Given(path),
-            None => CaFile::written(&ca_of(client, namespace).await?)?,
+        let ca_pem = match backup.and_then(|b| b.nats_ca_file.clone()) {
+            Some(path) => std::fs::read(&path)
+                .map_err(|e| format!("backup.nats_ca_file {}: {e}", path.display()))?,
+            None => ca_of(client, namespace).await?.into_bytes(),
         };
         Ok(Nats {
             pods,
             namespace: namespace.to_owned(),
             names,
             url: backup.and_then(|b| b.nats_url.clone()),
-            ca,
+            ca_pem,
         })
     }
 
@@ -141,7 +142,13 @@ impl Nats {
     /// What every NATS server says to `user`'s credential.
     pub async fn probe(&self, client: &kube::Client, user: &User) -> Result<Verdict, String> {
         if let Some(url) = &self.url {
-            return self.connect(url, user).await;
+            let addr = url
+                .rsplit("://")
+                .next()
+                .unwrap_or(url)
+                .trim_end_matches('/');
+            let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+            return self.connect(addr, host, url, user).await;
         }
         let mut verdict = Verdict::Accepted;
         for pod in &self.names {
@@ -149,31 +156,38 @@ impl Nats {
             let forward = PortForward::to_pod(pods, pod.clone(), 4222)
                 .await
                 .map_err(|e| format!("port-forward to pod {pod}:4222: {e}"))?;
-            // The name `fluo-secrets tls` puts in the certificate for local clients.
-            let url = format!("tls://localhost:{}", forward.local_addr().port());
-            if self.connect(&url, user).await? == Verdict::Refused {
+            let addr = forward.local_addr().to_string();
+            let via = format!("port-forward to pod {}/{pod}", self.namespace);
+            // The name the services connect to (tls://nats:4222), which the certificate names.
+            if self.connect(&addr, "nats", &via, user).await? == Verdict::Refused {
                 verdict = Verdict::Refused;
             }
         }
         Ok(verdict)
     }
 
-    async fn connect(&self, url: &str, user: &User) -> Result<Verdict, String> {
-        let connected = ConnectOptions::new()
-            .name("fluo-deploy rotate")
-            .connection_timeout(Duration::from_secs(5))
-            .user_and_password(user.name.clone(), user.password.clone())
-            .require_tls(true)
-            .add_root_certificates(self.ca.path().clone())
-            .connect(url)
-            .await;
-        match connected {
-            Ok(client) => {
-                let _ = client.drain().await;
-                Ok(Verdict::Accepted)
+    async fn connect(
+        &self,
+        addr: &str,
+        name: &str,
+        via: &str,
+        user: &User,
+    ) -> Result<Verdict, String> {
+        let target = Target {
+            addr: addr.to_owned(),
+            server_name: name.to_owned(),
+            via: via.to_owned(),
+        };
+        let credential = Some((user.name.as_str(), user.password.as_str()));
+        match natswire::over_tls_as(&target, &self.ca_pem, credential).await {
+            Ok((_, Answer::Pong)) => Ok(Verdict::Accepted),
+            Ok((_, Answer::Refused(m))) if m.to_lowercase().contains("authorization violation") => {
+                Ok(Verdict::Refused)
             }
-            Err(e) if e.kind() == ConnectErrorKind::AuthorizationViolation => Ok(Verdict::Refused),
-            Err(e) => Err(format!("connecting to NATS at {url} as {}: {e}", user.name)),
+            Ok((_, answer)) => Err(format!("NATS ({via}) answered {} with {answer}", user.name)),
+            Err(TlsFailure::Handshake(e) | TlsFailure::Setup(e)) => {
+                Err(format!("connecting to NATS ({via}) as {}: {e}", user.name))
+            }
         }
     }
 
@@ -209,8 +223,11 @@ impl Nats {
         }
     }
 
-    /// The users of the NATS clients connected now (the monitoring port's /connz), per pod.
-    pub async fn connected_users(&self, client: &kube::Client) -> Result<Vec<String>, String> {
+    /// The user and address of every NATS client connected now (the monitoring port's /connz).
+    pub async fn connected_users(
+        &self,
+        client: &kube::Client,
+    ) -> Result<Vec<(String, String)>, String> {
         let mut users = Vec::new();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -236,11 +253,31 @@ impl Nats {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .filter_map(|c| c["authorized_user"].as_str().map(str::to_owned)),
+                    .filter_map(|c| {
+                        let user = c["authorized_user"].as_str()?;
+                        Some((user.to_owned(), c["ip"].as_str().unwrap_or("").to_owned()))
+                    }),
             );
         }
         Ok(users)
     }
+}
+
+/// The addresses of the namespace's pods that have not ended (terminating ones included: they
+/// may still be draining).
+pub async fn live_pod_ips(client: &kube::Client, namespace: &str) -> Result<Vec<String>, String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing the pods in {namespace}: {e}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| p.status)
+        .filter(|s| !matches!(s.phase.as_deref(), Some("Succeeded" | "Failed")))
+        .filter_map(|s| s.pod_ip)
+        .collect())
 }
 
 /// nats-tls' `ca.crt`.

@@ -98,7 +98,9 @@ fn replace_changed(staged: &Path, target: &Path) -> Result<(), String> {
             .collect::<Result<_, _>>()
             .map_err(|e| err("reading", dir, e))
     };
-    for entry in entries(staged)? {
+    let staged_entries = entries(staged)?;
+    let keep: Vec<std::ffi::OsString> = staged_entries.iter().map(|e| e.file_name()).collect();
+    for entry in staged_entries {
         let (from, to) = (entry.path(), target.join(entry.file_name()));
         if from.is_dir() {
             fs::create_dir_all(&to).map_err(|e| err("creating", &to, e))?;
@@ -117,7 +119,7 @@ fn replace_changed(staged: &Path, target: &Path) -> Result<(), String> {
     }
     for entry in entries(target)? {
         let p = entry.path();
-        if !staged.join(entry.file_name()).exists() {
+        if !keep.contains(&entry.file_name()) {
             let removed = match p.is_dir() {
                 true => fs::remove_dir_all(&p),
                 false => fs::remove_file(&p),
