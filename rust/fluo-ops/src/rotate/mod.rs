@@ -180,46 +180,40 @@ async fn steps(ctx: &Ctx, r: &mut Rotation) -> Result<(), String> {
 }
 
 /// Waits until no NATS client of a live pod is connected as an old user (the old pods have
-/// ended), so that dropping the old users cuts nobody off. A connection from an address no pod
-/// has is a client that is gone without closing it (its pod's network was removed first);
-/// nats-server would close it at its next missed ping, and dropping the user cuts off no one.
+/// ended), so that dropping the old users cuts nobody off. A connection no live pod holds
+/// ([`nats::Connection::of_live_pod`]) is a client gone without closing it (on kube-emulator
+/// the userspace Service proxy keeps such connections open); nats-server closes it at its next
+/// missed pings, and dropping the user cuts off no one.
 async fn old_clients_gone(ctx: &Ctx, r: &Rotation, timeout: Duration) -> Result<(), String> {
     let client = &ctx.cluster.client;
     let old = r.plan.old_names();
     let started = Instant::now();
+    let describe = |list: &[nats::Connection]| {
+        let text: Vec<String> = list.iter().map(nats::Connection::describe).collect();
+        text.join(", ")
+    };
     loop {
-        let connected = r.nats.connected_users(client).await?;
-        let live = nats::live_pod_ips(client, &ctx.namespace).await?;
-        let (mut still, gone): (Vec<_>, Vec<_>) = connected
+        let connected = r.nats.connections(client).await?;
+        let live = nats::live_pods(client, &ctx.namespace).await?;
+        let (still, gone): (Vec<_>, Vec<_>) = connected
             .into_iter()
-            .filter(|(user, _)| old.contains(user))
-            .partition(|(_, ip)| live.contains(ip));
+            .filter(|c| old.contains(&c.user))
+            .partition(|c| c.of_live_pod(&live));
         if still.is_empty() {
             if !gone.is_empty() {
-                let gone: Vec<String> = gone
-                    .iter()
-                    .map(|(u, ip)| format!("{u} from {ip}"))
-                    .collect();
-                say(
-                    ctx,
-                    &format!(
-                        "ignoring connections of clients whose pods are gone: {}",
-                        gone.join(", ")
-                    ),
+                let message = format!(
+                    "ignoring connections of clients whose pods are gone: {}",
+                    describe(&gone)
                 );
+                say(ctx, &message);
             }
             return Ok(());
         }
         if started.elapsed() > timeout {
-            still.dedup();
-            let still: Vec<String> = still
-                .iter()
-                .map(|(u, ip)| format!("{u} from {ip}"))
-                .collect();
             return Err(format!(
                 "after {}s NATS still has clients of live pods connected as {}: dropping the old users would cut them off (find them with GET /connz?auth=true on port 8222)",
                 timeout.as_secs(),
-                still.join(", ")
+                describe(&still)
             ));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

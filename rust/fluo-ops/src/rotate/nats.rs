@@ -223,11 +223,8 @@ impl Nats {
         }
     }
 
-    /// The user and address of every NATS client connected now (the monitoring port's /connz).
-    pub async fn connected_users(
-        &self,
-        client: &kube::Client,
-    ) -> Result<Vec<(String, String)>, String> {
+    /// Every NATS client connected now (the monitoring port's /connz).
+    pub async fn connections(&self, client: &kube::Client) -> Result<Vec<Connection>, String> {
         let mut users = Vec::new();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -254,8 +251,12 @@ impl Nats {
                     .into_iter()
                     .flatten()
                     .filter_map(|c| {
-                        let user = c["authorized_user"].as_str()?;
-                        Some((user.to_owned(), c["ip"].as_str().unwrap_or("").to_owned()))
+                        let text = |k: &str| c[k].as_str().unwrap_or("").to_owned();
+                        Some(Connection {
+                            user: c["authorized_user"].as_str()?.to_owned(),
+                            ip: text("ip"),
+                            name: text("name"),
+                        })
                     }),
             );
         }
@@ -263,9 +264,36 @@ impl Nats {
     }
 }
 
-/// The addresses of the namespace's pods that have not ended (terminating ones included: they
-/// may still be draining).
-pub async fn live_pod_ips(client: &kube::Client, namespace: &str) -> Result<Vec<String>, String> {
+/// One client connection as /connz shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub user: String,
+    pub ip: String,
+    /// The client's connection name; the BFF's and the worker's end with their pod's name.
+    pub name: String,
+}
+
+impl Connection {
+    /// Whether a pod that has not ended holds it: its name ends with the pod's name, or it
+    /// comes from the pod's address. Neither means a client gone without closing it (behind
+    /// kube-emulator's userspace Service proxy every client's address is the proxy's).
+    pub fn of_live_pod(&self, live: &[(String, String)]) -> bool {
+        let pod = self.name.rsplit(' ').next().unwrap_or("");
+        live.iter()
+            .any(|(name, ip)| name == pod || (!ip.is_empty() && ip == &self.ip))
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{} from {} ({:?})", self.user, self.ip, self.name)
+    }
+}
+
+/// The name and address of every pod of the namespace that has not ended (terminating ones
+/// included: they may still be draining).
+pub async fn live_pods(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Vec<(String, String)>, String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
         .list(&ListParams::default())
@@ -274,9 +302,14 @@ pub async fn live_pod_ips(client: &kube::Client, namespace: &str) -> Result<Vec<
     Ok(list
         .items
         .into_iter()
-        .filter_map(|p| p.status)
-        .filter(|s| !matches!(s.phase.as_deref(), Some("Succeeded" | "Failed")))
-        .filter_map(|s| s.pod_ip)
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            !matches!(phase, Some("Succeeded" | "Failed"))
+        })
+        .map(|p| {
+            let ip = p.status.and_then(|s| s.pod_ip).unwrap_or_default();
+            (p.metadata.name.unwrap_or_default(), ip)
+        })
         .collect())
 }
 
@@ -292,4 +325,25 @@ async fn ca_of(client: &kube::Client, namespace: &str) -> Result<String, String>
         .and_then(|mut d| d.remove("ca.crt"))
         .and_then(|v| String::from_utf8(v.0).ok())
         .ok_or_else(|| format!("Secret {namespace}/{TLS_SECRET} has no key ca.crt"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_belongs_to_a_live_pod_by_its_name_or_its_address() {
+        let live = [("fluo-worker-7d9-abc".to_owned(), "10.244.1.7".to_owned())];
+        let conn = |name: &str, ip: &str| Connection {
+            user: "worker".into(),
+            ip: ip.into(),
+            name: name.into(),
+        };
+        assert!(conn("fluo-worker fluo-worker-7d9-abc", "10.244.1.1").of_live_pod(&live));
+        assert!(conn("other", "10.244.1.7").of_live_pod(&live));
+        assert!(!conn("fluo-worker fluo-worker-7d9-old", "10.244.1.1").of_live_pod(&live));
+        // A pod without an address yet matches no connection by address.
+        let pending = [("p".to_owned(), String::new())];
+        assert!(!conn("x", "").of_live_pod(&pending));
+    }
 }
