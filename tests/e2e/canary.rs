@@ -14,13 +14,13 @@ use fluo_rehearse::load::Traffic;
 use fluo_rehearse::{Stack, steps};
 
 /// Production's canary shape (steps, pause, 5xx and p99 analysis), with times short enough for
-/// CI: the pause lets Prometheus (scraping every 5 s in the rehearsal's copy) take two scrapes
-/// of the canary pods before the first sample.
+/// CI. The analysis itself waits until Prometheus (scraping every 5 s in the rehearsal's copy,
+/// finding pods by DNS every 5 s) has scraped the canary pods twice, however loaded the machine.
 const CANARY: &str = r#"
 [strategy.components.bff]
 kind = "canary"
 steps = [50, 100]
-pause = "15s"
+pause = "1s"
 
 [strategy.components.bff.analysis]
 interval = "3s"

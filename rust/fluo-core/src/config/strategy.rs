@@ -131,11 +131,20 @@ pub struct Analysis {
     /// A sample without data (no traffic yet) passes when true; by default it fails.
     #[serde(default)]
     pub pass_without_data: bool,
+    /// How long the analysis waits, before its first sample, for Prometheus to have scraped every
+    /// new pod twice within `window` (a rate needs two scrapes); past it the analysis fails
+    /// (default 2m).
+    #[serde(default = "default_scrape_wait", deserialize_with = "duration")]
+    pub scrape_wait: Duration,
     pub checks: Vec<Check>,
 }
 
 fn default_window() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_scrape_wait() -> Duration {
+    Duration::from_secs(120)
 }
 
 /// One metric with its limits: an absolute `max`, and/or `max_over_baseline` (the new pods'

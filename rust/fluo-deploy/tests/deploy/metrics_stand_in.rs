@@ -1,8 +1,10 @@
-//! A real Prometheus (Debian's `prometheus`) scraping a stand-in exporter the test controls:
-//! for every BFF pod of the emulator (namespace fluo, label app=bff) the exporter publishes the
-//! BFF's request counter and latency histogram with `instance="<pod IP>:8080"` (honor_labels,
-//! as if Prometheus had scraped the pod itself). Pods whose image is listed as faulty answer
-//! half of their requests with 500; the others answer all with 200.
+//! A real Prometheus (Debian's `prometheus`) scraping a stand-in exporter the test controls, one
+//! target per BFF pod of the emulator (namespace fluo, label app=bff): the stand keeps a
+//! file-discovery list of the pods' `<pod IP>:8080` addresses, and relabelling sends each
+//! target's scrape to the exporter (`/metrics?pod=<IP>`) while its `instance` stays the pod's
+//! address, so Prometheus' own `up` and scrape counts are per pod as if it scraped the pod. Pods
+//! whose image is listed as faulty answer half of their requests with 500; the others answer
+//! all with 200.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -31,11 +33,30 @@ pub struct Stand {
 impl Stand {
     pub async fn start(client: kube::Client) -> Stand {
         let faulty = Arc::new(Mutex::new(BTreeSet::new()));
-        let exporter = exporter(client, faulty.clone()).await;
+        let exporter = exporter(client.clone(), faulty.clone()).await;
         let dir = tempfile::tempdir().expect("temp dir");
+        let targets = dir.path().join("targets.json");
+        std::fs::write(&targets, "[]").expect("write targets.json");
+        tokio::spawn(discover(client, targets.clone()));
         let config = format!(
-            "global:\n  scrape_interval: 250ms\n  evaluation_interval: 250ms\n\
-scrape_configs:\n  - job_name: fluo-bff\n    honor_labels: true\n    scrape_timeout: 200ms\n    static_configs:\n      - targets: ['{exporter}']\n"
+            r#"global:
+  scrape_interval: 250ms
+  evaluation_interval: 250ms
+scrape_configs:
+  - job_name: fluo-bff
+    scrape_timeout: 200ms
+    file_sd_configs:
+      - files: ['{targets}']
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: '(.+):8080'
+        target_label: __param_pod
+      - source_labels: [__address__]
+        target_label: instance
+      - target_label: __address__
+        replacement: '{exporter}'
+"#,
+            targets = targets.display()
         );
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
         let port = free_port();
@@ -64,21 +85,18 @@ scrape_configs:\n  - job_name: fluo-bff\n    honor_labels: true\n    scrape_time
         stand
     }
 
-    /// Ready and scraping the exporter (Prometheus applies new targets on a 5 s tick).
+    /// Ready to scrape and answer queries (there are no pods to scrape yet).
     async fn wait_ready(&self) {
-        let url = format!("{}/api/v1/targets", self.prometheus_url);
+        let url = format!("{}/-/ready", self.prometheus_url);
         for _ in 0..300 {
             if let Ok(r) = reqwest_get(&url).await
-                && r.contains(r#""health":"up""#)
+                && r.starts_with("HTTP/1.1 200")
             {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!(
-            "prometheus at {} not scraping the exporter within 30s",
-            self.prometheus_url
-        );
+        panic!("prometheus at {} not ready within 30s", self.prometheus_url);
     }
 
     pub fn fault(&self, image: &str) {
@@ -119,7 +137,32 @@ async fn reqwest_get(url: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
-/// Serves /metrics for the BFF pods the emulator runs now.
+/// Keeps `targets` (Prometheus file discovery) listing the running BFF pods as `<IP>:8080`,
+/// rewriting it (atomically) when the set changes. Bounded: ten minutes of 100 ms polls.
+async fn discover(client: kube::Client, targets: PathBuf) {
+    let api: Api<Pod> = Api::namespaced(client, "fluo");
+    let mut listed = BTreeSet::new();
+    for _ in 0..6000 {
+        if let Ok(pods) = api.list(&ListParams::default().labels("app=bff")).await {
+            let now: BTreeSet<String> = pods
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| Some(format!("{}:8080", p.status.as_ref()?.pod_ip.as_ref()?)))
+                .collect();
+            if now != listed {
+                let json = serde_json::json!([{ "targets": now }]).to_string();
+                let tmp = targets.with_extension("tmp");
+                std::fs::write(&tmp, json).expect("write targets");
+                std::fs::rename(&tmp, &targets).expect("replace targets.json");
+                listed = now;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Serves `/metrics?pod=<IP>` for the BFF pod with that IP, while the emulator runs it.
 async fn exporter(client: kube::Client, faulty: Arc<Mutex<BTreeSet<String>>>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("addr").to_string();
@@ -132,8 +175,14 @@ async fn exporter(client: kube::Client, faulty: Arc<Mutex<BTreeSet<String>>>) ->
             let (client, faulty, counters) = (client.clone(), faulty.clone(), counters.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
-                let _ = socket.read(&mut buf).await;
-                let body = scrape(&client, &faulty, &counters).await;
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let pod = request
+                    .split_once("pod=")
+                    .and_then(|(_, rest)| rest.split([' ', '&']).next())
+                    .unwrap_or_default()
+                    .to_string();
+                let body = scrape(&client, &faulty, &counters, &pod).await;
                 let response = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -145,11 +194,12 @@ async fn exporter(client: kube::Client, faulty: Arc<Mutex<BTreeSet<String>>>) ->
     address
 }
 
-/// One scrape: every running BFF pod served `PER_SCRAPE` more requests since the last one.
+/// One scrape of the pod with IP `pod`: it served `PER_SCRAPE` more requests since the last one.
 async fn scrape(
     client: &kube::Client,
     faulty: &Mutex<BTreeSet<String>>,
     counters: &Mutex<Counters>,
+    pod_ip: &str,
 ) -> String {
     let api: Api<Pod> = Api::namespaced(client.clone(), "fluo");
     let Ok(pods) = api.list(&ListParams::default().labels("app=bff")).await else {
@@ -164,7 +214,7 @@ async fn scrape(
         let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
             continue;
         };
-        if pod.metadata.deletion_timestamp.is_some() {
+        if pod.metadata.deletion_timestamp.is_some() || ip != pod_ip {
             continue;
         }
         let image = pod
@@ -178,7 +228,7 @@ async fn scrape(
         if bad {
             *errors += PER_SCRAPE / 2;
         }
-        let labels = format!("instance=\"{ip}:8080\",route=\"/api/jobs\",method=\"POST\"");
+        let labels = "route=\"/api/jobs\",method=\"POST\"";
         out.push_str(&format!(
             "fluo_bff_http_requests_total{{{labels},status=\"200\"}} {}\n",
             *total - *errors

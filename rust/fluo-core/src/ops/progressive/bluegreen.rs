@@ -146,10 +146,10 @@ impl BlueGreen<'_> {
                 return Err(abort(reason, steps).await);
             }
         }
-        let new = run.pods_of(green, None).await.unwrap_or_default();
+        let new = run.pods_of(green, None).await;
         let baseline = match &self.blue {
             Some(blue) => run.pods_of(blue, None).await,
-            None => None,
+            None => Vec::new(),
         };
         match run.analyse("green", new, baseline).await {
             Ok(summary) => steps.push(format!("green: {summary}")),

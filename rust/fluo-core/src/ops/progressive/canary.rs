@@ -94,7 +94,7 @@ impl Canary<'_> {
             if let Some(reason) = run.pause(run.strategy.pause).await {
                 return Err(abort(reason, steps).await);
             }
-            let new = run.pods_of(&canary, None).await.unwrap_or_default();
+            let new = run.pods_of(&canary, None).await;
             let baseline = run.pods_of(stable, Some(workload::TRACK_LABEL)).await;
             match run.analyse(&step, new, baseline).await {
                 Ok(summary) => steps.push(format!("{step}: {replicas} canary pod(s): {summary}")),

@@ -198,8 +198,8 @@ impl Run<'_> {
     async fn analyse(
         &self,
         step: &str,
-        new: String,
-        baseline: Option<String>,
+        new: Vec<String>,
+        baseline: Vec<String>,
     ) -> Result<String, Vec<String>> {
         let Some(config) = &self.strategy.analysis else {
             return Ok("no analysis configured".into());
@@ -331,14 +331,14 @@ impl Run<'_> {
             .collect())
     }
 
-    /// The PromQL matcher of the running pods of `deployment` (see `live_pods`).
-    async fn pods_of(&self, deployment: &Value, exclude: Option<&str>) -> Option<String> {
-        let pods = self.live_pods(deployment, exclude).await.ok()?;
-        let ips: Vec<String> = pods
-            .iter()
+    /// The IPs of the running pods of `deployment` (see `live_pods`); empty when none.
+    async fn pods_of(&self, deployment: &Value, exclude: Option<&str>) -> Vec<String> {
+        let Ok(pods) = self.live_pods(deployment, exclude).await else {
+            return Vec::new();
+        };
+        pods.iter()
             .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-            .collect();
-        (!ips.is_empty()).then(|| workload::instance_matcher(&ips))
+            .collect()
     }
 }
 
