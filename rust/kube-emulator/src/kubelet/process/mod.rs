@@ -6,7 +6,8 @@
 //! Layout: [`images`] (image -> host command), [`env`] (environment and `$(VAR)`), [`volumes`]
 //! (pod files and mounts), [`launch`] (spawn and logs) over `isolate` (namespaces, mounts and
 //! ids set up in the forked child), [`cgroup`] (memory limits),
-//! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status).
+//! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status),
+//! [`volume_sync`] (Secret and ConfigMap volumes following their sources).
 
 pub mod cgroup;
 pub mod container;
@@ -19,6 +20,7 @@ mod isolate;
 pub mod launch;
 pub mod logs;
 pub mod probes;
+pub mod volume_sync;
 pub mod volumes;
 pub mod worker;
 
