@@ -37,6 +37,9 @@ let
     image-nats = {
       package = pkgs.nats-server;
       entrypoint = [ "${pkgs.nats-server}/bin/nats-server" ];
+      # /bin/nats-server for `kubectl exec ... nats-server --signal reload=...` (the reload of
+      # `fluo-deploy rotate nats`).
+      contents = [ pkgs.nats-server ];
       ports = [
         4222
         6222
@@ -81,7 +84,8 @@ let
       contents = [
         user
         pkgs.cacert
-      ];
+      ]
+      ++ recipe.contents or [ ];
       config = {
         User = "${uid}:${uid}";
         Entrypoint = recipe.entrypoint;

@@ -5,4 +5,5 @@ mod cli_feel;
 mod faults;
 mod process_stack;
 mod rehearsal;
+mod rotation;
 mod validate_deploy_health;

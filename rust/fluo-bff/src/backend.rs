@@ -52,7 +52,11 @@ impl Backend {
         url: &str,
         auth: &NatsAuth,
     ) -> std::result::Result<Self, async_nats::ConnectError> {
-        let client = fluo_jobs::connect::connect("fluo-bff".to_owned(), url, auth).await?;
+        // The pod's name in the connection's (as the worker's), so that NATS' /connz says which
+        // pod a connection belongs to (`fluo-deploy rotate nats` waits for the old pods' ones).
+        let name = std::env::var("HOSTNAME")
+            .map_or_else(|_| "fluo-bff".to_owned(), |pod| format!("fluo-bff {pod}"));
+        let client = fluo_jobs::connect::connect(name, url, auth).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(NATS_TIMEOUT);
         Ok(Backend {

@@ -104,6 +104,10 @@ pub enum Action {
     Restore {
         backup: String,
     },
+    /// `rotate nats`: the NATS users were replaced by `users` (names only, never a password).
+    Rotate {
+        users: Vec<String>,
+    },
 }
 
 impl Action {
@@ -132,6 +136,7 @@ impl std::fmt::Display for Action {
             } => write!(f, "purge v1..v{removed_through}"),
             Action::Shutdown => f.write_str("shutdown"),
             Action::Restore { backup } => write!(f, "restore from backup {backup}"),
+            Action::Rotate { users } => write!(f, "rotate NATS users to {}", users.join(", ")),
         }
     }
 }

@@ -44,6 +44,8 @@ mod preflight;
 mod progressive;
 #[path = "deploy/progressive_traffic.rs"]
 mod progressive_traffic;
+#[path = "deploy/rotate.rs"]
+mod rotate;
 #[path = "deploy/safety.rs"]
 mod safety;
 #[path = "deploy/throttling.rs"]

@@ -55,8 +55,16 @@ impl std::fmt::Display for Answer {
 /// The longest protocol line read (INFO lines are a few hundred bytes).
 const MAX_LINE: usize = 64 * 1024;
 
-const CONNECT: &str = "CONNECT {\"verbose\":false,\"pedantic\":false,\"lang\":\"rust\",\
-                       \"version\":\"fluo-health\",\"protocol\":1,\"name\":\"fluo-health security check\"}\r\nPING\r\n";
+/// CONNECT (anonymous, or as `user` with its password) and a PING.
+fn connect_line(user: Option<(&str, &str)>) -> String {
+    let mut connect = serde_json::json!({"verbose": false, "pedantic": false, "lang": "rust",
+        "version": "fluo-health", "protocol": 1, "name": "fluo-health security check"});
+    if let Some((name, password)) = user {
+        connect["user"] = name.into();
+        connect["pass"] = password.into();
+    }
+    format!("CONNECT {connect}\r\nPING\r\n")
+}
 
 async fn read_line<S: AsyncRead + Unpin>(reader: &mut BufReader<S>) -> Result<String, String> {
     let mut line = Vec::new();
@@ -93,12 +101,17 @@ async fn open(target: &Target) -> Result<(BufReader<TcpStream>, Info), String> {
     Ok((reader, info))
 }
 
-/// Sends an anonymous CONNECT and a PING and reads until PONG, -ERR or the end.
-async fn connect_anonymously<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends a CONNECT (anonymous, or as `user`) and a PING and reads until PONG, -ERR or the end.
+async fn connect_as<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
+    user: Option<(&str, &str)>,
 ) -> Result<Answer, String> {
     let mut reader = BufReader::new(stream);
-    if let Err(e) = reader.get_mut().write_all(CONNECT.as_bytes()).await {
+    if let Err(e) = reader
+        .get_mut()
+        .write_all(connect_line(user).as_bytes())
+        .await
+    {
         return Ok(Answer::Closed(e.to_string()));
     }
     // Bounded: a server sends at most a few INFO/PING lines before answering.
@@ -120,7 +133,7 @@ async fn connect_anonymously<S: AsyncRead + AsyncWrite + Unpin>(
 /// Plaintext, anonymous: what a client without TLS or credentials gets.
 pub async fn plaintext(target: &Target) -> Result<(Info, Answer), String> {
     let (reader, info) = open(target).await?;
-    let answer = connect_anonymously(reader.into_inner()).await?;
+    let answer = connect_as(reader.into_inner(), None).await?;
     Ok((info, answer))
 }
 
@@ -128,6 +141,16 @@ pub async fn plaintext(target: &Target) -> Result<(Info, Answer), String> {
 /// `target.server_name`; Err(handshake error) when the certificate does not verify. Then an
 /// anonymous CONNECT.
 pub async fn over_tls(target: &Target, ca_pem: &[u8]) -> Result<(Info, Answer), TlsFailure> {
+    over_tls_as(target, ca_pem, None).await
+}
+
+/// [`over_tls`] with the CONNECT of `user` (name, password) when given: whether the server
+/// accepts that credential (`fluo-deploy rotate nats` probes old and new users so).
+pub async fn over_tls_as(
+    target: &Target,
+    ca_pem: &[u8],
+    user: Option<(&str, &str)>,
+) -> Result<(Info, Answer), TlsFailure> {
     let (reader, info) = open(target).await.map_err(TlsFailure::Setup)?;
     let config = client_config(ca_pem).map_err(TlsFailure::Setup)?;
     let name = ServerName::try_from(target.server_name.clone())
@@ -137,7 +160,7 @@ pub async fn over_tls(target: &Target, ca_pem: &[u8]) -> Result<(Info, Answer), 
         .connect(name, reader.into_inner())
         .await
         .map_err(|e| TlsFailure::Handshake(e.to_string()))?;
-    let answer = connect_anonymously(tls).await.map_err(TlsFailure::Setup)?;
+    let answer = connect_as(tls, user).await.map_err(TlsFailure::Setup)?;
     Ok((info, answer))
 }
 

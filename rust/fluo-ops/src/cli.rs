@@ -66,6 +66,13 @@ pub enum Command {
         #[command(flatten)]
         teardown: TeardownArgs,
     },
+    /// Rotate credentials on the live cluster without a failed request, gated like a deploy
+    /// (windows, approvals, --reason, confirmation), under the deploy lock, recorded in the
+    /// component's history; after a failure the same command resumes where it stopped.
+    Rotate {
+        #[command(subcommand)]
+        target: RotateTarget,
+    },
     /// Pass the manual gate a canary or blue-green rollout of COMPONENT waits at; with no
     /// rollout running and blue kept after a switch, remove blue now.
     Promote { component: String },
@@ -145,6 +152,18 @@ pub enum Command {
     },
     #[command(flatten)]
     Docs(DocsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RotateTarget {
+    /// The NATS users (Secrets nats-auth and nats-credentials): a new user per service beside
+    /// the current one and a NATS reload, then the BFF and workers restarted onto it, then the
+    /// old users dropped and NATS reloaded again until it refuses them. Checked first: a
+    /// refusal changes nothing (exit 2). No password is printed.
+    Nats {
+        #[command(flatten)]
+        teardown: TeardownArgs,
+    },
 }
 
 // What both rollbacks take (a plain comment: a doc comment would become their help text).

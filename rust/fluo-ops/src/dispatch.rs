@@ -12,7 +12,7 @@ use fluo_core::ops::{self, Ctx, events, incident, progressive};
 use fluo_core::report::Level;
 use fluo_core::{inspect, logs, teardown};
 
-use crate::cli::{Command, DeployArgs};
+use crate::cli::{Command, DeployArgs, RotateTarget};
 
 pub async fn dispatch(
     ctx: &Ctx,
@@ -75,6 +75,12 @@ pub async fn dispatch(
         Command::Restore { backup, teardown } => {
             let request = crate::trust::teardown_of(&teardown, deployer);
             crate::restore::run(ctx, backup.as_deref(), &request).await
+        }
+        Command::Rotate {
+            target: RotateTarget::Nats { teardown },
+        } => {
+            let request = crate::trust::teardown_of(&teardown, deployer);
+            crate::rotate::run(ctx, &request).await
         }
         Command::Promote { component } => {
             let done = progressive::gate::promote(ctx, &component).await?;

@@ -11,6 +11,7 @@
 //! - [`drill`]: the rollback drill and its records;
 //! - [`plan`]: `deploy --dry-run`;
 //! - [`interrupt`]: SIGINT/SIGTERM for streaming commands;
+//! - [`rotate`]: `rotate nats`, the NATS users replaced on the live cluster;
 //! - [`trust`]: what a command needs of the trust machinery (emergency loading, signing, teardown).
 
 pub mod analysis;
@@ -24,6 +25,7 @@ pub mod jetstream;
 pub mod monitor;
 pub mod plan;
 pub mod restore;
+pub mod rotate;
 pub mod run;
 pub mod trust;
 

@@ -44,6 +44,7 @@ pub fn writes_records(command: &Command) -> bool {
         | Command::RollbackToPrevious(_)
         | Command::Delete { .. }
         | Command::Shutdown { .. }
+        | Command::Rotate { .. }
         | Command::Monitor { .. } => true,
         Command::Drill { list, .. } => !list,
         // Progressive rollout state only (the deploy that runs the rollout writes its record).

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use fluo_core::exit::Exit;
-use serde_yaml::Value;
 
 use crate::checks::{self, StepResult};
+use crate::manifest_env;
 use crate::stack::Stack;
 
 /// The BFF's Deployment in the scratch infra tree.
@@ -23,28 +23,10 @@ pub struct Edited {
 }
 
 impl Edited {
-    /// Sets `name=value` in the env of the first container of the Deployment at `path` (the
-    /// entry's value when it is there, a new entry when not).
+    /// Sets `name=value` in the env of the first container of the Deployment at `path` (see
+    /// `manifest_env::set_env`) until dropped.
     pub fn with_env(path: PathBuf, name: &str, value: &str) -> Result<Edited, String> {
-        let original = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let mut doc: Value = serde_yaml::from_str(&original)
-            .map_err(|e| format!("{} is not one YAML document: {e}", path.display()))?;
-        let env = doc["spec"]["template"]["spec"]["containers"][0]
-            .get_mut("env")
-            .and_then(Value::as_sequence_mut)
-            .ok_or_else(|| format!("{}: the first container has no env list", path.display()))?;
-        match env.iter_mut().find(|e| e["name"].as_str() == Some(name)) {
-            Some(existing) => existing["value"] = value.into(),
-            None => {
-                let mut entry = serde_yaml::Mapping::new();
-                entry.insert("name".into(), name.into());
-                entry.insert("value".into(), value.into());
-                env.push(Value::Mapping(entry));
-            }
-        }
-        let text = serde_yaml::to_string(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let original = manifest_env::set_env(&path, name, value)?;
         Ok(Edited { path, original })
     }
 }

@@ -11,6 +11,7 @@ pub mod checks;
 pub mod error_rate;
 pub mod failure;
 pub mod load;
+pub mod manifest_env;
 pub mod report;
 pub mod rollback;
 pub mod run;
@@ -82,12 +83,8 @@ pub fn own_dir() -> Option<std::path::PathBuf> {
 
 /// [`main`] as an exit status: 0 every step passed, 1 a step failed, 2 the stack could not start
 /// (a missing prerequisite; nothing was rehearsed) or a report could not be written.
-pub async fn run(
-    options: StackOptions,
-    json: Option<std::path::PathBuf>,
-    markdown: Option<std::path::PathBuf>,
-) -> fluo_core::exit::Exit {
-    match main(options, json, markdown).await {
+pub async fn run(options: StackOptions, output: Output) -> fluo_core::exit::Exit {
+    match main(options, output).await {
         Ok(passed) => fluo_core::exit::Exit::passed(passed),
         Err(e) => {
             eprintln!("fluo-rehearse: {e:#}");
@@ -96,18 +93,24 @@ pub async fn run(
     }
 }
 
+/// Where the report goes besides stdout, and whether each command's timeline is shown.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub json: Option<std::path::PathBuf>,
+    pub markdown: Option<std::path::PathBuf>,
+    /// Each command's time and stderr on stderr as it finishes (where a step's time goes).
+    pub trace: bool,
+}
+
 /// The whole rehearsal: start the stack, run every step, print the report (and write it where
 /// asked). Ok(passed); Err when the stack could not start or a report could not be written.
-pub async fn main(
-    options: StackOptions,
-    json: Option<std::path::PathBuf>,
-    markdown: Option<std::path::PathBuf>,
-) -> anyhow::Result<bool> {
+pub async fn main(options: StackOptions, output: Output) -> anyhow::Result<bool> {
     use anyhow::Context as _;
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
-    let stack = Stack::start(&options).await?;
+    let mut stack = Stack::start(&options).await?;
+    stack.runner.trace = output.trace;
     eprintln!(
         "fluo-rehearse: kube-emulator (process runtime) up, Ingress {}",
         stack.ingress_url
@@ -132,11 +135,11 @@ pub async fn main(
     }
     drop(stack);
     print!("\n{}", report.to_text());
-    if let Some(path) = json {
+    if let Some(path) = output.json {
         std::fs::write(&path, report.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = markdown {
+    if let Some(path) = output.markdown {
         std::fs::write(&path, report.to_markdown())
             .with_context(|| format!("writing {}", path.display()))?;
     }

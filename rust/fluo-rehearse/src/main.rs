@@ -26,6 +26,10 @@ struct Cli {
     /// Also write the report as Markdown (for a change record) to this file.
     #[arg(long, value_name = "FILE")]
     report_md: Option<PathBuf>,
+    /// Print each command the steps run, with its time and stderr (fluo-deploy's timeline), as
+    /// it finishes: where a step's time goes.
+    #[arg(long)]
+    trace: bool,
     #[command(flatten)]
     docs: DocsFlags,
 }
@@ -44,6 +48,11 @@ fn main() -> Exit {
         bin_dir,
         emulator_args: Vec::new(),
     };
-    let run = fluo_rehearse::run(options, cli.report_json, cli.report_md);
+    let output = fluo_rehearse::Output {
+        json: cli.report_json,
+        markdown: cli.report_md,
+        trace: cli.trace,
+    };
+    let run = fluo_rehearse::run(options, output);
     fluo_core::cli::main(0, run)
 }

@@ -133,12 +133,13 @@ pub async fn delete_and_redeploy(stack: &Stack) -> StepResult {
 /// after the redeploy.
 const PLANNED_JOBS: usize = 50;
 
-fn planned_load(stack: &Stack) -> Load {
+/// A load of [`PLANNED_JOBS`], one submission (or retry of a refused one) per `every`.
+fn planned_load(stack: &Stack, every: Duration) -> Load {
     Load::start(
         stack.api(),
         LoadSpec {
             jobs: PLANNED_JOBS,
-            every: Duration::from_millis(100),
+            every,
             work_ms: 200,
             limit: Duration::from_secs(180),
         },
@@ -153,7 +154,8 @@ async fn all_done(stack: &Stack, which: &str, submitted: &Submitted) -> StepResu
             submitted.summary()
         ));
     }
-    // Up to 90 s: a job a worker pulled as it stopped comes back after the ack wait (30 s).
+    // Bounded by 90 s: a job a worker pulled as it stopped, whose hand-back NATS did not get,
+    // comes back after the workers' ack wait (`stack::ACK_WAIT_SECS` in the rehearsal).
     let tally = account(&stack.api(), &submitted.accepted, Duration::from_secs(90)).await;
     let completed = tally
         .all_completed(PLANNED_JOBS)
@@ -170,9 +172,12 @@ async fn all_done(stack: &Stack, which: &str, submitted: &Submitted) -> StepResu
 /// (they hand them back) and wait in NATS through the redeploy.
 pub async fn planned(stack: &Stack) -> StepResult {
     let before = bff_image(stack).await?;
-    let earlier = planned_load(stack).finish().await?;
+    // Jobs of 200 ms every 50 ms: two workers have several in flight at any time.
+    let earlier = planned_load(stack, Duration::from_millis(50))
+        .finish()
+        .await?;
     let earlier = all_done(stack, "before the shutdown", &earlier).await?;
-    let load = planned_load(stack);
+    let load = planned_load(stack, Duration::from_millis(100));
     let shutdown = stack
         .run(
             "fluo-deploy",

@@ -19,6 +19,8 @@ pub struct Runner {
     pub repo: PathBuf,
     pub kubeconfig: PathBuf,
     pub infra: PathBuf,
+    /// Print each finished command, its time and its stderr (fluo-deploy's timeline) to stderr.
+    pub trace: bool,
 }
 
 impl Runner {
@@ -28,6 +30,7 @@ impl Runner {
             repo: repo.to_path_buf(),
             kubeconfig: kubeconfig.to_path_buf(),
             infra: infra.to_path_buf(),
+            trace: false,
         }
     }
 
@@ -79,6 +82,13 @@ impl Runner {
                     format!("did not finish within {COMMAND_LIMIT:?}"),
                 ),
             };
+        if self.trace {
+            eprintln!(
+                "--- `{what}` exited {code:?} after {:.1}s\n{}",
+                started.elapsed().as_secs_f64(),
+                stderr.trim_end()
+            );
+        }
         Run {
             what,
             code,

@@ -63,6 +63,7 @@ impl Stack {
         let ingress_url = format!("http://127.0.0.1:{ingress}");
         point_environment_at(&infra, &ingress_url)?;
         scrape_often(&infra)?;
+        redeliver_soon(&infra)?;
         let map = work.path().join("image-map.toml");
         write_image_map(options, &map)?;
 
@@ -340,30 +341,56 @@ fn point_environment_at(infra: &Path, ingress_url: &str) -> anyhow::Result<()> {
 }
 
 /// Prometheus' scrape and rule interval in the copy (the checkout's is 15 s).
-pub const SCRAPE_INTERVAL: &str = "5s";
+pub const SCRAPE_INTERVAL: &str = "1s";
 
-/// The copy's Prometheus scrapes every [`SCRAPE_INTERVAL`], so that a rate over a minute has
-/// its samples within seconds of a deploy: the monitor and the canary analysis judge a fresh
-/// revision in seconds, as they would after minutes on a cluster.
+/// How often the copy's Prometheus re-resolves the Services' DNS names for new pods (the
+/// checkout's is 5 s).
+pub const DNS_REFRESH_INTERVAL: &str = "1s";
+
+/// The copy's Prometheus scrapes every [`SCRAPE_INTERVAL`] and finds new pods within
+/// [`DNS_REFRESH_INTERVAL`], so that a rate over a minute has its samples within seconds of a
+/// deploy: the post-deploy checks see a fresh revision's targets up, and the monitor and the
+/// canary analysis judge it, in seconds, as they would after minutes on a cluster.
 fn scrape_often(infra: &Path) -> anyhow::Result<()> {
     let file = infra.join("components/prometheus/manifests/configmap-config.yaml");
-    let text = std::fs::read_to_string(&file)?;
+    let mut text = std::fs::read_to_string(&file)?;
     let wanted = [
-        ("scrape_interval: 15s", "scrape_interval"),
-        ("scrape_timeout: 10s", "scrape_timeout"),
-        ("evaluation_interval: 15s", "evaluation_interval"),
+        ("scrape_interval: 15s", "scrape_interval", SCRAPE_INTERVAL),
+        ("scrape_timeout: 10s", "scrape_timeout", SCRAPE_INTERVAL),
+        (
+            "evaluation_interval: 15s",
+            "evaluation_interval",
+            SCRAPE_INTERVAL,
+        ),
+        (
+            "refresh_interval: 5s",
+            "refresh_interval",
+            DNS_REFRESH_INTERVAL,
+        ),
     ];
-    let mut text = text;
-    for (line, key) in wanted {
+    for (line, key, value) in wanted {
         if !text.contains(line) {
             bail!(
                 "{} no longer says `{line}`: update fluo-rehearse's scrape_often",
                 file.display()
             );
         }
-        text = text.replace(line, &format!("{key}: {SCRAPE_INTERVAL}"));
+        text = text.replace(line, &format!("{key}: {value}"));
     }
     std::fs::write(&file, text)?;
+    Ok(())
+}
+
+/// The workers' ack wait in the copy, in seconds (the checkout's default is 30).
+pub const ACK_WAIT_SECS: &str = "5";
+
+/// The copy's workers get [`ACK_WAIT_SECS`]: a job whose hand-back was lost (a worker stopped
+/// while NATS stopped too, as in the planned rollback's shutdown) is redelivered within
+/// seconds instead of half a minute; every job must still complete exactly once.
+fn redeliver_soon(infra: &Path) -> anyhow::Result<()> {
+    let file = infra.join("components/workers/manifests/deployment.yaml");
+    crate::manifest_env::set_env(&file, "FLUO_WORKER_ACK_WAIT_SECS", ACK_WAIT_SECS)
+        .map_err(anyhow::Error::msg)?;
     Ok(())
 }
 
@@ -414,5 +441,44 @@ mod tests {
         assert_eq!(auth["as"].as_str(), Some(DEPLOYER_USER));
         assert_eq!(auth["as-groups"][0].as_str(), Some(DEPLOYER_GROUP));
         assert!(as_deployer("users: 3").is_err());
+    }
+
+    #[test]
+    fn the_copy_scrapes_finds_pods_and_redelivers_within_seconds_and_the_checkout_is_unchanged() {
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+        let copy = tempfile::tempdir().unwrap();
+        copy_tree(&checkout, copy.path()).unwrap();
+        scrape_often(copy.path()).unwrap();
+        redeliver_soon(copy.path()).unwrap();
+        let config = "components/prometheus/manifests/configmap-config.yaml";
+        let prometheus = std::fs::read_to_string(copy.path().join(config)).unwrap();
+        for line in [
+            "scrape_interval: 1s",
+            "scrape_timeout: 1s",
+            "evaluation_interval: 1s",
+        ] {
+            assert!(prometheus.contains(line), "{line} missing:\n{prometheus}");
+        }
+        assert_eq!(prometheus.matches("refresh_interval: 1s").count(), 3);
+        assert!(!prometheus.contains("refresh_interval: 5s"), "{prometheus}");
+        let workers = "components/workers/manifests/deployment.yaml";
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(copy.path().join(workers)).unwrap())
+                .unwrap();
+        let env = doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .unwrap();
+        let ack_wait = env
+            .iter()
+            .find(|e| e["name"] == "FLUO_WORKER_ACK_WAIT_SECS")
+            .expect("the ack wait is set");
+        assert_eq!(ack_wait["value"].as_str(), Some(ACK_WAIT_SECS));
+        let original = std::fs::read_to_string(checkout.join(config)).unwrap();
+        assert!(original.contains("scrape_interval: 15s"), "{original}");
+        let original = std::fs::read_to_string(checkout.join(workers)).unwrap();
+        assert!(
+            !original.contains("FLUO_WORKER_ACK_WAIT_SECS"),
+            "{original}"
+        );
     }
 }

@@ -168,11 +168,11 @@ async fn smoke(stack: &Stack) -> StepResult {
 /// A short window of the post-deploy monitor against the real Prometheus.
 async fn monitor(stack: &Stack) -> StepResult {
     let run = stack
-        .run("fluo-deploy", &["monitor", "--duration", "10s"])
+        .run("fluo-deploy", &["monitor", "--duration", "5s"])
         .await;
     run.expect(0)?;
     Ok(format!(
-        "fluo-deploy monitor --duration 10s against the real Prometheus: {}",
+        "fluo-deploy monitor --duration 5s against the real Prometheus: {}",
         run.stdout.lines().last().unwrap_or_default()
     ))
 }

@@ -220,6 +220,37 @@ pub fn listed_users(conf: &str) -> Vec<String> {
         .collect()
 }
 
+/// The users an `authorization.conf` made by [`render`] lists, with their passwords and
+/// services, in order; Err names the first user name that belongs to no service (never a
+/// password).
+pub fn listed_credentials(conf: &str) -> Result<Vec<User>, String> {
+    let quoted = |line: &str, key: &str| {
+        line.trim()
+            .strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(": \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .map(str::to_owned)
+    };
+    let mut users = Vec::new();
+    let mut name: Option<String> = None;
+    for line in conf.lines() {
+        if let Some(n) = quoted(line, "user") {
+            name = Some(n);
+        } else if let (Some(password), Some(n)) = (quoted(line, "password"), name.take()) {
+            let service = SERVICES
+                .into_iter()
+                .find(|s| generation(s, &n).is_some())
+                .ok_or_else(|| format!("user {n:?} is not a user of any of {SERVICES:?}"))?;
+            users.push(User {
+                service,
+                name: n,
+                password,
+            });
+        }
+    }
+    Ok(users)
+}
+
 /// The files of `service`'s credential: user name and password (the Secret nats-credentials'
 /// keys).
 pub fn credential_files(service: &str) -> [String; 2] {
@@ -325,6 +356,19 @@ mod tests {
             }
             assert!(p.publish.iter().all(|s| !s.contains("PURGE")));
         }
+    }
+
+    #[test]
+    fn listed_credentials_read_back_what_render_wrote() {
+        let users = fresh();
+        let listed = listed_credentials(&render(&users)).unwrap();
+        assert_eq!(listed, users);
+        let err = listed_credentials("user: \"eve\"\npassword: \"p\"\n").unwrap_err();
+        assert!(
+            err.starts_with("user \"eve\" is not a user of any of"),
+            "{err}"
+        );
+        assert!(!err.contains("\"p\""), "{err}");
     }
 
     #[test]

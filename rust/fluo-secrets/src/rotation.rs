@@ -53,33 +53,47 @@ pub fn begin(dir: &Path) -> Result<Vec<Change>, Error> {
             ),
         ));
     }
-    let mut users = current.clone();
-    let mut changes = Vec::new();
-    for service in SERVICES {
-        let old = current.iter().find(|u| u.service == service);
-        let generation = old.map_or(1, |u| {
-            nats_users::generation(service, &u.name).unwrap_or(1) + 1
-        });
-        let new = User {
-            service,
-            name: nats_users::user_name(service, generation),
-            password: nats_users::random_password(),
-        };
-        changes.push(Change {
-            service,
-            old: old.map(|u| u.name.clone()),
+    let fresh = next_users(&current);
+    let changes = fresh
+        .iter()
+        .map(|new| Change {
+            service: new.service,
+            old: current
+                .iter()
+                .find(|u| u.service == new.service)
+                .map(|u| u.name.clone()),
             new: new.name.clone(),
-        });
-        users.push(new);
-    }
-    let fresh: Vec<&User> = users.iter().skip(current.len()).collect();
+        })
+        .collect();
+    let users: Vec<User> = current.iter().chain(&fresh).cloned().collect();
     files::replace(&dir.join(AUTH_CONF), &nats_users::render(&users))?;
-    for user in fresh {
+    for user in &fresh {
         let [user_file, password_file] = nats_users::credential_files(user.service);
         files::replace(&dir.join(user_file), &format!("{}\n", user.name))?;
         files::replace(&dir.join(password_file), &format!("{}\n", user.password))?;
     }
     Ok(changes)
+}
+
+/// Every service's next user: the generation after its current user's (`bff` -> `bff-2`), or
+/// its first user when it has none, each with a fresh password.
+pub fn next_users(current: &[User]) -> Vec<User> {
+    SERVICES
+        .into_iter()
+        .map(|service| {
+            let generation = current
+                .iter()
+                .find(|u| u.service == service)
+                .map_or(1, |u| {
+                    nats_users::generation(service, &u.name).unwrap_or(1) + 1
+                });
+            User {
+                service,
+                name: nats_users::user_name(service, generation),
+                password: nats_users::random_password(),
+            }
+        })
+        .collect()
 }
 
 /// Step 3: only the current users stay in `authorization.conf`.

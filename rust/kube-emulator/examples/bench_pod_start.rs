@@ -1,11 +1,14 @@
 //! Benchmark: how long the process runtime adds to a container's own start (needs root).
 //!
-//!     cargo run --release -p kube-emulator --example bench_pod_start -- [N]
+//!     cargo run --release -p kube-emulator --example bench_pod_start -- [N [MEMORY_LIMIT]]
 //!
 //! For N pods (default 20), one after the other: the time from the create call to the first
 //! instruction of the container's shell (it writes the clock into a host file), minus the
 //! same command's own start when spawned directly from the host (measured N times the same
-//! way). Also the time until the pod reports Running. Prints median and p90 in ms.
+//! way). Also the time until the pod reports Running. With MEMORY_LIMIT (e.g. `64Mi`, as
+//! infra/'s containers have) the container gets `resources.limits.memory`. Prints median, p90
+//! and p99 in ms. `RUST_LOG=kube_emulator::kubelet=debug,bench_pod_start=debug` logs each
+//! pod's phases (worker started, network taken, process spawned, first instruction).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,9 +44,11 @@ fn summary(name: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
     let p = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
     println!(
-        "{name:<48} median {:>7.1} ms   p90 {:>7.1} ms",
+        "{name:<48} median {:>7.1} ms   p90 {:>7.1} ms   p99 {:>7.1} ms   n {}",
         p(0.5),
-        p(0.9)
+        p(0.9),
+        p(0.99),
+        ms.len()
     );
 }
 
@@ -56,6 +61,10 @@ async fn main() -> anyhow::Result<()> {
             .init();
     }
     let n: usize = std::env::args().nth(1).map_or(Ok(20), |a| a.parse())?;
+    let resources = match std::env::args().nth(2) {
+        Some(limit) => json!({"limits": {"memory": limit}}),
+        None => json!({}),
+    };
     let out = tempfile::tempdir()?;
     let script = "date +%s%N > \"$OUT/$(POD)\"; exec sleep 3600";
     // Baseline: the same shell started directly.
@@ -87,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
         let name = format!("bench-{i}");
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name},
             "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "bench/sh",
-                "command": ["sh", "-c", script.replace("$(POD)", &name)],
+                "command": ["sh", "-c", script.replace("$(POD)", &name)], "resources": resources,
                 "env": [{"name": "OUT", "value": out.path().display().to_string()}]}]}}))?;
         let t0 = now_ns();
         tracing::debug!(pod = %name, "creating");

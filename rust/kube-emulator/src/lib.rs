@@ -125,12 +125,19 @@ impl Emulator {
                     .context("creating the cluster network")?;
                 store.lock().use_service_cidr(net.slot());
                 let net = Arc::new(net);
+                // The node is ready with its warm pool of pod networks (as a kubelet is with
+                // its CNI): made while the cluster services start.
+                let pooling = net.clone();
+                let pool = tokio::task::spawn_blocking(move || {
+                    pooling.fill_pool(kubelet::process::NETWORK_POOL)
+                });
                 let config = network::NetworkConfig::for_bridge(net.clone(), opts.ingress);
                 let services = network::Network::start(store.clone(), addr, config)
                     .await
                     .context("starting Service IPs, cluster DNS, in-cluster API and Ingress")?;
                 let mut process = process.clone();
                 process.ca_crt = services.apiserver_access().ca_pem().as_bytes().to_vec();
+                pool.await.context("filling the pod network pool")?;
                 let node = kubelet::process::ProcessNode::new(store.clone(), net, process);
                 (Some(node), Some(services))
             }

@@ -142,11 +142,13 @@ pub fn figures(
                         }
                     }
                 }
-                // Teardown and restore records change no revision's outcome and are not deploys.
+                // Teardown, restore and rotation records change no revision's outcome and are
+                // not deploys.
                 Action::Delete
                 | Action::Purge { .. }
                 | Action::Shutdown
-                | Action::Restore { .. } => {}
+                | Action::Restore { .. }
+                | Action::Rotate { .. } => {}
             }
         }
         f.change_failures += failures.len();

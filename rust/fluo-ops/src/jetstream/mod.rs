@@ -95,13 +95,13 @@ pub async fn connect(
 
 /// The CA file the connection trusts: given in `[backup]`, or the Secret's CA written to a
 /// temporary file (removed when dropped) because async-nats reads roots from a file.
-enum CaFile {
+pub(crate) enum CaFile {
     Given(PathBuf),
     Written(PathBuf),
 }
 
 impl CaFile {
-    fn written(pem: &str) -> Result<CaFile, String> {
+    pub(crate) fn written(pem: &str) -> Result<CaFile, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -111,7 +111,7 @@ impl CaFile {
         Ok(CaFile::Written(path))
     }
 
-    fn path(&self) -> &PathBuf {
+    pub(crate) fn path(&self) -> &PathBuf {
         match self {
             CaFile::Given(p) | CaFile::Written(p) => p,
         }

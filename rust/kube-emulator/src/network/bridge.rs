@@ -24,9 +24,10 @@
 //! namespaces, deletes the namespaces, the veths and the bridge, and removes the state directory;
 //! [`ClusterNetwork::create`] first does the same for every slot whose owner died.
 //!
-//! Links and addresses are managed with iproute2's `ip` (spawned, not parsed beyond names),
-//! which keeps this module free of `unsafe` and of a netlink stack; every call is a short
-//! blocking process run, so call these from `spawn_blocking` on hot async paths.
+//! The bridge, service addresses and cleanup use iproute2's `ip` (spawned, not parsed beyond
+//! names); pod networks, made on every pod start, are plugged over rtnetlink
+//! (`pod_network.rs`, `netlink.rs`). Every call blocks (a process run or a few
+//! system calls), so call these from `spawn_blocking` on hot async paths.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -94,16 +95,12 @@ pub fn ip(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Runs several ip commands in one `ip [-n ns] -batch -` (one process, not one per command).
-fn ip_batch(netns: Option<&str>, commands: &[String]) -> Result<()> {
+/// Runs several ip commands in one `ip -batch -` (one process, not one per command).
+pub(super) fn ip_batch(commands: &[String]) -> Result<()> {
     use std::io::Write as _;
-    let mut args = Vec::new();
-    if let Some(ns) = netns {
-        args.extend(["-n", ns]);
-    }
-    args.extend(["-batch", "-"]);
+    let args = ["-batch", "-"];
     let mut child = Command::new("ip")
-        .args(&args)
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -136,20 +133,21 @@ pub struct PodNetwork {
     pub netns_path: PathBuf,
     /// The pod's IP (status.podIP).
     pub ip: Ipv4Addr,
-    host_veth: String,
+    pub(super) host_veth: String,
 }
 
-/// One instance's bridge, CIDRs and pod namespaces; see the module docs.
+/// One instance's bridge, CIDRs and pod namespaces; see the module docs (pod networks and
+/// their warm pool: `pod_network.rs`).
 pub struct ClusterNetwork {
-    slot: u8,
+    pub(super) slot: u8,
     dir: PathBuf,
     /// Held for the instance's life: the slot's ownership.
     _lock: File,
-    pods: Mutex<super::pod_ips::PodIps>,
+    pub(super) pods: Mutex<super::pod_ips::PodIps>,
     /// Pod networks created ahead of need (see [`ClusterNetwork::fill_pool`]).
-    pool: Mutex<Vec<PodNetwork>>,
+    pub(super) pool: Mutex<Vec<PodNetwork>>,
     local_addresses: Mutex<BTreeSet<Ipv4Addr>>,
-    shut: Mutex<bool>,
+    pub(super) shut: Mutex<bool>,
 }
 
 impl ClusterNetwork {
@@ -294,121 +292,6 @@ impl ClusterNetwork {
             return Err(Error::NotAServiceAddress(addr, self.slot));
         }
         Ok(())
-    }
-
-    /// A pod network: a namespace with loopback up and a veth on the bridge holding a free pod
-    /// IP, default route via the gateway. Taken from the warm pool when one is ready (creating
-    /// one costs ~10 `ip` runs, too slow for a pod start), else created now.
-    pub fn add_pod(&self) -> Result<PodNetwork> {
-        if let Some(ready) = self.take_pooled() {
-            return Ok(ready);
-        }
-        // A refill in flight holds `shut`: wait for its network rather than make a second one.
-        let _shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
-        match self.take_pooled() {
-            Some(ready) => Ok(ready),
-            None => self.create_pod_network(),
-        }
-    }
-
-    /// A pod network from the warm pool, if one is ready (never blocks on `ip`).
-    pub fn take_pooled(&self) -> Option<PodNetwork> {
-        self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop()
-    }
-
-    /// Creates pod networks until `target` are ready for [`ClusterNetwork::add_pod`] (call it
-    /// off the hot path, e.g. after each pod start). Failures are logged.
-    pub fn fill_pool(&self, target: usize) {
-        while self.pool.lock().unwrap_or_else(|p| p.into_inner()).len() < target {
-            // Creating under the `shut` lock makes a concurrent shutdown wait for this network
-            // and clean it up, instead of cleaning first and leaving it behind.
-            let shut = self.shut.lock().unwrap_or_else(|p| p.into_inner());
-            if *shut {
-                return;
-            }
-            match self.create_pod_network() {
-                // Pushed before `shut` is released, for `add_pod` waiting on it.
-                Ok(n) => self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "pre-creating a pod network failed");
-                    return;
-                }
-            }
-            drop(shut);
-        }
-    }
-
-    fn create_pod_network(&self) -> Result<PodNetwork> {
-        let octet = {
-            let mut ips = self.pods.lock().unwrap_or_else(|p| p.into_inner());
-            ips.take()
-                .ok_or_else(|| Error::PodCidrFull(format!("10.244.{}", self.slot)))?
-        };
-        let pod = PodNetwork {
-            netns: format!("kemu{}-{octet}", self.slot),
-            netns_path: Path::new("/run/netns").join(format!("kemu{}-{octet}", self.slot)),
-            ip: Ipv4Addr::new(10, 244, self.slot, octet),
-            host_veth: format!("kemu{}v{octet}", self.slot),
-        };
-        if let Err(e) = self.plug(&pod) {
-            self.remove_pod(&pod);
-            return Err(e);
-        }
-        Ok(pod)
-    }
-
-    fn plug(&self, pod: &PodNetwork) -> Result<()> {
-        let (ns, veth) = (pod.netns.as_str(), pod.host_veth.as_str());
-        // The peer gets its final name inside the namespace; a temporary host-side name avoids
-        // clashes between pods being created at once.
-        let peer = format!("{veth}p");
-        let bridge = self.bridge_name();
-        ip_batch(
-            None,
-            &[
-                format!("netns add {ns}"),
-                format!("link add {veth} type veth peer name {peer}"),
-                format!("link set {peer} netns {ns}"),
-                format!("link set {veth} master {bridge}"),
-                format!("link set {veth} up"),
-            ],
-        )?;
-        ip_batch(
-            Some(ns),
-            &[
-                format!("link set {peer} name eth0"),
-                format!("addr add {}/24 dev eth0", pod.ip),
-                "link set eth0 up".to_string(),
-                "link set lo up".to_string(),
-                format!("route add default via {}", self.gateway()),
-            ],
-        )
-    }
-
-    /// Kills what still runs in the pod's namespace, deletes it (its veth goes with it) and
-    /// frees the IP. Best effort: failures are logged, never fatal.
-    pub fn remove_pod(&self, pod: &PodNetwork) {
-        remove_netns(&pod.netns);
-        // Deleting the namespace deletes the veth pair too, asynchronously.
-        if link_exists(&pod.host_veth)
-            && let Err(e) = ip(&["link", "del", &pod.host_veth])
-            && link_exists(&pod.host_veth)
-        {
-            tracing::warn!(error = %e, "removing a pod veth");
-        }
-        // The host's neighbour entry would keep the removed pod's MAC for this address.
-        let _ = ip(&[
-            "neigh",
-            "flush",
-            "to",
-            &pod.ip.to_string(),
-            "dev",
-            &self.bridge_name(),
-        ]);
-        self.pods
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .release(pod.ip.octets()[3]);
     }
 
     /// Removes everything of this instance (also done on drop). Idempotent.
@@ -559,7 +442,7 @@ fn clean_slot_contents(slot: u8) {
 
 /// SIGKILLs every process in the namespace (they are the pod's; nothing else joins it), then
 /// deletes it.
-fn remove_netns(ns: &str) {
+pub(super) fn remove_netns(ns: &str) {
     for _ in 0..20 {
         let pids = ip(&["netns", "pids", ns]).unwrap_or_default();
         let pids: Vec<&str> = pids.split_whitespace().collect();
@@ -596,7 +479,7 @@ pub fn list_links() -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn link_exists(name: &str) -> bool {
+pub(super) fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 

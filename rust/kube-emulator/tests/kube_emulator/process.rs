@@ -292,6 +292,47 @@ async fn a_sidecar_reaches_its_pods_main_container_on_localhost() {
     .await;
 }
 
+/// The warm pool of pod networks is full once the emulator serves; a pod start takes its
+/// network from it (none is made on the start) and the pool is refilled in the background.
+#[tokio::test]
+async fn pod_networks_come_from_a_pool_filled_before_serving_and_refilled() {
+    let emu = process_emulator().await;
+    let net = emu
+        .cluster_network()
+        .expect("process mode has a cluster network")
+        .clone();
+    let full = kube_emulator::kubelet::process::NETWORK_POOL;
+    let prefix = format!("kemu{}-", net.slot());
+    let namespaces = || {
+        kube_emulator::network::bridge::list_netns()
+            .iter()
+            .filter(|n| n.starts_with(&prefix))
+            .count()
+    };
+    assert_eq!((net.pooled(), namespaces()), (full, full));
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    create(
+        &pods,
+        &pod("pooled", json!({}), json!([sh("c", "exec sleep 600")])),
+    )
+    .await;
+    let ip = eventually("the pod's IP", || async {
+        let p = pods.get("pooled").await.ok()?;
+        p.status?.pod_ip?.parse::<std::net::Ipv4Addr>().ok()
+    })
+    .await;
+    // The pool's networks have the first addresses (.2 up), one made on the start the next.
+    let pooled = 2..(2 + full as u8);
+    assert!(
+        pooled.contains(&ip.octets()[3]),
+        "{ip} is not one of the pool's"
+    );
+    eventually("the pool refilled", || async {
+        (net.pooled() == full && namespaces() == full + 1).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     let emu = process_emulator().await;

@@ -206,9 +206,9 @@ impl Cgroups {
 }
 
 impl ContainerCgroup {
-    /// Writing a pid here moves that process into the cgroup.
-    pub fn procs_file(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
+    /// Writing `0` here moves the writer into the cgroup: see [`join_file_name`].
+    pub fn join_file(&self) -> PathBuf {
+        self.dir.join(join_file_name(self.version))
     }
 
     pub fn dir(&self) -> &Path {
@@ -225,14 +225,26 @@ impl ContainerCgroup {
     }
 }
 
-/// The `cgroup.procs` of an emulator container cgroup named in a `/proc/<pid>/cgroup` text
-/// (None when the process is in none of ours).
-pub fn procs_file_of(proc_cgroup: &str) -> Option<PathBuf> {
+/// The file a single-threaded process writes `0` to in order to join a container's cgroup.
+/// On v1 that is `tasks` (the writing thread, which is the whole process): moving a thread
+/// takes no global lock, while `cgroup.procs` takes the threadgroup lock for writing, which
+/// waits for an RCU grace period: 10-20 ms per container start on a loaded host
+/// (docs/performance/kube-emulator.md). v2 has only `cgroup.procs` for domain cgroups.
+pub fn join_file_name(version: Version) -> &'static str {
+    match version {
+        Version::V1 => "tasks",
+        Version::V2 => "cgroup.procs",
+    }
+}
+
+/// The join file ([`join_file_name`]) of an emulator container cgroup named in a
+/// `/proc/<pid>/cgroup` text (None when the process is in none of ours).
+pub fn join_file_of(proc_cgroup: &str) -> Option<PathBuf> {
     let c = host_controller(proc_cgroup)?;
     c.own.contains("/kube-emulator-").then(|| {
         c.mount
             .join(c.own.trim_start_matches('/'))
-            .join("cgroup.procs")
+            .join(join_file_name(c.version))
     })
 }
 

@@ -46,11 +46,11 @@ pub fn spawn(pid: u32, argv: &[String], stdin: bool) -> std::io::Result<Child> {
     let env = environ(pid)?;
     // Join the container's cgroup first, so its memory limit covers the command too.
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let procs = super::cgroup::procs_file_of(&cgroup);
+    let join = super::cgroup::join_file_of(&cgroup);
     let mut script = String::new();
-    if let Some(p) = procs {
+    if let Some(p) = join {
         script.push_str(&format!(
-            "echo $$ > {} || exit 126\n",
+            "echo 0 > {} || exit 126\n",
             sh_quote(&p.to_string_lossy())
         ));
     }

@@ -33,7 +33,8 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// The container's start as `launch` describes it.
 pub struct Container<'a> {
     pub netns_path: &'a Path,
-    pub cgroup_procs: Option<&'a Path>,
+    /// The container cgroup's join file (`cgroup::join_file_name`): the child writes `0`.
+    pub cgroup_join: Option<&'a Path>,
     pub mounts: &'a [Mount],
     pub hostname: &'a str,
     pub working_dir: Option<&'a str>,
@@ -44,7 +45,7 @@ pub struct Container<'a> {
 
 /// What the child needs, prepared before the fork.
 pub struct Isolation {
-    cgroup_procs: Option<File>,
+    cgroup_join: Option<File>,
     netns: File,
     /// (source, target, read-only), in order.
     mounts: Vec<(CString, CString, bool)>,
@@ -123,7 +124,7 @@ impl Isolation {
         let message = |text: String| format!("kube-emulator-container: {text}\n").into_bytes();
         let dir = l.working_dir.unwrap_or_default();
         Ok(Isolation {
-            cgroup_procs: match l.cgroup_procs {
+            cgroup_join: match l.cgroup_join {
                 Some(p) => Some(std::fs::OpenOptions::new().write(true).open(p)?),
                 None => None,
             },
@@ -158,13 +159,10 @@ impl Isolation {
 
     /// The child's steps; returns only an error (a failed namespace or mount step).
     fn enter(&self) -> io::Result<()> {
-        if let Some(procs) = &self.cgroup_procs {
-            // First, so everything the container does is accounted to its cgroup.
-            let mut digits = [0u8; 20];
-            rustix::io::write(
-                procs.as_fd(),
-                decimal(rustix::process::getpid().as_raw_pid() as u32, &mut digits),
-            )?;
+        if let Some(join) = &self.cgroup_join {
+            // First, so everything the container does is accounted to its cgroup. `0` is the
+            // writer: this single-threaded child (v1 `tasks` moves it without a global lock).
+            rustix::io::write(join.as_fd(), b"0")?;
         }
         rustix::thread::move_into_link_name_space(
             self.netns.as_fd(),
@@ -228,30 +226,9 @@ impl Isolation {
     }
 }
 
-/// `n` in decimal, in `buf` (no allocation).
-fn decimal(mut n: u32, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_digits_without_allocation() {
-        let mut buf = [0u8; 20];
-        assert_eq!(decimal(0, &mut buf), b"0");
-        assert_eq!(decimal(4_194_304, &mut buf), b"4194304");
-        assert_eq!(decimal(u32::MAX, &mut buf), b"4294967295");
-    }
 
     #[test]
     fn the_command_is_searched_on_the_containers_path_and_arrays_end_in_null() {
@@ -269,7 +246,7 @@ mod tests {
                 .collect();
             Isolation::new(&Container {
                 netns_path: netns.path(),
-                cgroup_procs: None,
+                cgroup_join: None,
                 mounts: &mounts,
                 hostname: "nats-0",
                 working_dir: Some("/data"),

@@ -27,8 +27,9 @@ pub struct Launch<'a> {
     pub log_file: PathBuf,
     /// Where a command a volume would hide is bind-mounted (`keep_command_visible`).
     pub exe_dir: PathBuf,
-    /// The container's cgroup (`cgroup.procs`), joined before anything else runs.
-    pub cgroup_procs: Option<PathBuf>,
+    /// The container's cgroup (its join file, `cgroup::join_file_name`), joined before
+    /// anything else runs.
+    pub cgroup_join: Option<PathBuf>,
 }
 
 /// Quotes for sh: everything inside single quotes.
@@ -85,7 +86,7 @@ pub async fn spawn(mut l: Launch<'_>) -> std::io::Result<Child> {
     // itself once its namespaces, mounts and user are set up.
     let isolation = Isolation::new(&Container {
         netns_path: l.netns_path,
-        cgroup_procs: l.cgroup_procs.as_deref(),
+        cgroup_join: l.cgroup_join.as_deref(),
         mounts: &l.mounts,
         hostname: &l.hostname,
         working_dir: l.working_dir.as_deref(),
@@ -162,7 +163,7 @@ mod tests {
             slot_dir: Path::new("/run/kube-emulator/1"),
             log_file: "/x".into(),
             exe_dir: "/run/p/exe".into(),
-            cgroup_procs: None,
+            cgroup_join: None,
         };
         let mut hidden = launch("/tmp/checkout/target/debug/fluo-bff");
         keep_command_visible(&mut hidden);

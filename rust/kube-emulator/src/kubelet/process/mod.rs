@@ -6,7 +6,8 @@
 //! Layout: [`images`] (image -> host command), [`env`] (environment and `$(VAR)`), [`volumes`]
 //! (pod files and mounts), [`launch`] (spawn and logs) over `isolate` (namespaces, mounts and
 //! ids set up in the forked child), [`cgroup`] (memory limits),
-//! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status).
+//! [`probes`], [`container`] (one container's life), [`worker`] (one pod and its status),
+//! [`volume_sync`] (Secret and ConfigMap volumes following their sources).
 
 pub mod cgroup;
 pub mod container;
@@ -19,6 +20,7 @@ mod isolate;
 pub mod launch;
 pub mod logs;
 pub mod probes;
+pub mod volume_sync;
 pub mod volumes;
 pub mod worker;
 
@@ -41,7 +43,8 @@ pub use images::ImageMap;
 
 /// Pod networks kept ready ahead of need: enough for a Deployment's pods created back to back
 /// (with 4 the pool ran empty within a burst and the next pods made theirs on their start).
-const NETWORK_POOL: usize = 8;
+/// The emulator fills it before it serves; each pod start refills it in the background.
+pub const NETWORK_POOL: usize = 8;
 
 /// How the process runtime runs pods.
 #[derive(Debug, Clone)]

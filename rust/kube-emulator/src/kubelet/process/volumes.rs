@@ -69,7 +69,7 @@ pub fn write_name_files(
 }
 
 /// Items of a ConfigMap/Secret volume: all keys, or the listed `items` (key -> path).
-fn project_items(
+pub(super) fn project_items(
     kind: &str,
     obj: &Value,
     items: &Value,
@@ -99,7 +99,7 @@ fn project_items(
 }
 
 /// Fetches a ConfigMap/Secret; Ok(None) when it is missing and optional.
-fn source_object(
+pub(super) fn source_object(
     state: &State,
     kind: &str,
     ns: &str,
@@ -194,13 +194,18 @@ pub fn materialize(
             out.push((name.to_string(), path));
             continue;
         }
-        // Rebuilt on every container start, so a changed ConfigMap shows on restart.
-        let _ = fs::remove_dir_all(&target);
-        fs::create_dir_all(&target).map_err(|e| io_err("creating", &target, e))?;
         let mode = |src: &Value| src["defaultMode"].as_u64().map_or(0o644, |m| m as u32);
         if !v["emptyDir"].is_null() || !v["hostPath"].is_null() {
+            // Lives as long as the pod: its containers share it, restarts keep it.
+            fs::create_dir_all(&target).map_err(|e| io_err("creating", &target, e))?;
             open_to_all(&target)?;
-        } else if let Some(src) = v.get("configMap").filter(|s| !s.is_null()) {
+        } else {
+            // Rebuilt on every container start, so a changed ConfigMap shows on restart;
+            // emptied in place, not replaced, so that the pod's running containers (bind
+            // mounts of this directory) see it and the updates of `volume_sync`.
+            empty_dir(&target)?;
+        }
+        if let Some(src) = v.get("configMap").filter(|s| !s.is_null()) {
             if let Some(obj) = source_object(state, "ConfigMap", ns, src, "name")? {
                 project_items("ConfigMap", &obj, &src["items"], &target, mode(src))?;
             }
@@ -244,6 +249,25 @@ pub fn materialize(
     Ok(out)
 }
 
+/// Makes `path` an empty directory, keeping the directory itself when it exists.
+fn empty_dir(path: &Path) -> Result<(), String> {
+    fs::create_dir_all(path).map_err(|e| io_err("creating", path, e))?;
+    for entry in fs::read_dir(path).map_err(|e| io_err("reading", path, e))? {
+        let entry = entry.map_err(|e| io_err("reading", path, e))?;
+        let p = entry.path();
+        let removed = match entry
+            .file_type()
+            .map_err(|e| io_err("reading", &p, e))?
+            .is_dir()
+        {
+            true => fs::remove_dir_all(&p),
+            false => fs::remove_file(&p),
+        };
+        removed.map_err(|e| io_err("removing", &p, e))?;
+    }
+    Ok(())
+}
+
 /// The bearer token pods present: the emulator does not authenticate, so it only names the
 /// service account (never a secret of anyone's).
 fn service_account_token(pod: &Value) -> String {
@@ -259,7 +283,7 @@ fn service_account_token(pod: &Value) -> String {
 /// fsGroup as the kubelet applies it to the volumes it writes: the group owns every file and
 /// directory and may read them (a Secret at defaultMode 0400 becomes 0440), directories are
 /// setgid; so a non-root container in that group reads what root-only modes would hide.
-fn apply_fs_group(path: &Path, gid: u32) -> Result<(), String> {
+pub(super) fn apply_fs_group(path: &Path, gid: u32) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::symlink_metadata(path).map_err(|e| io_err("reading", path, e))?;
     std::os::unix::fs::lchown(path, None, Some(gid)).map_err(|e| io_err("chown", path, e))?;

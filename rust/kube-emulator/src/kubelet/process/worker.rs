@@ -32,6 +32,7 @@ pub async fn run(ctx: Arc<PodContext>, stop: watch::Receiver<Option<Duration>>) 
         tasks.push(tokio::spawn(sup.run()));
     }
     drop(tx);
+    let volume_sync = tokio::spawn(super::volume_sync::run(ctx.clone(), stop.clone()));
     while let Some((i, status)) = rx.recv().await {
         if stop.borrow().is_some() {
             continue;
@@ -43,6 +44,7 @@ pub async fn run(ctx: Arc<PodContext>, stop: watch::Receiver<Option<Duration>>) 
         }
         write_status(&ctx, &statuses, &start_time);
     }
+    volume_sync.abort();
     for t in tasks {
         let _ = t.await;
     }
