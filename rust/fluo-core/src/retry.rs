@@ -24,8 +24,10 @@ use tower::retry::Policy;
 
 /// Retries after the first attempt.
 pub const MAX_RETRIES: u32 = 8;
-/// Retries after a connection error (refused, reset): a server that is down stays down.
-pub const MAX_CONNECTION_RETRIES: u32 = 2;
+/// Retries after a connection error (refused, reset): a server that is down stays down, and
+/// is reported after 0.1 + 0.2 + 0.4 s; three retries make a lost rollback step under a 5 %
+/// reset rate a one-in-160 000 event per request (two left it at one in 8 000).
+pub const MAX_CONNECTION_RETRIES: u32 = 3;
 /// The first back-off when the server names no delay; it doubles per retry.
 pub const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait for one retry, even if Retry-After asks for more.
