@@ -106,6 +106,28 @@ pub fn operation_record(
     }
 }
 
+/// Records a one-off operation on `component` (its outcome from `result`) after the component's
+/// latest record, as `rotate` and `restore` do; its revision.
+pub async fn record_operation<T>(
+    ctx: &Ctx,
+    component: &str,
+    action: Action,
+    request: &Teardown,
+    deploy_id: &str,
+    started: std::time::Instant,
+    result: &std::result::Result<T, String>,
+) -> Result<u32> {
+    let records = ctx.history.list(Some(component)).await?;
+    let mut record = operation_record(ctx, component, action, &records, request, deploy_id);
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = result {
+        record.outcome = Outcome::Failed;
+        record.message = Some(e.clone());
+    }
+    ctx.history.create(&record, Status::Recorded).await?;
+    Ok(record.revision)
+}
+
 /// Field manager for shutdown's replica changes: a separate owner, so the next deploy (manager
 /// `fluo`, forced) takes `spec.replicas` back.
 pub const SHUTDOWN_MANAGER: &str = "fluo-shutdown";

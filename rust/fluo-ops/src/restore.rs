@@ -5,7 +5,7 @@
 
 use fluo_core::exit::Exit;
 use fluo_core::ops::{self, Ctx, context};
-use fluo_core::release::{Action, Outcome, Status};
+use fluo_core::release::Action;
 use fluo_core::report::Level;
 use fluo_core::teardown::{self, Teardown};
 
@@ -79,17 +79,8 @@ async fn record<T>(
     started: std::time::Instant,
     result: &Result<T, String>,
 ) -> Result<u32, ops::Error> {
-    let records = ctx.history.list(Some(COMPONENT)).await?;
     let action = Action::Restore {
         backup: backup.to_owned(),
     };
-    let mut record =
-        teardown::operation_record(ctx, COMPONENT, action, &records, request, deploy_id);
-    record.duration_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = result {
-        record.outcome = Outcome::Failed;
-        record.message = Some(e.clone());
-    }
-    ctx.history.create(&record, Status::Recorded).await?;
-    Ok(record.revision)
+    teardown::record_operation(ctx, COMPONENT, action, request, deploy_id, started, result).await
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use fluo_core::exit::Exit;
 use fluo_core::ops::{self, Ctx, context};
-use fluo_core::release::{Action, Outcome, Status};
+use fluo_core::release::Action;
 use fluo_core::report::Level;
 use fluo_core::teardown::{self, Teardown};
 use fluo_secrets::nats_users::User;
@@ -229,19 +229,10 @@ async fn record(
     r: &Rotation,
     result: &Result<(), String>,
 ) -> Result<u32, ops::Error> {
-    let records = ctx.history.list(Some(COMPONENT)).await?;
     let action = Action::Rotate {
         users: r.plan.new_names(),
     };
-    let mut record =
-        teardown::operation_record(ctx, COMPONENT, action, &records, request, deploy_id);
-    record.duration_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = result {
-        record.outcome = Outcome::Failed;
-        record.message = Some(e.clone());
-    }
-    ctx.history.create(&record, Status::Recorded).await?;
-    Ok(record.revision)
+    teardown::record_operation(ctx, COMPONENT, action, request, deploy_id, started, result).await
 }
 
 fn report(ctx: &Ctx, r: &Rotation, revision: u32, took: Duration) {

@@ -5,6 +5,7 @@
 //! reloading its users, for one). subPath mounts keep their content, as on a real node; a
 //! source that is gone leaves the files as they are.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 
 /// Syncs the pod's Secret and ConfigMap volumes until `stop` carries a grace period.
 pub async fn run(ctx: Arc<PodContext>, mut stop: watch::Receiver<Option<Duration>>) {
+    let mut synced = HashMap::new();
     loop {
         tokio::select! {
             () = tokio::time::sleep(PERIOD) => {}
@@ -29,7 +31,7 @@ pub async fn run(ctx: Arc<PodContext>, mut stop: watch::Receiver<Option<Duration
         if stop.borrow().is_some() {
             return;
         }
-        if let Err(e) = sync(&ctx) {
+        if let Err(e) = sync(&ctx, &mut synced) {
             tracing::warn!(pod = %ctx.name, namespace = %ctx.namespace, "volume sync: {e}");
         }
     }
@@ -44,7 +46,10 @@ fn source(volume: &Value) -> Option<(&'static str, &Value, &'static str)> {
     }
 }
 
-fn sync(ctx: &PodContext) -> Result<(), String> {
+/// Projects each source whose resourceVersion changed since the last look (`synced`: volume ->
+/// version; the first look only records it, the container start having projected that one),
+/// so an unchanged source costs a lookup and never touches the pod's files.
+fn sync(ctx: &PodContext, synced: &mut HashMap<String, String>) -> Result<(), String> {
     let volumes_dir = ctx.dir.join("volumes");
     let gid = ctx.pod["spec"]["securityContext"]["fsGroup"].as_u64();
     for v in ctx.pod["spec"]["volumes"].as_array().into_iter().flatten() {
@@ -58,14 +63,27 @@ fn sync(ctx: &PodContext) -> Result<(), String> {
             continue;
         }
         let staged = volumes_dir.join(format!(".{name}.sync"));
-        let _ = fs::remove_dir_all(&staged);
-        fs::create_dir_all(&staged).map_err(|e| format!("creating {}: {e}", staged.display()))?;
         let projected = {
             let state = ctx.store.lock();
             let mode = src["defaultMode"].as_u64().map_or(0o644, |m| m as u32);
             match source_object(&state, kind, &ctx.namespace, src, name_key) {
                 Ok(Some(obj)) => {
-                    project_items(kind, &obj, &src["items"], &staged, mode).map(|()| true)
+                    let version = obj["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    match synced.insert(name.to_string(), version.clone()) {
+                        Some(before) if before != version => {
+                            let _ = fs::remove_dir_all(&staged);
+                            fs::create_dir_all(&staged)
+                                .map_err(|e| format!("creating {}: {e}", staged.display()))
+                                .and_then(|()| {
+                                    project_items(kind, &obj, &src["items"], &staged, mode)
+                                })
+                                .map(|()| true)
+                        }
+                        _ => Ok(false),
+                    }
                 }
                 Ok(None) => Ok(false),
                 Err(e) => Err(e),
