@@ -398,8 +398,8 @@ fn strategy_per_component_loads_and_defaults_to_rolling() {
     assert_eq!(bff.gates, [50]);
     let analysis = bff.analysis.unwrap();
     assert_eq!(
-        (analysis.samples, analysis.window),
-        (3, Duration::from_secs(60))
+        (analysis.samples, analysis.window, analysis.scrape_wait),
+        (3, Duration::from_secs(60), Duration::from_secs(120))
     );
     assert_eq!(analysis.checks[0].max_over_baseline, Some(2.0));
     assert_eq!(
@@ -450,6 +450,11 @@ fn bad_strategy_values_name_the_key_and_value() {
             "interval = \"10s\"",
             "interval = \"0s\"",
             "strategy.components.bff.analysis.interval",
+        ),
+        (
+            "samples = 3\n",
+            "samples = 3\nscrape_wait = \"soon\"\n",
+            "scrape_wait",
         ),
         // Custom PromQL: a name, the sampled pods, balanced brackets; not beside a metric.
         (
