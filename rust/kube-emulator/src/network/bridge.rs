@@ -483,6 +483,17 @@ pub(super) fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
+/// Tests: a TCP connection to `ip:port` from inside the network namespace `netns` (python3's
+/// socket module, as `ip netns exec` runs it).
+#[cfg(test)]
+pub(crate) fn connect_from(netns: &str, ip: Ipv4Addr, port: u16) -> std::process::Output {
+    let connect = format!("import socket; socket.create_connection(('{ip}', {port}), 5).close()");
+    Command::new("ip")
+        .args(["netns", "exec", netns, "/usr/bin/python3", "-c", &connect])
+        .output()
+        .expect("ip netns exec runs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,21 +511,7 @@ mod tests {
         net.add_local_address(net.api_service_ip()).unwrap();
         let listener = std::net::TcpListener::bind((net.api_service_ip(), 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let connect = format!(
-            "import socket; socket.create_connection(('{}', {port}), 5).close()",
-            net.api_service_ip()
-        );
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &pod.netns,
-                "/usr/bin/python3",
-                "-c",
-                &connect,
-            ])
-            .output()
-            .unwrap();
+        let out = connect_from(&pod.netns, net.api_service_ip(), port);
         assert!(
             out.status.success(),
             "{}",

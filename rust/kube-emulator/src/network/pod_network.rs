@@ -202,7 +202,7 @@ impl ClusterNetwork {
 mod tests {
     use std::process::Command;
 
-    use super::super::bridge::{list_netns, preflight};
+    use super::super::bridge::{connect_from, list_netns, preflight};
     use super::*;
 
     fn namespaces_of(net: &ClusterNetwork) -> usize {
@@ -260,21 +260,7 @@ mod tests {
                 "{} is on the bridge",
                 pod.host_veth
             );
-            let connect = format!(
-                "import socket; socket.create_connection(('{}', {port}), 5).close()",
-                net.gateway()
-            );
-            let out = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &pod.netns,
-                    "/usr/bin/python3",
-                    "-c",
-                    &connect,
-                ])
-                .output()
-                .unwrap();
+            let out = connect_from(&pod.netns, net.gateway(), port);
             assert!(out.status.success(), "{out:?}");
             listener.accept().unwrap();
         }
