@@ -268,6 +268,39 @@ async fn deleting_a_pod_sends_sigterm_to_its_process() {
     assert_eq!(text, "SIGTERM\n");
 }
 
+/// A pod re-created under the name of one still stopping (a StatefulSet's pod deleted) starts
+/// only once the old one's processes are gone: one identity never runs twice on the node.
+#[tokio::test]
+async fn a_pod_recreated_under_a_stopping_pods_name_starts_after_it_stopped() {
+    let emu = process_emulator().await;
+    let pods: Api<Pod> = Api::default_namespaced(emu.client().await);
+    let out = tempfile::tempdir().unwrap();
+    let order = out.path().join("order");
+    let script = |generation: &str| {
+        format!(
+            "trap 'sleep 1; echo {generation} stopped >> {f}; exit 0' TERM; echo {generation} started >> {f}; while true; do sleep 0.1; done",
+            f = order.display()
+        )
+    };
+    create(&pods, &pod("db-0", json!({}), json!([sh("db", &script("old"))]))).await;
+    eventually("the old pod's process runs", || async {
+        std::fs::read_to_string(&order).ok().filter(|t| t.contains("old started"))
+    })
+    .await;
+    pods.delete("db-0", &DeleteParams::default()).await.unwrap();
+    create(&pods, &pod("db-0", json!({}), json!([sh("db", &script("new"))]))).await;
+    let lines = eventually("the new pod's process runs", || async {
+        std::fs::read_to_string(&order)
+            .ok()
+            .filter(|t| t.contains("new started"))
+    })
+    .await;
+    assert_eq!(
+        lines, "old started\nold stopped\nnew started\n",
+        "the new db-0 started while the old one was still stopping"
+    );
+}
+
 #[tokio::test]
 async fn a_sidecar_reaches_its_pods_main_container_on_localhost() {
     let emu = process_emulator().await;

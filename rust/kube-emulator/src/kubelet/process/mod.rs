@@ -119,10 +119,18 @@ fn log_dir(pod_dir: &Path, container: &str) -> PathBuf {
 }
 
 struct PodEntry {
+    /// namespace/name: a pod of the same name may only start once this one has stopped.
+    key: String,
     stop: watch::Sender<Option<Duration>>,
+    /// Turns true when the pod's processes are gone and its network and files removed.
+    stopped: watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
     dir: PathBuf,
     ip: Option<std::net::Ipv4Addr>,
+}
+
+fn pod_key(pod: &Value) -> String {
+    format!("{}/{}", meta_str(pod, "namespace"), meta_str(pod, "name"))
 }
 
 /// The node: the cluster network and every pod worker.
@@ -190,19 +198,40 @@ impl ProcessNode {
         pick.map(|n| dir.join(format!("{n}.log")))
     }
 
+    /// Starts the pod's worker. A pod that replaces one of the same name (a StatefulSet's pod
+    /// deleted and re-created) waits until the old one's processes have stopped: the API
+    /// removes a deleted pod at once, while a node runs at most one pod per identity (two
+    /// NATS servers on one volume, the old one still flushing, lost accepted messages).
     fn start_pod(self: &Arc<Self>, pod: &Value) {
         tracing::debug!(pod = meta_str(pod, "name"), "starting a pod worker");
         let uid = meta_str(pod, "uid").to_string();
+        let key = pod_key(pod);
         let (stop, stop_rx) = watch::channel(None);
+        let (stopped_tx, stopped) = watch::channel(false);
         let dir = self.net.state_dir().join("pods").join(&uid);
         let node = self.clone();
         let pod = pod.clone();
         let pod_dir = dir.clone();
-        let task = tokio::spawn(async move { node.run_pod(pod, pod_dir, stop_rx).await });
-        self.pods().insert(
+        let mut pods = self.pods();
+        let predecessors: Vec<watch::Receiver<bool>> = pods
+            .values()
+            .filter(|e| e.key == key)
+            .map(|e| e.stopped.clone())
+            .collect();
+        let task = tokio::spawn(async move {
+            for mut previous in predecessors {
+                // Err: the old worker is gone without saying so, which also means stopped.
+                let _ = previous.wait_for(|stopped| *stopped).await;
+            }
+            node.run_pod(pod, pod_dir, stop_rx).await;
+            let _ = stopped_tx.send(true);
+        });
+        pods.insert(
             uid,
             PodEntry {
+                key,
                 stop,
+                stopped,
                 task,
                 dir,
                 ip: None,
