@@ -282,13 +282,23 @@ async fn a_pod_recreated_under_a_stopping_pods_name_starts_after_it_stopped() {
             f = order.display()
         )
     };
-    create(&pods, &pod("db-0", json!({}), json!([sh("db", &script("old"))]))).await;
+    create(
+        &pods,
+        &pod("db-0", json!({}), json!([sh("db", &script("old"))])),
+    )
+    .await;
     eventually("the old pod's process runs", || async {
-        std::fs::read_to_string(&order).ok().filter(|t| t.contains("old started"))
+        std::fs::read_to_string(&order)
+            .ok()
+            .filter(|t| t.contains("old started"))
     })
     .await;
     pods.delete("db-0", &DeleteParams::default()).await.unwrap();
-    create(&pods, &pod("db-0", json!({}), json!([sh("db", &script("new"))]))).await;
+    create(
+        &pods,
+        &pod("db-0", json!({}), json!([sh("db", &script("new"))])),
+    )
+    .await;
     let lines = eventually("the new pod's process runs", || async {
         std::fs::read_to_string(&order)
             .ok()
