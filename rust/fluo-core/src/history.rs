@@ -76,11 +76,31 @@ pub struct History {
     /// `--accept-unverified REASON`: use records that fail verification (recorded).
     accept_unverified: Option<String>,
     /// Serialises this process's read-modify-write of anchors (a component's writes run
-    /// concurrently: finish, supersede, retention).
-    anchor_lock: Arc<tokio::sync::Mutex<()>>,
+    /// concurrently: finish, supersede, retention) and keeps the namespace's annotations as
+    /// last read or written, so an update is one patch, not a read and a patch.
+    anchor_view: Arc<tokio::sync::Mutex<Option<AnchorView>>>,
     /// Anchors written by this process, for the end-of-run lines.
     written: Arc<Mutex<BTreeMap<String, Anchor>>>,
 }
+
+/// The fluo-system namespace's annotations at one resourceVersion (None: no namespace yet).
+struct AnchorView {
+    annotations: BTreeMap<String, String>,
+    resource_version: Option<String>,
+}
+
+impl AnchorView {
+    fn of(ns: Option<Namespace>) -> AnchorView {
+        let metadata = ns.map(|n| n.metadata).unwrap_or_default();
+        AnchorView {
+            annotations: metadata.annotations.unwrap_or_default(),
+            resource_version: metadata.resource_version,
+        }
+    }
+}
+
+/// How often an anchor update reads again after another writer changed the namespace.
+const ANCHOR_ATTEMPTS: usize = 5;
 
 /// Records grouped by component (order kept).
 fn group(records: Vec<Stored>) -> BTreeMap<String, Vec<Stored>> {
@@ -101,7 +121,7 @@ impl History {
             signer: None,
             retention: Retention::default(),
             accept_unverified: None,
-            anchor_lock: Arc::default(),
+            anchor_view: Arc::default(),
             written: Arc::default(),
         }
     }
@@ -326,6 +346,10 @@ impl History {
 
     /// The annotations of the system namespace, where the anchors live (none before the first).
     async fn anchor_annotations(&self) -> Result<BTreeMap<String, String>> {
+        Ok(self.read_anchor_view().await?.annotations)
+    }
+
+    async fn read_anchor_view(&self) -> Result<AnchorView> {
         let ns = self
             .namespaces
             .get_opt(SYSTEM_NAMESPACE)
@@ -334,7 +358,7 @@ impl History {
                 action: "reading",
                 source,
             })?;
-        Ok(ns.and_then(|n| n.metadata.annotations).unwrap_or_default())
+        Ok(AnchorView::of(ns))
     }
 
     /// Every component's anchor, plus one problem line per anchor that cannot be read.
@@ -416,40 +440,64 @@ impl History {
         .await
     }
 
+    /// Changes `component`'s anchor and signs it. The patch carries the resourceVersion the
+    /// namespace was seen at, so a write by anyone else in between is never overwritten: the
+    /// update then reads the namespace again and redoes the change (bounded).
     async fn update_anchor(
         &self,
         component: &str,
-        change: impl FnOnce(&mut Option<Anchor>),
+        change: impl Fn(&mut Option<Anchor>),
     ) -> Result<()> {
-        let _guard = self.anchor_lock.lock().await;
+        let mut view = self.anchor_view.lock().await;
         let key = anchor::annotation_key(component);
-        let mut current = self
-            .anchor_annotations()
-            .await?
-            .get(&key)
-            .cloned()
-            .and_then(|text| Anchor::parse(&text).ok());
-        change(&mut current);
-        let Some(mut next) = current else {
-            return Ok(());
-        };
-        next.sign(component, self.signer.as_deref());
-        self.namespaces
-            .patch(
-                SYSTEM_NAMESPACE,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"metadata": {"annotations": {key: next.to_text()}}})),
-            )
-            .await
-            .map_err(|source| Error::Anchor {
-                action: "updating",
-                source,
-            })?;
-        self.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(component.to_string(), next);
-        Ok(())
+        let mut attempt = 1;
+        loop {
+            let seen = match view.take() {
+                Some(v) => v,
+                None => self.read_anchor_view().await?,
+            };
+            let mut current = seen
+                .annotations
+                .get(&key)
+                .and_then(|text| Anchor::parse(text).ok());
+            change(&mut current);
+            let Some(mut next) = current else {
+                *view = Some(seen);
+                return Ok(());
+            };
+            next.sign(component, self.signer.as_deref());
+            let mut metadata = json!({"annotations": {&key: next.to_text()}});
+            if let Some(rv) = &seen.resource_version {
+                metadata["resourceVersion"] = json!(rv);
+            }
+            let patched = self
+                .namespaces
+                .patch(
+                    SYSTEM_NAMESPACE,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({ "metadata": metadata })),
+                )
+                .await;
+            match patched {
+                Ok(ns) => {
+                    *view = Some(AnchorView::of(Some(ns)));
+                    self.written
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(component.to_string(), next);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < ANCHOR_ATTEMPTS => {
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(Error::Anchor {
+                        action: "updating",
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     async fn delete(&self, name: &str) -> Result<()> {

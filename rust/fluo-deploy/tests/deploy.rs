@@ -1,5 +1,7 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
+#[path = "deploy/anchors.rs"]
+mod anchors;
 #[path = "deploy/backup.rs"]
 mod backup;
 #[path = "deploy/change.rs"]

@@ -181,9 +181,21 @@ pub async fn roll_out_phased(
         attempt: None,
         error,
     };
-    let records = prepare_records(ctx, c).await.map_err(before_start)?;
+    let mut records = prepare_records(ctx, c).await.map_err(before_start)?;
     let previous = history::current(&records).cloned();
     let revision = history::latest(&records).map_or(1, |r| r.release.revision + 1);
+    // What an earlier revision declared and this one does not is pruned.
+    let prior: Vec<Value> = records
+        .iter_mut()
+        .max_by_key(|r| r.release.revision)
+        .map(|latest| std::mem::take(&mut latest.release.manifests))
+        .unwrap_or_default();
+    // From here on the records serve retention (revisions and digests): their manifests are
+    // dropped, so a level of components rolling out together holds one copy each, not one per
+    // stored revision.
+    for r in &mut records {
+        r.release.manifests = Vec::new();
+    }
     let mut manifests = planned.manifests.clone();
     if let Some(prev) = &previous {
         restore_replicas_after_shutdown(ctx, prev, &mut manifests)
@@ -202,10 +214,6 @@ pub async fn roll_out_phased(
     create_record(ctx, &release)
         .await
         .map_err(|e| before_start(e.into()))?;
-    // What an earlier revision declared and this one does not is pruned.
-    let prior: Vec<Value> = history::latest(&records)
-        .map(|r| r.release.manifests.clone())
-        .unwrap_or_default();
     let prunes = phase.is_none_or(|p| !p.keeps_previous());
     let phased = async {
         if let Some(phase) = phase {

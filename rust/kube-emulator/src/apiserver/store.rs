@@ -2,6 +2,7 @@
 //! ring of change events that watches replay from.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -170,16 +171,21 @@ impl State {
     }
 
     /// Objects of one resource, in (namespace, name) order; `ns = None` means all namespaces.
+    /// One namespace is a range of the sorted map, not a scan of every namespace's objects.
     pub fn list<'a>(
         &'a self,
         def: &ResourceDef,
         ns: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
+        let from = match ns {
+            Some(n) => Bound::Included((n.to_string(), String::new())),
+            None => Bound::Unbounded,
+        };
         self.objects
             .get(&res_key(def))
             .into_iter()
-            .flat_map(|m| m.iter())
-            .filter(move |((ons, _), _)| ns.is_none_or(|n| n == ons))
+            .flat_map(move |m| m.range((from.clone(), Bound::Unbounded)))
+            .take_while(move |((ons, _), _)| ns.is_none_or(|n| n == ons))
             .map(|(_, v)| v)
     }
 
@@ -402,6 +408,28 @@ mod tests {
         let changed = s.replace(def, cm("a", "2"));
         assert_eq!(meta_str(&changed, "resourceVersion"), "2");
         assert_eq!(s.events_since(def, 0).len(), 2);
+    }
+
+    #[test]
+    fn a_namespace_lists_its_own_objects_in_name_order() {
+        let store = Store::new(16);
+        let def = by_kind("", "ConfigMap").unwrap();
+        let mut s = store.lock();
+        // "team" sorts between "a" and "team-b", and is a prefix of the latter.
+        for (ns, name) in [("team-b", "x"), ("team", "b"), ("a", "z"), ("team", "a")] {
+            let mut o = cm(name, "1");
+            o["metadata"]["namespace"] = json!(ns);
+            s.insert(def, o);
+        }
+        let names = |ns: Option<&str>| -> Vec<String> {
+            s.list(def, ns)
+                .map(|o| format!("{}/{}", meta_str(o, "namespace"), meta_str(o, "name")))
+                .collect()
+        };
+        assert_eq!(names(Some("team")), ["team/a", "team/b"]);
+        assert_eq!(names(Some("team-b")), ["team-b/x"]);
+        assert!(names(Some("nobody")).is_empty());
+        assert_eq!(names(None), ["a/z", "team/a", "team/b", "team-b/x"]);
     }
 
     #[test]
