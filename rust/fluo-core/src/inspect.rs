@@ -359,7 +359,7 @@ pub async fn diff(ctx: &Ctx, components: &[String], images: &[String]) -> Result
         let c = component.name();
         let rendered = &components[c];
         let mut keep = Vec::new();
-        for object in &rendered.objects {
+        for object in rendered.objects() {
             let (reference, dry) =
                 apply::apply_one(&ctx.cluster, object, &ctx.namespace, true).await?;
             let (api, _) = ctx.cluster.api_for(object, &ctx.namespace).await?;
@@ -396,7 +396,7 @@ pub async fn diff(ctx: &Ctx, components: &[String], images: &[String]) -> Result
         let prior = history::current(&records)
             .map(|r| r.release.manifests.clone())
             .unwrap_or_default();
-        let kinds = kinds_of(rendered.objects.iter().chain(prior.iter()));
+        let kinds = kinds_of(rendered.objects().chain(prior.iter()));
         for stale in apply::undeclared(&ctx.cluster, c, &ctx.namespace, &kinds, &keep).await? {
             out.push(ObjectDiff {
                 component: c.to_string(),

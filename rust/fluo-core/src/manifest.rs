@@ -33,8 +33,9 @@ pub struct Document {
     pub file: PathBuf,
     /// 1-based line where the document's content starts in `file`.
     pub line: usize,
-    /// The document's source text (for locating fields by line).
-    pub text: String,
+    /// The document's source text (for locating fields by line); shared, not copied, by the
+    /// rendered documents.
+    pub text: std::sync::Arc<str>,
     /// The parsed object; always a mapping with apiVersion, kind and metadata.name.
     pub object: Value,
 }
@@ -189,7 +190,7 @@ fn parse_document(path: &Path, chunk: Chunk) -> Result<Document> {
     Ok(Document {
         file: path.to_path_buf(),
         line: chunk.line,
-        text: chunk.text,
+        text: chunk.text.into(),
         object,
     })
 }

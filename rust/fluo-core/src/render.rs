@@ -144,16 +144,26 @@ impl ImageOverrides {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub component: String,
-    /// Objects in apply order.
-    pub objects: Vec<Value>,
     /// Logical image name -> the ref put into the manifests.
     pub images: BTreeMap<String, String>,
-    /// The same objects (equal to `objects`, in the same order) with the file and line they
-    /// came from: what the gate checks, so it checks exactly what is applied.
+    /// The objects in apply order with the file and line they came from: what is applied and
+    /// what the gate checks, one copy, so it checks exactly what is applied.
     pub documents: Vec<Document>,
     /// References deployed by tag because their registry could not be reached, each with
     /// why (`ops::pin`; recorded in the release).
     pub unresolved_digests: Vec<String>,
+}
+
+impl Rendered {
+    /// The objects to apply, in apply order.
+    pub fn objects(&self) -> impl ExactSizeIterator<Item = &Value> + Clone {
+        self.documents.iter().map(|d| &d.object)
+    }
+
+    /// A copy of the objects (what a release records).
+    pub fn to_objects(&self) -> Vec<Value> {
+        self.objects().cloned().collect()
+    }
 }
 
 /// The ref for one logical image: `--image` override, else `default_ref` under the
@@ -211,7 +221,6 @@ pub fn render(
     }
     Ok(Rendered {
         component: name.to_string(),
-        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images,
         documents,
         unresolved_digests: vec![],
@@ -230,7 +239,6 @@ pub fn render_cluster(documents: &[Document]) -> Result<Rendered> {
     let documents = render_documents(documents, &settings)?;
     Ok(Rendered {
         component: CLUSTER_COMPONENT.to_string(),
-        objects: documents.iter().map(|d| d.object.clone()).collect(),
         images: BTreeMap::new(),
         documents,
         unresolved_digests: vec![],
@@ -490,19 +498,15 @@ spec: {ports: [{port: 8080}]}
             &ImageOverrides::default(),
         )
         .unwrap();
-        let kinds: Vec<&str> = r
-            .objects
-            .iter()
-            .map(|o| o["kind"].as_str().unwrap())
-            .collect();
+        let kinds: Vec<&str> = r.objects().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["ConfigMap", "Service", "Deployment"]);
-        for o in &r.objects {
+        for o in r.objects() {
             let labels = &o["metadata"]["labels"];
             assert_eq!(labels[MANAGED_BY_LABEL], "fluo");
             assert_eq!(labels[PART_OF_LABEL], "fluo");
             assert_eq!(labels[COMPONENT_LABEL], "bff");
         }
-        let template_labels = &r.objects[2]["spec"]["template"]["metadata"]["labels"];
+        let template_labels = &r.documents[2].object["spec"]["template"]["metadata"]["labels"];
         assert_eq!(template_labels[COMPONENT_LABEL], "bff");
         assert_eq!(template_labels["app.kubernetes.io/name"], "fluo-bff");
     }
@@ -513,7 +517,7 @@ spec: {ports: [{port: 8080}]}
             "[images]\nregistry = \"registry.example/fluo\"\npull_policy = \"Always\"\n[replicas]\nbff = 3\n",
         );
         let r = render(&component(MANIFESTS), &env, &ImageOverrides::default()).unwrap();
-        let deploy = &r.objects[2];
+        let deploy = &r.documents[2].object;
         let pod = &deploy["spec"]["template"]["spec"];
         assert_eq!(
             pod["containers"][0]["image"],
@@ -532,7 +536,7 @@ spec: {ports: [{port: 8080}]}
         let overrides = ImageOverrides::parse(&["fluo-bff=fluo/fluo-bff:crashloop"]).unwrap();
         let r = render(&component(MANIFESTS), &env, &overrides).unwrap();
         assert_eq!(
-            r.objects[2]["spec"]["template"]["spec"]["containers"][0]["image"],
+            r.documents[2].object["spec"]["template"]["spec"]["containers"][0]["image"],
             "fluo/fluo-bff:crashloop"
         );
     }

@@ -119,7 +119,7 @@ fn all_created(rendered: &BTreeMap<String, fluo_core::render::Rendered>) -> Vec<
     rendered
         .iter()
         .flat_map(|(component, r)| {
-            r.objects.iter().map(move |o| ObjectDiff {
+            r.objects().map(move |o| ObjectDiff {
                 component: component.clone(),
                 object: format!(
                     "{}/{}",

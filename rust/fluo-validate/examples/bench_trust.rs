@@ -33,7 +33,7 @@ fn record(config: &Config, revision: u32, prev: Option<String>) -> Release {
         action: Action::Deploy,
         environment: "local".into(),
         namespace: "fluo".into(),
-        manifests: rendered.objects,
+        manifests: rendered.to_objects(),
         images: rendered.images,
         commit: "0123456789abcdef0123456789abcdef01234567".into(),
         dirty: false,

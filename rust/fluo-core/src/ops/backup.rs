@@ -29,7 +29,7 @@ pub async fn before_deploy(
     let Some(current) = records.get(NATS).and_then(|r| crate::history::current(r)) else {
         return Ok(());
     };
-    let changed = changed_stateful_sets(&nats.objects, &current.release.manifests);
+    let changed = changed_stateful_sets(&nats.to_objects(), &current.release.manifests);
     if changed.is_empty() {
         return Ok(());
     }

@@ -217,7 +217,7 @@ fn planned(rendered: &Rendered) -> Planned {
     Planned {
         component: rendered.component.clone(),
         action: Action::Deploy,
-        manifests: rendered.objects.clone(),
+        manifests: rendered.to_objects(),
         images: rendered.images.clone(),
         unresolved_digests: rendered.unresolved_digests.clone(),
     }
@@ -231,12 +231,12 @@ async fn deploy_locked(
     hooks: &dyn Hooks,
 ) -> Result<RunReport> {
     let started = Instant::now();
-    if !prepared.cluster_objects.objects.is_empty() {
+    if !prepared.cluster_objects.documents.is_empty() {
         ctx.reporter
             .progress("cluster", Level::Info, "applying cluster-wide objects");
         apply::apply_all(
             &ctx.cluster,
-            &prepared.cluster_objects.objects,
+            &prepared.cluster_objects.to_objects(),
             &ctx.namespace,
             |o| {
                 ctx.reporter

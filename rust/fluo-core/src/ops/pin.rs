@@ -31,7 +31,7 @@ pub async fn pin_images(
     let environment = &config.environment.environment.name;
     let tags: BTreeSet<String> = components
         .values()
-        .flat_map(|r| image_ref::images_of(&r.objects))
+        .flat_map(|r| image_ref::images_of(r.objects()))
         .map(|(_, image)| image)
         .filter(|image| ImageRef::parse(image).is_ok_and(|r| r.digest.is_none()))
         .collect();
@@ -68,7 +68,7 @@ pub async fn pin_images(
     for rendered in components.values_mut() {
         pin_rendered(rendered, &pins, &unresolved);
         // The digest rule, deferred by render while tags were unresolved, on the final refs.
-        for (object, image) in image_ref::images_of(&rendered.objects) {
+        for (object, image) in image_ref::images_of(rendered.objects()) {
             policy
                 .check_pinned(&image, environment)
                 .map_err(|source| render::Error::Image {
@@ -81,7 +81,7 @@ pub async fn pin_images(
     Ok(())
 }
 
-/// Replaces the resolved tags of one component (objects, documents, images) and notes its
+/// Replaces the resolved tags of one component (its documents and images) and notes its
 /// unresolved ones.
 fn pin_rendered(
     rendered: &mut Rendered,
@@ -89,9 +89,6 @@ fn pin_rendered(
     unresolved: &BTreeMap<String, String>,
 ) {
     let pin = |image: &str| pins.get(image).cloned();
-    for object in &mut rendered.objects {
-        image_ref::replace_images(object, pin);
-    }
     for document in &mut rendered.documents {
         image_ref::replace_images(&mut document.object, pin);
     }
@@ -100,7 +97,7 @@ fn pin_rendered(
             *reference = pinned;
         }
     }
-    rendered.unresolved_digests = image_ref::images_of(&rendered.objects)
+    rendered.unresolved_digests = image_ref::images_of(rendered.objects())
         .into_iter()
         .filter_map(|(_, image)| unresolved.get(&image).map(|why| (image, why)))
         .map(|(image, why)| format!("{image}: {why}"))
@@ -130,12 +127,11 @@ mod tests {
         });
         let mut rendered = Rendered {
             component: "bff".into(),
-            objects: vec![object.clone()],
             images: BTreeMap::from([("a".into(), "r.example/a:1".into())]),
             documents: vec![crate::manifest::Document {
                 file: "bff.yaml".into(),
                 line: 1,
-                text: String::new(),
+                text: "".into(),
                 object,
             }],
             unresolved_digests: vec![],
@@ -144,12 +140,11 @@ mod tests {
         let pins = BTreeMap::from([("r.example/a:1".to_string(), pinned.clone())]);
         let unresolved = BTreeMap::from([("r.example/b:2".to_string(), "unreachable".to_string())]);
         pin_rendered(&mut rendered, &pins, &unresolved);
-        let images: Vec<String> = image_ref::images_of(&rendered.objects)
+        let images: Vec<String> = image_ref::images_of(rendered.objects())
             .into_iter()
             .map(|(_, i)| i)
             .collect();
         assert_eq!(images, [pinned.as_str(), pinned.as_str(), "r.example/b:2"]);
-        assert_eq!(rendered.documents[0].object, rendered.objects[0]);
         assert_eq!(rendered.images["a"], pinned);
         assert_eq!(rendered.unresolved_digests, ["r.example/b:2: unreachable"]);
     }
