@@ -54,6 +54,10 @@ pub enum Error {
         action: &'static str,
         source: kube::Error,
     },
+    #[error(
+        "listing release records in {SYSTEM_NAMESPACE}: the API server still had more after {pages} pages"
+    )]
+    Unpaged { pages: usize },
     /// A record a rollback would use failed verification (exit 1, nothing changed).
     #[error(
         "refused (nothing changed): the release records of {component} failed verification:\n  {}\nTo use them anyway, pass --accept-unverified REASON (recorded in the new record)",
@@ -98,6 +102,11 @@ impl AnchorView {
         }
     }
 }
+
+/// Records per list request.
+const LIST_PAGE: u32 = 100;
+/// A server that keeps answering with a continue token is not followed past this.
+const MAX_LIST_PAGES: usize = 10_000;
 
 /// How often an anchor update reads again after another writer changed the namespace.
 const ANCHOR_ATTEMPTS: usize = 5;
@@ -184,36 +193,46 @@ impl History {
         Ok(group(self.list_records(None, false).await?))
     }
 
+    /// Reads the records a page at a time, so a cluster holding many revisions never has its
+    /// whole raw list in memory next to the decoded records.
     async fn list_records(&self, component: Option<&str>, manifests: bool) -> Result<Vec<Stored>> {
         let mut selector = format!("{MANAGED_BY_LABEL}=fluo,{REVISION_LABEL}");
         if let Some(c) = component {
             selector.push_str(&format!(",{COMPONENT_LABEL}={c}"));
         }
-        let secrets = self
-            .api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|source| Error::Kube {
-                action: "listing",
-                name: "(all)".into(),
-                source,
-            })?;
+        let failed = |source| Error::Kube {
+            action: "listing",
+            name: "(all)".into(),
+            source,
+        };
+        let mut params = ListParams::default().labels(&selector).limit(LIST_PAGE);
         let mut records = Vec::new();
-        for secret in secrets.items {
-            if secret.type_.as_deref() != Some(SECRET_TYPE) {
-                continue;
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self.api.list(&params).await.map_err(failed)?;
+            for secret in page.items {
+                if secret.type_.as_deref() != Some(SECRET_TYPE) {
+                    continue;
+                }
+                let mut record = stored(&secret)?;
+                if !manifests {
+                    record.release.manifests = Vec::new();
+                }
+                records.push(record);
             }
-            let mut record = stored(&secret)?;
-            if !manifests {
-                record.release.manifests = Vec::new();
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => {
+                    records.sort_by(|a, b| {
+                        (&a.release.component, a.release.revision)
+                            .cmp(&(&b.release.component, b.release.revision))
+                    });
+                    return Ok(records);
+                }
             }
-            records.push(record);
         }
-        records.sort_by(|a, b| {
-            (&a.release.component, a.release.revision)
-                .cmp(&(&b.release.component, b.release.revision))
-        });
-        Ok(records)
+        Err(Error::Unpaged {
+            pages: MAX_LIST_PAGES,
+        })
     }
 
     /// Records grouped by component.

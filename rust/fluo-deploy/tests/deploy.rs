@@ -1,7 +1,5 @@
 //! Integration tests of fluo-deploy against kube-emulator (one test binary; modules below).
 
-#[path = "deploy/anchors.rs"]
-mod anchors;
 #[path = "deploy/backup.rs"]
 mod backup;
 #[path = "deploy/change.rs"]
@@ -24,6 +22,8 @@ mod follow;
 mod gate;
 #[path = "deploy/harness.rs"]
 mod harness;
+#[path = "deploy/history_store.rs"]
+mod history_store;
 #[path = "deploy/interrupts.rs"]
 mod interrupts;
 #[path = "deploy/lock_and_timeouts.rs"]

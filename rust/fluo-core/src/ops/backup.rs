@@ -25,8 +25,8 @@ pub async fn before_deploy(
     let Some(nats) = rendered.get(NATS) else {
         return Ok(());
     };
-    let records = ctx.history.by_component().await?;
-    let Some(current) = records.get(NATS).and_then(|r| crate::history::current(r)) else {
+    let records = ctx.history.list(Some(NATS)).await?;
+    let Some(current) = crate::history::current(&records) else {
         return Ok(());
     };
     let changed = changed_stateful_sets(&nats.to_objects(), &current.release.manifests);

@@ -30,7 +30,7 @@ pub async fn overdue(ctx: &Ctx, now: DateTime<Utc>) -> Result<Option<String>> {
 /// With `[drill] gate = true`, a stale drill refuses the deploy (exit 5, before anything is
 /// applied). The first deploy of an environment passes: there is nothing to drill yet.
 pub async fn check_gate(ctx: &Ctx, now: DateTime<Utc>) -> Result<()> {
-    if !ctx.config.environment.drill.gate || ctx.history.list(None).await?.is_empty() {
+    if !ctx.config.environment.drill.gate || ctx.history.versions_by_component().await?.is_empty() {
         return Ok(());
     }
     match overdue(ctx, now).await? {
