@@ -8,7 +8,7 @@
 //! refused afterwards.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,8 +87,11 @@ async fn a_nats_credential_rotation_under_steady_load_fails_no_request() {
 
     let target = Arc::new(Mutex::new(stack.bff_url()));
     let stop = Arc::new(AtomicBool::new(false));
+    // Requests answered so far: the old BFF stops only once one sent after the switch is done.
+    let answered = Arc::new(AtomicUsize::new(0));
     let load = {
         let (target, stop, token) = (target.clone(), stop.clone(), token.clone());
+        let answered = answered.clone();
         tokio::spawn(async move {
             let (mut ids, mut failed) = (Vec::new(), Vec::new());
             while !stop.load(Ordering::Relaxed) {
@@ -98,6 +101,7 @@ async fn a_nats_credential_rotation_under_steady_load_fails_no_request() {
                     Ok(r) if r.status == 202 => ids.push(r.body["id"].as_str().unwrap().to_owned()),
                     other => failed.push(format!("{other:?}")),
                 }
+                answered.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             (ids, failed)
@@ -158,6 +162,18 @@ async fn a_nats_credential_rotation_under_steady_load_fails_no_request() {
     .await
     .unwrap();
     *target.lock().unwrap() = new_url.clone();
+    // As a load balancer drains: a request that read the old address just before the switch
+    // may still be connecting to it; stopping the old BFF then would reset that connection.
+    let before = answered.load(Ordering::Relaxed);
+    eventually(
+        "a request sent after the switch to be answered",
+        Duration::from_secs(10),
+        || async {
+            Ok::<_, String>((answered.load(Ordering::Relaxed) >= before + 2).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(stack.stop_bff().await.unwrap(), Some(0));
     assert_eq!(stack.stop_worker().await.unwrap(), Some(0));
 

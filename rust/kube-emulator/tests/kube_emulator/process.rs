@@ -376,6 +376,62 @@ async fn pod_networks_come_from_a_pool_filled_before_serving_and_refilled() {
     .await;
 }
 
+/// A ConfigMap volume follows its source while the container runs, including a change made
+/// right after the container started (before the sync's first look at the source).
+#[tokio::test]
+async fn a_configmap_volume_follows_changes_from_the_containers_start_on() {
+    let emu = process_emulator().await;
+    let client = emu.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client);
+    let cm: ConfigMap =
+        from_json(json!({"metadata": {"name": "live"}, "data": {"greeting": "one"}}));
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let seen = out.path().join("seen");
+    let script = format!(
+        "while true; do cat /etc/live/greeting > {f}.tmp && mv {f}.tmp {f}; sleep 0.05; done",
+        f = seen.display()
+    );
+    let mut c = sh("app", &script);
+    c["volumeMounts"] = json!([{"name": "live", "mountPath": "/etc/live", "readOnly": true}]);
+    let mut p = pod("live", json!({}), json!([c]));
+    p.spec.as_mut().unwrap().volumes = Some(from_json(
+        json!([{"name": "live", "configMap": {"name": "live"}}]),
+    ));
+    create(&pods, &p).await;
+    let set = |greeting: &'static str| {
+        let cms = cms.clone();
+        async move {
+            let mut cm = cms.get("live").await.unwrap();
+            cm.data
+                .as_mut()
+                .unwrap()
+                .insert("greeting".into(), greeting.into());
+            cms.replace("live", &PostParams::default(), &cm)
+                .await
+                .unwrap();
+        }
+    };
+    // As soon as the container reads the first content: well inside the sync's first period.
+    eventually("the first greeting", || async {
+        (std::fs::read_to_string(&seen).ok()? == "one").then_some(())
+    })
+    .await;
+    set("two").await;
+    eventually("the change made right after the start", || async {
+        (std::fs::read_to_string(&seen).ok()? == "two").then_some(())
+    })
+    .await;
+    set("three").await;
+    eventually("a later change", || async {
+        (std::fs::read_to_string(&seen).ok()? == "three").then_some(())
+    })
+    .await;
+    let restarts = container_status(&pods.get("live").await.unwrap(), 0)["restartCount"].clone();
+    assert_eq!(restarts, 0, "seen without a restart");
+}
+
 #[tokio::test]
 async fn a_configmap_change_is_seen_by_a_restarted_pod() {
     let emu = process_emulator().await;

@@ -47,8 +47,9 @@ fn source(volume: &Value) -> Option<(&'static str, &Value, &'static str)> {
 }
 
 /// Projects each source whose resourceVersion changed since the last look (`synced`: volume ->
-/// version; the first look only records it, the container start having projected that one),
-/// so an unchanged source costs a lookup and never touches the pod's files.
+/// version), so an unchanged source costs a lookup and never touches the pod's files. The
+/// first look projects too: the source may have changed since the container start projected
+/// it, and only files whose content differs are replaced.
 fn sync(ctx: &PodContext, synced: &mut HashMap<String, String>) -> Result<(), String> {
     let volumes_dir = ctx.dir.join("volumes");
     let gid = ctx.pod["spec"]["securityContext"]["fsGroup"].as_u64();
@@ -73,7 +74,8 @@ fn sync(ctx: &PodContext, synced: &mut HashMap<String, String>) -> Result<(), St
                         .unwrap_or_default()
                         .to_string();
                     match synced.insert(name.to_string(), version.clone()) {
-                        Some(before) if before != version => {
+                        Some(before) if before == version => Ok(false),
+                        _ => {
                             let _ = fs::remove_dir_all(&staged);
                             fs::create_dir_all(&staged)
                                 .map_err(|e| format!("creating {}: {e}", staged.display()))
@@ -82,7 +84,6 @@ fn sync(ctx: &PodContext, synced: &mut HashMap<String, String>) -> Result<(), St
                                 })
                                 .map(|()| true)
                         }
-                        _ => Ok(false),
                     }
                 }
                 Ok(None) => Ok(false),
