@@ -4,7 +4,7 @@
 //! between is never overwritten with a stale view.
 
 use fluo_core::history::History;
-use fluo_core::release::Status;
+use fluo_core::release::{Release, Status};
 use fluo_core::state::anchor::{Anchor, Pruned, annotation_key};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
@@ -12,12 +12,18 @@ use serde_json::json;
 
 use crate::harness::World;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_anchor_update_after_another_writer_keeps_what_that_writer_added() {
+/// An emulator with nats deployed once, the records' store, and that deploy's release.
+async fn nats_deployed() -> (World, History, Release) {
     let w = World::start().await;
     w.cmd(["deploy", "nats"]).run().await.code(0);
     let history = History::new(&w.client);
-    let mut release = history.list(Some("nats")).await.unwrap()[0].release.clone();
+    let release = history.list(Some("nats")).await.unwrap()[0].release.clone();
+    (w, history, release)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anchor_update_after_another_writer_keeps_what_that_writer_added() {
+    let (w, history, mut release) = nats_deployed().await;
     // This process moves the anchor and keeps the namespace as it saw it.
     release.revision = 5;
     history.anchor_tip(&release).await.unwrap();
@@ -53,10 +59,7 @@ async fn an_anchor_update_after_another_writer_keeps_what_that_writer_added() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_beyond_one_list_page_all_come_back_in_revision_order() {
-    let w = World::start().await;
-    w.cmd(["deploy", "nats"]).run().await.code(0);
-    let history = History::new(&w.client);
-    let mut release = history.list(Some("nats")).await.unwrap()[0].release.clone();
+    let (w, history, mut release) = nats_deployed().await;
     // Two and a half pages of 100, written newest first so the store's order is not the answer.
     for revision in (2..=250).rev() {
         release.revision = revision;

@@ -376,17 +376,32 @@ async fn pod_networks_come_from_a_pool_filled_before_serving_and_refilled() {
     .await;
 }
 
+/// A process emulator holding ConfigMap `name` with `greeting: one`.
+async fn with_greeting(name: &str) -> (Emulator, Api<Pod>, Api<ConfigMap>) {
+    let emu = process_emulator().await;
+    let client = emu.client().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm: ConfigMap = from_json(json!({"metadata": {"name": name}, "data": {"greeting": "one"}}));
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    (emu, Api::default_namespaced(client), cms)
+}
+
+async fn set_greeting(cms: &Api<ConfigMap>, name: &str, greeting: &str) {
+    let mut cm = cms.get(name).await.unwrap();
+    cm.data
+        .as_mut()
+        .unwrap()
+        .insert("greeting".into(), greeting.into());
+    cms.replace(name, &PostParams::default(), &cm)
+        .await
+        .unwrap();
+}
+
 /// A ConfigMap volume follows its source while the container runs, including a change made
 /// right after the container started (before the sync's first look at the source).
 #[tokio::test]
 async fn a_configmap_volume_follows_changes_from_the_containers_start_on() {
-    let emu = process_emulator().await;
-    let client = emu.client().await;
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let cms: Api<ConfigMap> = Api::default_namespaced(client);
-    let cm: ConfigMap =
-        from_json(json!({"metadata": {"name": "live"}, "data": {"greeting": "one"}}));
-    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let (_emu, pods, cms) = with_greeting("live").await;
     let out = tempfile::tempdir().unwrap();
     let seen = out.path().join("seen");
     let script = format!(
@@ -400,30 +415,17 @@ async fn a_configmap_volume_follows_changes_from_the_containers_start_on() {
         json!([{"name": "live", "configMap": {"name": "live"}}]),
     ));
     create(&pods, &p).await;
-    let set = |greeting: &'static str| {
-        let cms = cms.clone();
-        async move {
-            let mut cm = cms.get("live").await.unwrap();
-            cm.data
-                .as_mut()
-                .unwrap()
-                .insert("greeting".into(), greeting.into());
-            cms.replace("live", &PostParams::default(), &cm)
-                .await
-                .unwrap();
-        }
-    };
     // As soon as the container reads the first content: well inside the sync's first period.
     eventually("the first greeting", || async {
         (std::fs::read_to_string(&seen).ok()? == "one").then_some(())
     })
     .await;
-    set("two").await;
+    set_greeting(&cms, "live", "two").await;
     eventually("the change made right after the start", || async {
         (std::fs::read_to_string(&seen).ok()? == "two").then_some(())
     })
     .await;
-    set("three").await;
+    set_greeting(&cms, "live", "three").await;
     eventually("a later change", || async {
         (std::fs::read_to_string(&seen).ok()? == "three").then_some(())
     })
@@ -434,13 +436,7 @@ async fn a_configmap_volume_follows_changes_from_the_containers_start_on() {
 
 #[tokio::test]
 async fn a_configmap_change_is_seen_by_a_restarted_pod() {
-    let emu = process_emulator().await;
-    let client = emu.client().await;
-    let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let cms: Api<ConfigMap> = Api::default_namespaced(client);
-    let cm: ConfigMap =
-        from_json(json!({"metadata": {"name": "settings"}, "data": {"greeting": "one"}}));
-    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let (_emu, pods, cms) = with_greeting("settings").await;
     let mut c = sh(
         "app",
         "echo file=$(cat /etc/kube-emulator-test/greeting) env=$GREETING arg=$(NAME) \
@@ -464,14 +460,7 @@ async fn a_configmap_change_is_seen_by_a_restarted_pod() {
         !Path::new("/etc/kube-emulator-test/greeting").exists(),
         "the mount stays in the pod"
     );
-    let mut cm = cms.get("settings").await.unwrap();
-    cm.data
-        .as_mut()
-        .unwrap()
-        .insert("greeting".into(), "two".into());
-    cms.replace("settings", &PostParams::default(), &cm)
-        .await
-        .unwrap();
+    set_greeting(&cms, "settings", "two").await;
     pods.delete("reader", &DeleteParams::default())
         .await
         .unwrap();
