@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use fluo_jobs::connect::{AuthError, NatsArgs, NatsAuth};
@@ -48,6 +49,12 @@ pub struct Args {
     #[arg(long, env = "FLUO_COMMIT", default_value = "unknown")]
     pub commit: String,
 
+    /// After SIGTERM, keep serving this long with /ready answering 503 before closing the
+    /// listener, so that Services and Ingresses stop sending requests here first (they learn of
+    /// the pod's end at about the time it gets the signal). 0s closes at once.
+    #[arg(long, env = "FLUO_BFF_SHUTDOWN_DELAY", default_value = "0s")]
+    pub shutdown_delay: String,
+
     /// FAILURE TESTING ONLY: fraction (0 to 1) of requests, on every route except /metrics,
     /// answered with an injected 500. Off (0) by default.
     #[arg(long, env = "FLUO_BFF_FAULT_5XX_RATIO", default_value = "0")]
@@ -55,6 +62,9 @@ pub struct Args {
     #[command(flatten)]
     pub check: CheckArgs,
 }
+
+/// Longer would eat most of a pod's default 30 s grace period.
+const MAX_SHUTDOWN_DELAY: Duration = Duration::from_secs(20);
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -68,6 +78,7 @@ pub struct Config {
     pub version: String,
     pub commit: String,
     pub fault_5xx_ratio: f64,
+    pub shutdown_delay: Duration,
 }
 
 /// A flag value that is not acceptable; names the flag, its variable and the value.
@@ -77,6 +88,10 @@ pub enum ConfigError {
     Flag(#[from] FlagError),
     #[error("--fault-5xx-ratio (FLUO_BFF_FAULT_5XX_RATIO) {value:?} must be a number from 0 to 1")]
     FaultRatio { value: String },
+    #[error(
+        "--shutdown-delay (FLUO_BFF_SHUTDOWN_DELAY) {value:?} must be a duration like 3s, at most {MAX_SHUTDOWN_DELAY:?}"
+    )]
+    ShutdownDelay { value: String },
     #[error(
         "--metrics-listen (FLUO_BFF_METRICS_LISTEN) {value:?} is not a socket address like 0.0.0.0:9091"
     )]
@@ -118,6 +133,12 @@ impl TryFrom<Args> for Config {
             .ok_or_else(|| ConfigError::FaultRatio {
                 value: args.fault_5xx_ratio.clone(),
             })?;
+        let shutdown_delay = humantime::parse_duration(&args.shutdown_delay)
+            .ok()
+            .filter(|d| *d <= MAX_SHUTDOWN_DELAY)
+            .ok_or_else(|| ConfigError::ShutdownDelay {
+                value: args.shutdown_delay.clone(),
+            })?;
         let auth_tokens_file = match (args.auth_tokens_file, args.insecure_no_auth) {
             (Some(_), true) => return Err(ConfigError::BothAuth),
             (None, false) => return Err(ConfigError::NoAuth),
@@ -138,6 +159,7 @@ impl TryFrom<Args> for Config {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             commit: args.commit,
             fault_5xx_ratio,
+            shutdown_delay,
         })
     }
 }
@@ -218,6 +240,18 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag_and_value() {
+        for delay in ["soon", "21s"] {
+            let err = Config::try_from(args(&["--shutdown-delay", delay, "--insecure-no-auth"]))
+                .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "--shutdown-delay (FLUO_BFF_SHUTDOWN_DELAY) {delay:?} must be a duration like 3s, at most 20s"
+                )
+            );
+        }
+        let ok = Config::try_from(args(&["--shutdown-delay", "3s", "--insecure-no-auth"]));
+        assert_eq!(ok.unwrap().shutdown_delay, Duration::from_secs(3));
         let err =
             Config::try_from(args(&["--listen", "localhost", "--insecure-no-auth"])).unwrap_err();
         assert_eq!(

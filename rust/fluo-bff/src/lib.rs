@@ -116,7 +116,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(async move {
             fluo_jobs::service::shutdown_signal().await;
             shutdown_state.shutting_down.store(true, Ordering::Relaxed);
-            tracing::info!("shutdown requested: no new connections, draining in-flight requests");
+            let delay = shutdown_state.config.shutdown_delay;
+            if !delay.is_zero() {
+                tracing::info!(?delay, "shutdown requested: not ready any more, serving on while load balancers stop sending here");
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("shutting down: no new connections, draining in-flight requests");
         })
         .await
         .context("serving HTTP")?;

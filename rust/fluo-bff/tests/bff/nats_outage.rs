@@ -80,3 +80,42 @@ async fn sigterm_with_nats_down_still_stops_the_bff() {
         started.elapsed()
     );
 }
+
+/// With a shutdown delay, SIGTERM first turns readiness off while the API keeps serving (the
+/// time Services and Ingresses need to stop sending requests here), then the BFF exits.
+#[tokio::test]
+async fn sigterm_turns_readiness_off_and_serves_through_the_shutdown_delay() {
+    let mut stack = Stack::builder()
+        .jobs()
+        .bff_env("FLUO_BFF_SHUTDOWN_DELAY", "2s")
+        .start()
+        .await
+        .unwrap();
+    let api = stack.jobs_client();
+    let pid = stack.pid(Component::Bff).expect("the BFF runs");
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let not_ready = stack
+        .eventually("BFF /ready to fail", || async {
+            let reply = api.get("/ready").await?;
+            Ok::<_, fluo_teststack::Error>((reply.status == 503).then_some(reply))
+        })
+        .await
+        .unwrap();
+    assert!(not_ready.error().contains("shutting down"), "{not_ready:?}");
+    let accepted = api
+        .submit("test", json!({"validation": true}))
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(stack.stop_bff().await.unwrap(), Some(0));
+    assert!(
+        signalled.elapsed() >= std::time::Duration::from_secs(2),
+        "the BFF stopped {:?} after SIGTERM, within its shutdown delay",
+        signalled.elapsed()
+    );
+}
