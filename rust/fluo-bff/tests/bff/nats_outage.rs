@@ -1,4 +1,4 @@
-use fluo_teststack::{Component, Stack};
+use fluo_teststack::{Component, JobsClient, Reply, Stack};
 use serde_json::json;
 
 use super::support::JOB_TIMEOUT;
@@ -12,13 +12,7 @@ async fn nats_down_means_503_and_recovery_needs_no_restart() {
 
     stack.stop_nats().await.unwrap();
 
-    let not_ready = stack
-        .eventually("BFF /ready to fail", || async {
-            let reply = api.get("/ready").await?;
-            Ok::<_, fluo_teststack::Error>((reply.status == 503).then_some(reply))
-        })
-        .await
-        .unwrap();
+    let not_ready = until_not_ready(&stack, &api).await;
     assert_eq!(not_ready.body["status"], "unavailable");
     assert!(
         not_ready.body["reason"]
@@ -99,13 +93,7 @@ async fn sigterm_turns_readiness_off_and_serves_through_the_shutdown_delay() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let not_ready = stack
-        .eventually("BFF /ready to fail", || async {
-            let reply = api.get("/ready").await?;
-            Ok::<_, fluo_teststack::Error>((reply.status == 503).then_some(reply))
-        })
-        .await
-        .unwrap();
+    let not_ready = until_not_ready(&stack, &api).await;
     assert!(not_ready.error().contains("shutting down"), "{not_ready:?}");
     let accepted = api
         .submit("test", json!({"validation": true}))
@@ -118,4 +106,15 @@ async fn sigterm_turns_readiness_off_and_serves_through_the_shutdown_delay() {
         "the BFF stopped {:?} after SIGTERM, within its shutdown delay",
         signalled.elapsed()
     );
+}
+
+/// The BFF's /ready answer once it is 503.
+async fn until_not_ready(stack: &Stack, api: &JobsClient) -> Reply {
+    stack
+        .eventually("BFF /ready to fail", || async {
+            let reply = api.get("/ready").await?;
+            Ok::<_, fluo_teststack::Error>((reply.status == 503).then_some(reply))
+        })
+        .await
+        .unwrap()
 }
